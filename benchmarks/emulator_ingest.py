@@ -1,0 +1,109 @@
+"""Measure the emulator's ingest ceiling: MB/s of ~1 MiB write bodies from one client.
+
+Starts ``elax-plan emulator`` as a separate process on a temporary file:// store
+(the way benchmarks and operators run it), pre-builds the bodies (768-d
+float vectors, a few text attributes), then posts them one after another over
+a keep-alive connection. Prints one JSON line with the figures.
+
+    .venv/bin/python -m benchmarks.emulator_ingest [--requests 200] [--dims 768]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+
+
+def build_bodies(count: int, dims: int, target_bytes: int, seed: int = 7) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    bodies: list[bytes] = []
+    next_id = 0
+    for _ in range(count):
+        docs: list[bytes] = []
+        size = len(b'{"upserts":[]}')
+        while True:
+            vec = rng.standard_normal(dims).astype(np.float32)
+            doc = orjson.dumps(
+                {
+                    "id": str(next_id),
+                    "vector": vec,
+                    "attributes": {"title": f"product {next_id}", "category": f"c{next_id % 17}"},
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+            if size + len(doc) + 1 > target_bytes and docs:
+                break
+            docs.append(doc)
+            size += len(doc) + 1
+            next_id += 1
+        bodies.append(b'{"upserts":[' + b",".join(docs) + b"]}")
+    return bodies
+
+
+def start_emulator(store: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "elax_plan", "emulator", "--store", store, "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()))  # type: ignore[union-attr]
+    reader.start()
+    reader.join(60)
+    if not line or " listening on " not in line[0]:
+        proc.kill()
+        raise SystemExit("emulator did not start")
+    return proc, line[0].split(" listening on ", 1)[1].split(" ", 1)[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--dims", type=int, default=768)
+    parser.add_argument("--body-bytes", type=int, default=1024 * 1024)
+    args = parser.parse_args()
+    bodies = build_bodies(args.requests, args.dims, args.body_bytes)
+    total = sum(len(b) for b in bodies)
+    with tempfile.TemporaryDirectory(prefix="elax-bench-") as tmp:
+        proc, url = start_emulator(Path(tmp, "store").as_uri())
+        try:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                headers = {"content-type": "application/json"}
+                client.post("/v2/namespaces/warmup", content=bodies[0], headers=headers)
+                start = time.perf_counter()
+                for body in bodies:
+                    r = client.post("/v2/namespaces/bench", content=body, headers=headers)
+                    r.raise_for_status()
+                elapsed = time.perf_counter() - start
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    print(
+        json.dumps(
+            {
+                "requests": len(bodies),
+                "bytes": total,
+                "seconds": round(elapsed, 3),
+                "mb_per_s": round(total / elapsed / 1e6, 1),
+                "requests_per_s": round(len(bodies) / elapsed, 1),
+                "cores": os.cpu_count(),
+                "python": sys.version.split()[0],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""`elax-plan emulator`: a real process that announces its address, serves, and stops on signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import S3Server, make_bucket
+
+
+class EmulatorProcess:
+    """`python -m elax_plan emulator …` with its announced URL."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "elax_plan", "emulator", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
+        reader.start()
+        reader.join(60)
+        assert line and line[0], (
+            f"no listening line; stderr: {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
+        )  # type: ignore[union-attr]
+        self.line = line[0].strip()
+        self.stderr = ""
+        self.url = self.line.split(" listening on ", 1)[1].split(" ", 1)[0]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig``, wait for the exit, keep stderr, and return the exit code."""
+        self.proc.send_signal(sig)
+        _, self.stderr = self.proc.communicate(timeout=30)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def processes() -> Iterator[list[EmulatorProcess]]:
+    started: list[EmulatorProcess] = []
+    yield started
+    for p in started:
+        if p.proc.poll() is None:
+            p.proc.kill()
+        p.proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serves_then_stops_cleanly_on_signal(
+    tmp_path: Path, processes: list[EmulatorProcess], sig: int
+) -> None:
+    """It prints the listening line, answers requests, and exits 0 on SIGTERM/SIGINT."""
+    store = (tmp_path / "store").as_uri()
+    p = EmulatorProcess("--store", store)
+    processes.append(p)
+    assert p.line.startswith("elacsym emulator listening on http://127.0.0.1:")
+    assert p.line.endswith(f"(store: {store})")
+    r = httpx.post(f"{p.url}/v2/namespaces/docs", json={"upserts": [{"id": "a", "vector": [1.0]}]})
+    assert r.json() == {"wal_sequence": 1}
+    assert p.stop(sig) == 0
+    assert "Traceback" not in p.stderr
+
+
+def test_second_process_on_same_store_serves_same_data(
+    tmp_path: Path, processes: list[EmulatorProcess]
+) -> None:
+    """Data written through one process is served by the next one started on the store."""
+    store = (tmp_path / "store").as_uri()
+    first = EmulatorProcess("--store", store)
+    processes.append(first)
+    docs = [{"id": str(i), "vector": [float(i), 1.0], "attributes": {"i": i}} for i in range(30)]
+    httpx.post(f"{first.url}/v2/namespaces/docs", json={"upserts": docs})
+    body = {"vector": [3.0, 1.0], "top_k": 30, "metric": "euclidean_squared"}
+    before = httpx.post(f"{first.url}/v2/namespaces/docs/query", json=body).json()
+    assert first.stop() == 0
+    second = EmulatorProcess("--store", store)
+    processes.append(second)
+    after = httpx.post(f"{second.url}/v2/namespaces/docs/query", json=body).json()
+    assert after == before and len(after["hits"]) == 30
+
+
+def test_s3_store_with_storage_options(
+    s3_server: S3Server, processes: list[EmulatorProcess]
+) -> None:
+    """--storage-option passes the S3 endpoint and keys to fsspec; the WAL lands in the bucket."""
+    import s3fs
+
+    bucket = make_bucket(s3_server)
+    p = EmulatorProcess(
+        "--store",
+        f"s3://{bucket}/data",
+        "--storage-option",
+        f"endpoint_url={s3_server.endpoint_url}",
+        "--storage-option",
+        "key=testing",
+        "--storage-option",
+        "secret=testing",
+    )
+    processes.append(p)
+    r = httpx.post(f"{p.url}/v2/namespaces/docs", json={"upserts": [{"id": "a"}]})
+    assert r.json() == {"wal_sequence": 1}
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, **s3_server.storage_options())
+    assert fs.ls(f"{bucket}/data/namespaces/docs/wal") == [
+        f"{bucket}/data/namespaces/docs/wal/WAL-00000000000000000001.json"
+    ]
+    assert p.stop() == 0
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    """A busy port ends with exit 1 and a message naming the port, no traceback."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "elax_plan",
+                "emulator",
+                "--store",
+                (tmp_path / "s").as_uri(),
+                "--port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr

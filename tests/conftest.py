@@ -1,0 +1,97 @@
+"""Fixtures shared by the whole suite: a real S3-compatible server (moto) and store URLs.
+
+The S3 server is moto in server mode on a free loopback port, started once per
+session by the tests themselves; every test that needs a bucket gets its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+
+    def storage_options(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": self.endpoint_url,
+            "key": "testing",
+            "secret": "testing",
+        }
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on 127.0.0.1 and a free port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    fake = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in fake}
+    os.environ.update(fake)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield S3Server(f"http://{host}:{port}")
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """A fresh, empty store: its fsspec URL and the options to open it."""
+
+    kind: str
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+    def filesystem(self) -> Any:
+        import fsspec
+
+        fs, _ = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        return fs
+
+    def path(self, key: str) -> str:
+        import fsspec
+
+        _, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
+        return f"{root.rstrip('/')}/{key}"
+
+
+def make_bucket(s3: S3Server) -> str:
+    import s3fs
+
+    name = f"t-{uuid.uuid4().hex[:20]}"
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, **s3.storage_options())
+    fs.mkdir(name)
+    return name
+
+
+@pytest.fixture(params=["memory", "file", "s3"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> StoreLocation:
+    """An empty store on each backend: memory://, file:// and s3:// (moto server)."""
+    kind = request.param
+    if kind == "memory":
+        return StoreLocation(kind, f"memory://t-{uuid.uuid4().hex}")
+    if kind == "file":
+        return StoreLocation(kind, (tmp_path / "store").as_uri())
+    s3: S3Server = request.getfixturevalue("s3_server")
+    bucket = make_bucket(s3)
+    return StoreLocation(kind, f"s3://{bucket}/root", s3.storage_options())
