@@ -73,11 +73,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--dims", type=int, default=768)
     parser.add_argument("--body-bytes", type=int, default=1024 * 1024)
+    parser.add_argument(
+        "emulator_args", nargs="*", help="extra emulator flags after --, e.g. -- --stall-indexer"
+    )
     args = parser.parse_args()
     bodies = build_bodies(args.requests, args.dims, args.body_bytes)
     total = sum(len(b) for b in bodies)
     with tempfile.TemporaryDirectory(prefix="elax-bench-") as tmp:
-        proc, url = start_emulator(Path(tmp, "store").as_uri())
+        proc, url = start_emulator(Path(tmp, "store").as_uri(), *args.emulator_args)
         try:
             with httpx.Client(base_url=url, timeout=60) as client:
                 headers = {"content-type": "application/json"}
@@ -93,6 +96,7 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "emulator_args": args.emulator_args,
                 "requests": len(bodies),
                 "bytes": total,
                 "seconds": round(elapsed, 3),

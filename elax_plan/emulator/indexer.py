@@ -125,6 +125,9 @@ class Indexer:
         self.max_active_parts = max_active_parts
         self.stats = IndexerStats()
         self.ticks = 0
+        # Rows of the parts this indexer wrote, so a merge need not read and decompress them
+        # again (merges rewrite everything, so re-reading would double their cost).
+        self._part_rows: dict[str, pa.Table] = {}
         self._credit: dict[str, float] = {}
         self._last_tick: dict[str, float] = {}
         self._stop = threading.Event()
@@ -271,6 +274,7 @@ class Indexer:
         self.store.write(f"{prefix}/ivf/postings/.keep", b"")
         self.store.write(f"{prefix}/filters/bitmaps/.keep", b"")
         self.store.write(manifest_key(ns_name, part.id), encode_manifest(part))
+        self._part_rows[part.id] = rows
 
     def _compact(self, ns: Namespace) -> None:
         with ns.lock:
@@ -279,6 +283,10 @@ class Indexer:
         tombstones: list[str] = []
         for p in old:
             prefix = part_asset_prefix(ns.name, p.id)
+            cached = self._part_rows.pop(p.id, None)
+            if cached is not None:
+                tables.append(cached)
+                continue
             data = self.store.read(f"{prefix}/segment/rows.parquet")
             if data is not None:
                 tables.append(pq.read_table(pa.BufferReader(data), schema=_ROWS_SCHEMA))
