@@ -33,6 +33,29 @@ class GlobalOptions:
 class ElaxGroup(click.Group):
     """A click group that turns exceptions into one-paragraph messages and exit codes."""
 
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Like click's, except that usage errors exit 1: exit 2 means "changes pending"."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(EXIT_ERROR)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -102,12 +125,18 @@ def main(
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (for tests)."""
     try:
-        main.main(args=list(argv) if argv is not None else sys.argv[1:], standalone_mode=False)
+        # Without standalone mode, click returns the code of a ctx.exit() instead
+        # of raising Exit; commands themselves return None.
+        result = main.main(
+            args=list(argv) if argv is not None else sys.argv[1:], standalone_mode=False
+        )
+        if isinstance(result, int):
+            return result
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        return exc.exit_code
+        return EXIT_ERROR
     except click.exceptions.Abort:
         return 130
     return 0

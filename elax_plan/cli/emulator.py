@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import re
-
 import click
 
 from elax_plan.cli._group import main
 from elax_plan.errors import ElaxError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+from elax_plan.spec.units import parse_duration
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
-    """``500ms``, ``2s``, ``1m``; a bare number is seconds."""
+    """A duration with its unit, as in plan files: ``500ms``, ``2s``, ``1m``."""
 
     name = "duration"
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
-        if isinstance(value, float | int):
-            return float(value)
-        m = _DURATION.match(str(value))
-        if m is None:
-            self.fail(f"{value!r} is not a duration (examples: 500ms, 2s, 1m)", param, ctx)
-        return float(m.group(1)) * _UNIT[m.group(2)]
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(f"{value!r} {exc}", param, ctx)
 
 
 def _storage_option(value: str) -> tuple[str, object]:

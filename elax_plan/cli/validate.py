@@ -1,0 +1,97 @@
+"""``elax-plan validate PLAN.yaml``: parse, schema-check and semantically check a plan.
+
+Thin: one call to ``elax_plan.spec.load_plan``, then printing. No network, no
+state store, no target. Exit 0 when the plan is valid, 1 otherwise; every
+problem is listed at once as ``FILE:LINE:COL: message``. Everything printed
+goes through ``redact`` so an interpolated secret cannot reach the terminal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import orjson
+
+from elax_plan.cli._group import main
+from elax_plan.cli._plan_args import parse_vars, plan_argument, var_option
+from elax_plan.errors import EXIT_ERROR, PlanFileError
+from elax_plan.spec import PlanInvalid, PlanSpec, format_size, load_plan, redact, redact_value
+
+FORMAT_VERSION = "1.0"
+
+
+@main.command("validate")
+@plan_argument
+@var_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one line, or the problems; json: a document with every problem.",
+)
+@click.pass_context
+def validate_command(
+    ctx: click.Context, plan_file: str, var_items: tuple[str, ...], output_format: str
+) -> None:
+    """Check PLAN.yaml without touching the network: YAML, schema and semantic checks.
+
+    Reports every problem at once as FILE:LINE:COL: message. ${ENV},
+    ${ENV:-default} and ${var.NAME} (from --var NAME=VALUE) are interpolated
+    first. Exit code 0 when the plan is valid, 1 otherwise.
+    """
+    try:
+        spec = load_plan(plan_file, parse_vars(var_items))
+    except PlanInvalid as exc:
+        if output_format != "json":
+            raise
+        _echo_json(_document(plan_file, None, [issue.to_dict() for issue in exc.issues]))
+        ctx.exit(EXIT_ERROR)
+    except PlanFileError as exc:
+        if output_format != "json":
+            raise
+        problem = {"file": None, "line": None, "column": None, "path": None}
+        _echo_json(_document(plan_file, None, [{**problem, "message": exc.message}]))
+        ctx.exit(EXIT_ERROR)
+    if output_format == "json":
+        _echo_json(_document(plan_file, spec, []))
+    else:
+        click.echo(redact(f"{plan_file}: valid. {describe(spec)}"))
+
+
+def describe(spec: PlanSpec) -> str:
+    """One sentence saying what the plan does, for the ``validate`` success line."""
+    target = spec.target
+    where = "the embedded emulator" if target.embedded else target.url
+    dims = f", {target.vector_dims} dims" if target.vector_dims else ""
+    count = len(spec.source.uris)
+    parts = [
+        f'Plan "{spec.name}" loads {count} {spec.source.format} source '
+        f"{'URI' if count == 1 else 'URIs'} into namespace {target.namespace} on {where} "
+        f"({target.distance_metric}{dims}) in chunks of {format_size(spec.ingest.chunk_bytes)}",
+    ]
+    queries = len(spec.verify.smoke_queries)
+    checks = [f"{queries} smoke {'query' if queries == 1 else 'queries'}"]
+    if spec.verify.recall is not None:
+        checks.append(f"recall gate ≥ {spec.verify.recall.min_avg_recall:g}")
+    if spec.wal_trim.enabled:
+        checks.append(f"WAL trim ({spec.wal_trim.mode})")
+    return f"{parts[0]}; then {', '.join(checks)}."
+
+
+def _document(file: str, spec: PlanSpec | None, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "file": file,
+        "valid": spec is not None,
+        "digest": f"sha256:{spec.digest}" if spec is not None else None,
+        "errors": errors,
+        "plan": spec.to_dict() if spec is not None else None,
+    }
+
+
+def _echo_json(document: dict[str, Any]) -> None:
+    text = orjson.dumps(redact_value(document), option=orjson.OPT_INDENT_2).decode()
+    click.echo(redact(text))

@@ -1,0 +1,224 @@
+"""``${ENV}``, ``${ENV:-default}`` and ``${var.NAME}`` in plan string values.
+
+Owns the expression grammar, the lookup in the environment and in ``--var``
+values, and the bookkeeping the validator needs afterwards: which paths were
+interpolated and from which variables (so a message can say "the value from
+${X}" instead of printing a value that may be a secret). ``$${`` writes a
+literal ``${``. Keys are never interpolated, and it must not interpret the
+values it produces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from elax_plan.spec.issues import PlanIssue
+from elax_plan.spec.secrets import is_credential_env_name, register_secret
+from elax_plan.spec.yaml_loader import Mark, NodePath, format_path
+
+NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+_BODY_RE = re.compile(rf"^(?P<var>var\.)?(?P<name>{NAME_PATTERN})(?::-(?P<default>.*))?$", re.S)
+_TOKEN_RE = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)\}|\$\{")
+_VAR_ASSIGNMENT_RE = re.compile(rf"^(?P<name>{NAME_PATTERN})=(?P<value>.*)$", re.S)
+
+
+@dataclass(slots=True)
+class Interpolated:
+    """The data after substitution and what the validator must know about it."""
+
+    data: Any
+    # path → the references used there, e.g. ("ELAX_API_KEY",) or ("var.region",)
+    sources: dict[NodePath, tuple[str, ...]] = field(default_factory=dict)
+    issues: list[PlanIssue] = field(default_factory=list)
+    used_variables: set[str] = field(default_factory=set)
+    # paths whose ${…} could not be resolved (already reported; value left as written)
+    failed: set[NodePath] = field(default_factory=set)
+
+
+def parse_var_assignments(items: Iterable[str]) -> dict[str, str]:
+    """``["region=eu", "n=3"]`` → ``{"region": "eu", "n": "3"}``; ``ValueError`` names the bad one.
+
+    The value is never echoed in the error: ``--var`` may carry a secret.
+    """
+    variables: dict[str, str] = {}
+    for item in items:
+        match = _VAR_ASSIGNMENT_RE.match(item)
+        if match is None:
+            name = item.split("=", 1)[0] if "=" in item else None
+            if name is None:
+                raise ValueError(
+                    f"--var expects NAME=VALUE but got an argument without '='; write --var "
+                    f"{item[:40]}=VALUE"
+                )
+            raise ValueError(
+                f"--var {name[:40]}=…: the name must start with a letter or '_' and contain only "
+                "letters, digits and '_'"
+            )
+        variables[match["name"]] = match["value"]
+    return variables
+
+
+def interpolate(
+    data: Any,
+    marks: Mapping[NodePath, Mark],
+    *,
+    file: str,
+    variables: Mapping[str, str],
+    env: Mapping[str, str],
+) -> Interpolated:
+    """Substitute every ``${…}`` in the string values of ``data``; collect every problem."""
+    result = Interpolated(data=None)
+    result.data = _walk(data, (), marks, file, variables, env, result)
+    return result
+
+
+def _walk(
+    value: Any,
+    path: NodePath,
+    marks: Mapping[NodePath, Mark],
+    file: str,
+    variables: Mapping[str, str],
+    env: Mapping[str, str],
+    result: Interpolated,
+) -> Any:
+    if isinstance(value, str):
+        return _substitute(value, path, marks, file, variables, env, result)
+    if isinstance(value, dict):
+        return {
+            k: _walk(v, (*path, k), marks, file, variables, env, result) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            _walk(v, (*path, i), marks, file, variables, env, result) for i, v in enumerate(value)
+        ]
+    return value
+
+
+def _substitute(
+    text: str,
+    path: NodePath,
+    marks: Mapping[NodePath, Mark],
+    file: str,
+    variables: Mapping[str, str],
+    env: Mapping[str, str],
+    result: Interpolated,
+) -> str:
+    if "$" not in text:
+        return text
+    references: list[str] = []
+    out: list[str] = []
+    position = 0
+    failed = False
+    for match in _TOKEN_RE.finditer(text):
+        out.append(text[position : match.start()])
+        position = match.end()
+        token = match.group(0)
+        if token == "$${":
+            out.append("${")
+            continue
+        body = match["body"]
+        if body is None:
+            _issue(
+                result,
+                file,
+                path,
+                marks,
+                match.start(),
+                "a '${' without its closing '}'; write ${NAME}, or $${ for a literal '${'",
+            )
+            failed = True
+            continue
+        parsed = _BODY_RE.match(body.strip())
+        if parsed is None:
+            _issue(
+                result,
+                file,
+                path,
+                marks,
+                match.start(),
+                f"'${{{body[:40]}}}' is not a variable reference; write ${{ENV_NAME}}, "
+                "${ENV_NAME:-default} or ${var.NAME}",
+            )
+            failed = True
+            continue
+        name, default, is_var = parsed["name"], parsed["default"], parsed["var"] is not None
+        if default is not None and "${" in default:
+            _issue(
+                result,
+                file,
+                path,
+                marks,
+                match.start(),
+                "a ${…} inside a default value is not supported; give a plain default",
+            )
+            failed = True
+            continue
+        if is_var:
+            reference = f"var.{name}"
+            result.used_variables.add(name)
+            found = variables.get(name)
+            if found is None and default is None:
+                _issue(
+                    result,
+                    file,
+                    path,
+                    marks,
+                    match.start(),
+                    f"${{var.{name}}} is not defined; pass --var {name}=VALUE, or write "
+                    f"${{var.{name}:-default}}",
+                )
+                failed = True
+                continue
+        else:
+            reference = name
+            found = env.get(name)
+            if found is None and default is None:
+                _issue(
+                    result,
+                    file,
+                    path,
+                    marks,
+                    match.start(),
+                    f"the environment variable {name} is not set; export it, or write "
+                    f"${{{name}:-default}}",
+                )
+                failed = True
+                continue
+        if found and is_credential_env_name(name):
+            # A credential-looking variable is scrubbed from all output wherever the
+            # plan uses it, even in a key that is not secret (or is misspelt).
+            register_secret(found)
+        # ":-" means "unset or empty", as in the shell.
+        chosen = found if found not in (None, "") else default
+        out.append(chosen or "")
+        references.append(reference)
+    out.append(text[position:])
+    if failed:
+        result.failed.add(path)
+        return text
+    if references:
+        result.sources[path] = tuple(references)
+    return "".join(out)
+
+
+def _issue(
+    result: Interpolated,
+    file: str,
+    path: NodePath,
+    marks: Mapping[NodePath, Mark],
+    offset: int,
+    message: str,
+) -> None:
+    mark = marks.get(path)
+    line = mark.line if mark else None
+    column = mark.column if mark else None
+    if mark is not None and mark.single_line:
+        # Point at the '${' itself when the scalar's text maps 1:1 onto the line.
+        if mark.style is None:
+            column = mark.column + offset
+        elif mark.style in ("'", '"'):
+            column = mark.column + 1 + offset
+    result.issues.append(PlanIssue(file, message, line, column, format_path(path) or None))

@@ -1,0 +1,274 @@
+"""``PlanSpec``: what the user wrote in the plan file, typed, defaulted and frozen.
+
+Owns the shape of a loaded plan and nothing else: every field already has its
+final type (sizes in bytes as ``int``, durations in seconds as ``float``,
+metric in elacsym's wire spelling, secrets as ``Secret``, local paths made
+absolute). Building these from YAML is ``build``'s job; this module must not
+parse, validate or do I/O. ``repr`` of every class is redacted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from elax_plan.spec.secrets import REDACTED, Secret, redact
+
+Metric = Literal["cosine", "euclidean_squared"]
+SourceFormat = Literal["ndjson", "parquet"]
+FilterOp = Literal["eq", "not_eq", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
+SmokeKind = Literal["sample_vectors", "vector", "bm25"]
+
+EMBEDDED = "embedded"
+
+
+class _Spec:
+    """Shared redacted ``repr`` and JSON-ready ``to_dict`` for the spec dataclasses."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{f.name}={_repr(getattr(self, f.name))}"
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+        )
+        return redact(f"{type(self).__name__}({fields})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data; secrets appear as ``***``."""
+        return {
+            f.name: _plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+        }
+
+
+def _repr(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k!r}: {_repr(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Spec):
+        return value.to_dict()
+    if isinstance(value, Secret):
+        return REDACTED
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class TargetSpec(_Spec):
+    """``target``: the elacsym deployment and namespace."""
+
+    url: str
+    api_key: Secret | None
+    store: str
+    storage_options: Mapping[str, Any]
+    namespace: str
+    distance_metric: Metric
+    vector_dims: int | None
+    max_request_bytes: int
+    timeout: float
+
+    @property
+    def embedded(self) -> bool:
+        """Whether the target is the in-process emulator (``url: embedded``)."""
+        return self.url == EMBEDDED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class AttributesSpec(_Spec):
+    """``source.attributes``: ``include`` is ``None`` for every other field."""
+
+    include: tuple[str, ...] | None
+    rename: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class SourceSpec(_Spec):
+    """``source``: where the rows come from and how fields map to documents."""
+
+    uris: tuple[str, ...]
+    format: SourceFormat
+    compression: str
+    storage_options: Mapping[str, Any]
+    id_field: str
+    vector_field: str | None
+    attributes: AttributesSpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class RetrySpec(_Spec):
+    """``ingest.retry``: attempts include the first; backoff bounds in seconds."""
+
+    attempts: int
+    initial: float
+    max: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class IngestSpec(_Spec):
+    """``ingest``: chunking, concurrency and what to do with bad rows."""
+
+    chunk_bytes: int
+    concurrency: int
+    on_invalid_row: Literal["fail", "skip"]
+    max_invalid_rows: int
+    retry: RetrySpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class ThrottleSpec(_Spec):
+    """``throttle``: WAL-lag thresholds (batches) and timings (seconds)."""
+
+    max_wal_lag: int
+    resume_wal_lag: int
+    poll_interval: float
+    stall_timeout: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class PreconditionsSpec(_Spec):
+    """``preconditions``: ``store_budget`` in bytes, ``None`` for no budget check."""
+
+    max_initial_wal_lag: int
+    store_budget: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class AnnParams(_Spec):
+    """elacsym ``ann_params`` exactly as written (only the keys given)."""
+
+    params: Mapping[str, Any]
+
+    def to_wire(self) -> dict[str, Any]:
+        """The request object: as given, plus ``target_recall`` from ``nprobe_ratio``.
+
+        elacsym ignores the design name ``nprobe_ratio``; its code reads
+        ``target_recall`` as the probe fraction (CONTRACT §3.3).
+        """
+        wire = dict(self.params)
+        if "nprobe_ratio" in wire and "target_recall" not in wire:
+            wire["target_recall"] = wire["nprobe_ratio"]
+        return wire
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class FilterSpec(_Spec):
+    """An elacsym leaf filter (CONTRACT §3.6)."""
+
+    op: FilterOp
+    field: str
+    value: Any = None
+    values: tuple[Any, ...] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``filters`` object of a query request."""
+        wire: dict[str, Any] = {"op": self.op, "field": self.field}
+        if self.op in ("in", "not_in"):
+            wire["values"] = list(self.values or ())
+        elif self.op != "exists":
+            wire["value"] = self.value
+        return wire
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class Bm25Query(_Spec):
+    """A BM25 clause: full-text ``text`` on attribute ``field``."""
+
+    field: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class SmokeQuery(_Spec):
+    """One ``verify.smoke_queries`` entry; ``kind`` says which of the three forms it is."""
+
+    name: str
+    kind: SmokeKind
+    sample_vectors: int | None
+    vector: tuple[float, ...] | None
+    bm25: Bm25Query | None
+    top_k: int
+    min_hits: int
+    expect_ids: tuple[str, ...]
+    filters: FilterSpec | None
+    ann_params: AnnParams
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class RecallSpec(_Spec):
+    """``verify.recall``: the recall gate (absent means no gate)."""
+
+    num: int
+    top_k: int
+    min_avg_recall: float
+    ann_params: AnnParams
+    tune: bool
+    seed: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class VerifySpec(_Spec):
+    """``verify``: waiting for the indexer, smoke queries and the recall gate."""
+
+    wait_for_index: bool
+    index_timeout: float
+    smoke_queries: tuple[SmokeQuery, ...]
+    recall: RecallSpec | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class WalTrimSpec(_Spec):
+    """``wal_trim``: off unless ``enabled``."""
+
+    enabled: bool
+    mode: Literal["archive", "delete"]
+    older_than: float
+    keep_last: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class StateSpec(_Spec):
+    """``state``: the location of this plan's ledger, lease and runs."""
+
+    uri: str
+    storage_options: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class SummarySpec(_Spec):
+    """``summary``: ``path`` is an absolute local path, or ``None``."""
+
+    path: Path | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class PlanSpec(_Spec):
+    """A whole plan file, loaded and validated; ``digest`` is the sha256 of the file bytes."""
+
+    version: int
+    name: str
+    description: str | None
+    target: TargetSpec
+    source: SourceSpec
+    ingest: IngestSpec
+    throttle: ThrottleSpec
+    preconditions: PreconditionsSpec
+    verify: VerifySpec
+    wal_trim: WalTrimSpec
+    state: StateSpec
+    summary: SummarySpec
+    source_path: Path
+    digest: str
