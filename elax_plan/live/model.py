@@ -1,0 +1,92 @@
+"""What the live-state readers observed, as plain frozen data the planner can diff.
+
+Pure: no I/O here. The readers in this package fill these in; the planner
+reads them and never looks at the network, the store or the clock itself
+(``LiveState.observed_at`` is the one clock reading a plan depends on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One source object: its URL, size and a fingerprint that changes when its bytes do."""
+
+    url: str
+    size: int
+    fingerprint: str  # "size=<n>;etag=<e>" or "size=<n>;mtime=<iso8601>"
+    rows: int | None = None  # exact, when the format tells it cheaply (Parquet footer)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSample:
+    """Estimates from a small sample of the source, never from reading it in full."""
+
+    sampled_rows: int = 0
+    sampled_bytes: int = 0  # source bytes those rows took
+    request_bytes: int = 0  # bytes those rows take as write-body documents
+
+    @property
+    def source_bytes_per_row(self) -> float | None:
+        return self.sampled_bytes / self.sampled_rows if self.sampled_rows else None
+
+    @property
+    def request_bytes_per_source_byte(self) -> float | None:
+        return self.request_bytes / self.sampled_bytes if self.sampled_bytes else None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceListing:
+    """Every file the plan's ``source.uri`` names, sorted by URL, plus a sample."""
+
+    files: tuple[SourceFile, ...]
+    sample: SourceSample = field(default_factory=SourceSample)
+
+
+@dataclass(frozen=True, slots=True)
+class PartInfo:
+    """One part manifest as published in ``router.parts``."""
+
+    id: str
+    wal_start: int
+    wal_end: int
+    rows: int
+    tombstones: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WalObject:
+    """One WAL file in the store: its sequence, size and last-modified time (Unix s)."""
+
+    sequence: int
+    size: int
+    modified: float
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceLive:
+    """``router.json`` of the target namespace; a namespace not yet written is empty."""
+
+    name: str
+    exists: bool
+    epoch: int = 0
+    wal_highwater: int = 0
+    indexed_wal: int = 0
+    updated_at: int = 0  # Unix milliseconds
+    parts: tuple[PartInfo, ...] = ()
+    wal_objects: tuple[WalObject, ...] = ()
+
+    @property
+    def wal_lag(self) -> int:
+        return max(0, self.wal_highwater - self.indexed_wal)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetLive:
+    """Whether the elacsym API answered (``GET /metrics``), and what it said if not."""
+
+    url: str  # as shown to people: no credentials
+    reachable: bool
+    detail: str = ""

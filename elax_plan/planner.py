@@ -1,0 +1,550 @@
+"""The planner: (PlanSpec, LiveState) → ExecutionPlan, with no I/O, clock or randomness.
+
+Owns the diff between what the plan wants ("this namespace holds this source
+dataset, verified") and what is there: per source file ``+`` new, ``~`` changed,
+``>`` partly written, ``=`` done, ``-`` gone; the preconditions judged on live
+values; the post-steps (wait for the index, parts and epoch, smoke queries,
+recall, WAL trim); and the estimates. Everything it knows arrives in
+``LiveState``, including the one clock reading (``observed_at``), so the same
+inputs always give the same plan — the golden cases in ``tests/cases`` rely on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+from elax_plan.execution_plan import (
+    Check,
+    ExecutionPlan,
+    FileStep,
+    PlanInputs,
+    PlanTotals,
+    PostStep,
+    format_bytes,
+    format_count,
+)
+from elax_plan.live.model import NamespaceLive, SourceFile, SourceListing, TargetLive, WalObject
+from elax_plan.spec import PlanSpec, format_duration, redact
+
+FileStatus = Literal["pending", "partial", "done"]
+Verification = Literal["none", "pending", "passed", "failed"]
+
+# Parts store vectors as float32 plus ids and attribute JSON; this is the estimate's overhead
+# per row on top of 4 bytes per dimension.
+PART_ROW_OVERHEAD = 64
+
+
+@dataclass(frozen=True, slots=True)
+class FileProgress:
+    """What the ledger says about one source file."""
+
+    fingerprint: str
+    status: FileStatus
+    resume_from: Mapping[str, Any] | None = None
+    rows_written: int = 0
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerView:
+    """The parts of the state ledger the planner reads."""
+
+    lineage: str
+    serial: int
+    files: Mapping[str, FileProgress]
+    target: Mapping[str, Any] = field(default_factory=dict)  # store, namespace
+    verification: Verification = "none"
+    last_run_id: str | None = None
+    summary_location: str | None = None
+    run_in_progress: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceRecord:
+    """The metric and dims every plan so far wrote into the namespace (SPEC §6)."""
+
+    metric: str
+    vector_dims: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LiveState:
+    """Everything the readers observed, at ``observed_at`` (Unix seconds)."""
+
+    observed_at: float
+    target: TargetLive
+    namespace: NamespaceLive
+    source: SourceListing
+    ledger: LedgerView | None = None
+    namespace_record: NamespaceRecord | None = None
+
+
+def spec_digest(spec: PlanSpec) -> str:
+    """sha256 of the effective plan (after interpolation), secrets hidden."""
+    data = spec.to_dict()
+    data.pop("source_path", None)
+    data.pop("digest", None)
+    return hashlib.sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def plan_inputs(spec: PlanSpec, live: LiveState) -> PlanInputs:
+    """What a plan computed now depends on (compared by ``stale_reasons``)."""
+    ledger, record = live.ledger, live.namespace_record
+    return PlanInputs(
+        plan_digest=spec.digest,
+        spec_digest=spec_digest(spec),
+        ledger_lineage=ledger.lineage if ledger else None,
+        ledger_serial=ledger.serial if ledger else None,
+        source_fingerprints={f.url: f.fingerprint for f in live.source.files},
+        namespace_metric=record.metric if record else None,
+        namespace_dims=record.vector_dims if record else None,
+    )
+
+
+# --- estimates -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Estimate:
+    rows: int
+    bytes: int
+
+
+def _estimate(spec: PlanSpec, listing: SourceListing, f: SourceFile, fraction: float) -> _Estimate:
+    sample = listing.sample
+    per_row = sample.source_bytes_per_row
+    if f.rows is not None:
+        rows = f.rows
+        req_per_row = sample.request_bytes / sample.sampled_rows if sample.sampled_rows else 0.0
+        req = rows * req_per_row
+    else:
+        rows = round(f.size / per_row) if per_row else 0
+        ratio = sample.request_bytes_per_source_byte
+        req = f.size * ratio if ratio is not None else float(f.size)
+    return _Estimate(rows=round(rows * fraction), bytes=round(req * fraction))
+
+
+def _remaining_fraction(f: SourceFile, resume_from: Mapping[str, Any] | None) -> float:
+    """The share of a partly written file still to send, from its resume point."""
+    if not resume_from:
+        return 1.0
+    if f.rows and "row" in resume_from:
+        return max(0.0, 1.0 - int(resume_from["row"]) / f.rows)
+    offset = resume_from.get("byte_offset")
+    if isinstance(offset, int) and f.size:
+        return max(0.0, 1.0 - offset / f.size)
+    return 1.0
+
+
+def _requests(request_bytes: int, chunk_bytes: int) -> int:
+    return math.ceil(request_bytes / chunk_bytes) if request_bytes > 0 else 0
+
+
+# --- file steps ----------------------------------------------------------------------------
+
+
+def _same_target(spec: PlanSpec, ledger: LedgerView) -> bool:
+    t = ledger.target
+    return not t or (
+        t.get("store") == spec.target.store and t.get("namespace") == spec.target.namespace
+    )
+
+
+def _file_steps(spec: PlanSpec, live: LiveState) -> list[FileStep]:
+    ledger = live.ledger
+    known = ledger.files if ledger is not None and _same_target(spec, ledger) else {}
+    steps: list[FileStep] = []
+    chunk = spec.ingest.chunk_bytes
+    for f in live.source.files:
+        progress = known.get(f.url)
+        if progress is None or progress.status == "pending":
+            action, reason, resume = "create", "new", None
+        elif progress.fingerprint != f.fingerprint:
+            action = "update"
+            reason = f"changed since it was written ({progress.fingerprint} → {f.fingerprint})"
+            resume = None
+        elif progress.status == "done":
+            steps.append(
+                FileStep(f.url, "skip", f.size, f.fingerprint, progress.fingerprint, reason="done")
+            )
+            continue
+        else:
+            action, resume = "resume", progress.resume_from
+            reason = f"partly written: {format_count(progress.rows_written)} rows done"
+        est = _estimate(spec, live.source, f, _remaining_fraction(f, resume))
+        steps.append(
+            FileStep(
+                url=f.url,
+                action=action,  # type: ignore[arg-type]
+                size=f.size,
+                fingerprint=f.fingerprint,
+                previous_fingerprint=progress.fingerprint if progress else None,
+                resume_from=resume,
+                est_rows=est.rows,
+                est_bytes=est.bytes,
+                est_requests=_requests(est.bytes, chunk),
+                reason=reason,
+            )
+        )
+    listed = {f.url for f in live.source.files}
+    for url in sorted(set(known) - listed):
+        progress = known[url]
+        steps.append(
+            FileStep(
+                url,
+                "gone",
+                progress.size,
+                None,
+                progress.fingerprint,
+                reason="gone from the source; nothing is deleted from the namespace",
+            )
+        )
+    return steps
+
+
+# --- preconditions -------------------------------------------------------------------------
+
+
+def _preconditions(
+    spec: PlanSpec, live: LiveState, files: list[FileStep], resuming: bool
+) -> list[Check]:
+    checks: list[Check] = []
+    writes = any(s.writes for s in files)
+    t = live.target
+    checks.append(
+        Check(
+            "target_reachable",
+            "elacsym target reachable",
+            t.reachable,
+            "reachable" if t.reachable else "unreachable",
+            "reachable",
+            t.detail,
+        )
+    )
+    lag, limit = live.namespace.wal_lag, spec.preconditions.max_initial_wal_lag
+    if resuming:
+        ok, detail = True, "resuming an interrupted run: the throttle waits for the indexer"
+    elif not writes:
+        ok, detail = True, "nothing to write"
+    else:
+        ok = lag <= limit
+        detail = (
+            ""
+            if ok
+            else "the indexer is behind; wait for it to catch up (is an indexer or "
+            "`elax-cli compact` running?) before starting a backfill"
+        )
+    checks.append(
+        Check(
+            "indexer_caught_up",
+            "indexer caught up (wal_highwater − indexed_wal)",
+            ok,
+            f"{format_count(lag)} (wal_highwater {live.namespace.wal_highwater}, "
+            f"indexed_wal {live.namespace.indexed_wal})",
+            f"≤ {limit}",
+            detail,
+        )
+    )
+    record = live.namespace_record
+    metric = spec.target.distance_metric
+    if record is None:
+        checks.append(
+            Check(
+                "metric",
+                "distance metric matches the namespace",
+                True,
+                "no record yet",
+                metric,
+                "this plan's metric and dims will be recorded for the namespace",
+            )
+        )
+    else:
+        ok = record.metric == metric
+        checks.append(
+            Check(
+                "metric",
+                "distance metric matches the namespace",
+                ok,
+                record.metric,
+                metric,
+                ""
+                if ok
+                else f"the namespace was written with {record.metric}; mixing metrics across "
+                "parts is unsupported — write to another namespace or fix distance_metric",
+            )
+        )
+        dims = spec.target.vector_dims
+        if dims is not None and record.vector_dims is not None:
+            ok = dims == record.vector_dims
+            checks.append(
+                Check(
+                    "vector_dims",
+                    "vector dims match the namespace",
+                    ok,
+                    str(record.vector_dims),
+                    str(dims),
+                    "" if ok else "the namespace holds vectors of other dims; fix vector_dims",
+                )
+            )
+    budget = spec.preconditions.store_budget
+    if budget is not None:
+        projected = _projected_store_bytes(spec, files)
+        ok = projected <= budget
+        checks.append(
+            Check(
+                "store_budget",
+                "projected store growth fits the budget",
+                ok,
+                format_bytes(projected),
+                f"≤ {format_bytes(budget)}",
+                "WAL ≈ request bytes, plus parts ≈ float32 vectors and attributes"
+                + ("" if ok else "; raise preconditions.store_budget or free space first"),
+            )
+        )
+    return checks
+
+
+def _projected_store_bytes(spec: PlanSpec, files: list[FileStep]) -> int:
+    wal = sum(s.est_bytes for s in files if s.writes)
+    rows = sum(s.est_rows for s in files if s.writes)
+    dims = spec.target.vector_dims
+    parts = rows * (4 * dims + PART_ROW_OVERHEAD) if dims else wal // 2
+    return wal + parts
+
+
+# --- post-steps ----------------------------------------------------------------------------
+
+
+def _verification_reason(live: LiveState, writes: bool) -> str:
+    if writes:
+        return "data will be written in this run"
+    ledger = live.ledger
+    if ledger is None:
+        return ""
+    if ledger.verification in ("pending", "none") and ledger.files:
+        return "the last run stopped before its verification finished"
+    return ""
+
+
+def _post_steps(spec: PlanSpec, live: LiveState, verify: bool) -> list[PostStep]:
+    steps: list[PostStep] = []
+    v = spec.verify
+    metric = spec.target.distance_metric
+    if verify:
+        if v.wait_for_index:
+            steps.append(
+                PostStep(
+                    "wait_for_index",
+                    "wait_for_index",
+                    "Wait for the index",
+                    "until indexed_wal ≥ the last acknowledged wal_sequence "
+                    f"(timeout {format_duration(v.index_timeout)})",
+                    params={"timeout_s": v.index_timeout},
+                )
+            )
+        steps.append(
+            PostStep(
+                "verify_parts",
+                "verify_parts",
+                "Verify parts and epoch",
+                "Σ rows of the parts covering the acknowledged WAL range ≥ upserts "
+                "acknowledged; router epoch advanced",
+            )
+        )
+        for q in v.smoke_queries:
+            if q.kind == "sample_vectors":
+                what = f"{q.sample_vectors} sampled source rows each find their own id in top {q.top_k}"
+            elif q.kind == "bm25" and q.bm25 is not None:
+                what = (
+                    f'BM25 "{q.bm25.text}" on {q.bm25.field}: ≥ {q.min_hits} hits in top {q.top_k}'
+                )
+            else:
+                what = f"vector query: ≥ {q.min_hits} hits in top {q.top_k}"
+            if q.expect_ids:
+                what += f", expecting ids {', '.join(q.expect_ids)}"
+            if q.filters is not None:
+                what += f", filter {q.filters.field} {q.filters.op}"
+            steps.append(
+                PostStep(
+                    "smoke_query",
+                    f"smoke:{q.name}",
+                    f"Smoke query: {q.name}",
+                    what,
+                    params={"name": q.name, "metric": metric},
+                )
+            )
+        if v.recall is not None:
+            r = v.recall
+            steps.append(
+                PostStep(
+                    "recall",
+                    "recall",
+                    "Recall SLO",
+                    f"_debug/recall with {r.num} sampled source vectors, top {r.top_k}, "
+                    f"metric {metric}: avg_recall ≥ {r.min_avg_recall}"
+                    + (" (tune: find the cheapest passing setting)" if r.tune else ""),
+                    params={"num": r.num, "top_k": r.top_k, "min_avg_recall": r.min_avg_recall},
+                )
+            )
+    trim = _wal_trim_step(spec, live)
+    if trim is not None:
+        steps.append(trim)
+    return steps
+
+
+def eligible_wal_objects(
+    objects: tuple[WalObject, ...],
+    indexed_wal: int,
+    now: float,
+    older_than: float,
+    keep_last: int,
+) -> list[WalObject]:
+    """WAL objects a trim may move or delete: indexed, old enough, not among the newest kept."""
+    newest = sorted(objects, key=lambda o: o.sequence)
+    keep = {o.sequence for o in newest[-keep_last:]} if keep_last > 0 else set()
+    return [
+        o
+        for o in newest
+        if o.sequence <= indexed_wal and o.modified <= now - older_than and o.sequence not in keep
+    ]
+
+
+def _wal_trim_step(spec: PlanSpec, live: LiveState) -> PostStep | None:
+    trim = spec.wal_trim
+    if not trim.enabled:
+        return None
+    ns = live.namespace
+    eligible = eligible_wal_objects(
+        ns.wal_objects, ns.indexed_wal, live.observed_at, trim.older_than, trim.keep_last
+    )
+    if not eligible:
+        return None
+    size = sum(o.size for o in eligible)
+    verb = "Archive" if trim.mode == "archive" else "Delete"
+    where = (
+        f"move to namespaces/{spec.target.namespace}/wal-archive/"
+        if trim.mode == "archive"
+        else "delete"
+    )
+    return PostStep(
+        "wal_trim",
+        "wal_trim",
+        f"{verb} WAL",
+        f"{plural_objects(len(eligible))} ({format_bytes(size)}), sequences "
+        f"{eligible[0].sequence}–{eligible[-1].sequence}: {where} "
+        f"(indexed, older than {format_duration(trim.older_than)}, keeping the newest "
+        f"{trim.keep_last})",
+        destructive=trim.mode == "delete",
+        params={
+            "mode": trim.mode,
+            "objects": len(eligible),
+            "bytes": size,
+            "first_sequence": eligible[0].sequence,
+            "last_sequence": eligible[-1].sequence,
+        },
+        warning="elacsym nodes rebuild a namespace from its WAL (every released version): "
+        "after a restart they need these objects"
+        + (
+            "; archived ones can be moved back from wal-archive/"
+            if trim.mode == "archive"
+            else "; deleted ones are gone for good"
+        ),
+    )
+
+
+def plural_objects(n: int) -> str:
+    return f"{format_count(n)} WAL object{'s' if n != 1 else ''}"
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+
+def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
+    """The execution plan for ``spec`` given ``live``; pure and deterministic."""
+    files = _file_steps(spec, live)
+    writes = any(s.writes for s in files)
+    resuming = any(s.action == "resume" for s in files) or bool(
+        live.ledger and live.ledger.run_in_progress and writes
+    )
+    reason = _verification_reason(live, writes)
+    post = _post_steps(spec, live, verify=bool(reason))
+    preconditions = _preconditions(spec, live, files, resuming)
+    writing = [s for s in files if s.writes]
+    totals = PlanTotals(
+        files_to_write=len(writing),
+        resumed=sum(1 for s in files if s.action == "resume"),
+        rows=sum(s.est_rows for s in writing),
+        bytes=sum(s.est_bytes for s in writing),
+        requests=sum(s.est_requests for s in writing),
+        skipped=sum(1 for s in files if s.action == "skip"),
+        gone=sum(1 for s in files if s.action == "gone"),
+        checks=sum(1 for p in post if p.is_check),
+        destructive=sum(1 for p in post if p.destructive),
+        changes=writes or bool(post),
+    )
+    warnings: list[str] = []
+    if live.ledger is not None and not _same_target(spec, live.ledger):
+        warnings.append(
+            "The state ledger was written for another store or namespace "
+            f"({live.ledger.target.get('store')} / {live.ledger.target.get('namespace')}); "
+            "every file is planned as new."
+        )
+    if spec.ingest.concurrency > 1 and writes:
+        warnings.append(
+            f"concurrency {spec.ingest.concurrency}: the real elacsym can lose a write when "
+            "appends to one namespace overlap (hazard H1); elax-plan detects duplicate "
+            "wal_sequence answers and re-sends both chunks."
+        )
+    if totals.gone:
+        warnings.append(
+            f"{format_count(totals.gone)} file(s) in the ledger are gone from the source; "
+            "their rows stay in the namespace (nothing is deleted)."
+        )
+    if not totals.changes and live.ledger is not None:
+        status = live.ledger.verification
+        where = live.ledger.summary_location
+        warnings.append(
+            f"Last run {live.ledger.last_run_id or ''}: verification {status}"
+            + (f"; summary at {where}" if where else "")
+            + "."
+        )
+    ns = live.namespace
+    return ExecutionPlan(
+        plan={
+            "name": spec.name,
+            "description": spec.description,
+            "file": str(spec.source_path),
+            "digest": spec.digest,
+        },
+        target={
+            "url": redact(spec.target.url),
+            "store": redact(spec.target.store),
+            "namespace": spec.target.namespace,
+            "metric": spec.target.distance_metric,
+            "vector_dims": spec.target.vector_dims,
+        },
+        namespace={
+            "exists": ns.exists,
+            "epoch": ns.epoch,
+            "wal_highwater": ns.wal_highwater,
+            "indexed_wal": ns.indexed_wal,
+            "wal_lag": ns.wal_lag,
+            "parts": len(ns.parts),
+            "part_rows": sum(p.rows for p in ns.parts),
+        },
+        observed_at=datetime.fromtimestamp(live.observed_at, UTC).isoformat(),
+        files=files,
+        preconditions=preconditions,
+        post_steps=post,
+        totals=totals,
+        inputs=plan_inputs(spec, live),
+        warnings=warnings,
+        verification_reason=reason,
+    )

@@ -1,0 +1,219 @@
+"""Render an execution-plan JSON document as terminal text or as a pull-request comment.
+
+Reads only the JSON (``format_version`` 1.0). Text may carry ANSI colour;
+markdown stays under ``MARKDOWN_LIMIT`` characters however many files there
+are: long file lists are folded with a count per action.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from elax_plan.execution_plan import format_bytes, format_count
+
+MARKDOWN_LIMIT = 60_000
+MARKDOWN_FILE_ROWS = 50
+TEXT_UNCHANGED_ROWS = 10
+URL_WIDTH = 120
+
+_COLOURS = {
+    "+": "32",
+    "~": "33",
+    ">": "36",
+    "=": "2",
+    "-": "31",
+    "ok": "32",
+    "bad": "31",
+    "warn": "33",
+    "bold": "1",
+}
+_NOUNS = {"+": "new", "~": "changed", ">": "resumed", "=": "unchanged", "-": "gone"}
+
+
+def _paint(colour: bool) -> Callable[[str, str], str]:
+    def paint(text: str, key: str) -> str:
+        return f"\x1b[{_COLOURS[key]}m{text}\x1b[0m" if colour else text
+
+    return paint
+
+
+def _short(url: str, width: int = URL_WIDTH) -> str:
+    return url if len(url) <= width else "…" + url[-(width - 1) :]
+
+
+def _resume_text(resume: Mapping[str, Any] | None) -> str:
+    if not resume:
+        return ""
+    if "line" in resume:
+        return f"resumes at line {format_count(int(resume['line']) + 1)}"
+    if "row" in resume:
+        return f"resumes at row {format_count(int(resume['row']))}"
+    if "byte_offset" in resume:
+        return f"resumes at byte {format_count(int(resume['byte_offset']))}"
+    return "resumes where it stopped"
+
+
+def _file_note(f: Mapping[str, Any]) -> str:
+    if f["action"] == "resume":
+        return f"{_resume_text(f.get('resume_from'))}; {f['reason']}"
+    return str(f["reason"])
+
+
+def _file_estimate(f: Mapping[str, Any]) -> str:
+    if f["action"] in ("skip", "gone"):
+        return format_bytes(int(f["size"]))
+    return (
+        f"{format_bytes(int(f['size']))}, ~{format_count(int(f['est_rows']))} rows, "
+        f"~{format_count(int(f['est_requests']))} requests"
+    )
+
+
+def fold_counts(files: list[Mapping[str, Any]]) -> str:
+    """``9,000 new, 950 unchanged`` for the files a renderer does not list one by one."""
+    counts = Counter(f["symbol"] for f in files)
+    return ", ".join(
+        f"{format_count(counts[s])} {_NOUNS[s]} ({s})" for s in "+~>=-" if counts.get(s)
+    )
+
+
+# --- text ----------------------------------------------------------------------------------
+
+
+def render_text(doc: Mapping[str, Any], colour: bool = False) -> str:
+    """The plan as a person reads it in a terminal."""
+    paint = _paint(colour)
+    p, t, ns = doc["plan"], doc["target"], doc["namespace"]
+    lines = [
+        paint(f'Plan "{p["name"]}"', "bold")
+        + (f" — {p['description']}" if p.get("description") else "")
+    ]
+    dims = f", {t['vector_dims']} dims" if t.get("vector_dims") else ""
+    lines.append(f"  target:    {t['url']} namespace {t['namespace']} ({t['metric']}{dims})")
+    lines.append(f"  store:     {t['store']}")
+    if ns["exists"]:
+        lines.append(
+            f"  namespace: epoch {ns['epoch']}, wal_highwater {ns['wal_highwater']}, "
+            f"indexed_wal {ns['indexed_wal']} (lag {ns['wal_lag']}), {ns['parts']} parts "
+            f"({format_count(ns['part_rows'])} rows)"
+        )
+    else:
+        lines.append("  namespace: does not exist yet (created by the first write)")
+    lines.append(f"  observed:  {doc['observed_at']}")
+    lines.append("")
+    files = doc["files"]
+    lines.append(paint("Source files:", "bold"))
+    unchanged = [f for f in files if f["symbol"] == "="]
+    shown_unchanged = unchanged[:TEXT_UNCHANGED_ROWS]
+    for f in files:
+        if f["symbol"] == "=" and f not in shown_unchanged:
+            continue
+        sym = paint(f["symbol"], f["symbol"])
+        lines.append(f"  {sym} {_short(f['url'])}")
+        lines.append(f"      {_file_estimate(f)} — {_file_note(f)}")
+    if len(unchanged) > len(shown_unchanged):
+        rest = len(unchanged) - len(shown_unchanged)
+        lines.append(paint(f"  = … and {format_count(rest)} more unchanged files", "="))
+    if not files:
+        lines.append("  (none)")
+    lines.append("")
+    lines.append(paint("Preconditions:", "bold"))
+    for c in doc["preconditions"]:
+        mark = paint("✓", "ok") if c["ok"] else paint("✗", "bad")
+        line = f"  {mark} {c['title']}: {c['live']} (required {c['required']})"
+        if c["detail"]:
+            line += f" — {c['detail']}"
+        lines.append(line)
+    if doc["post_steps"]:
+        lines.append("")
+        head = "Then"
+        if doc.get("verification_reason"):
+            head += f" ({doc['verification_reason']})"
+        lines.append(paint(head + ":", "bold"))
+        for s in doc["post_steps"]:
+            sym = paint("-", "-") if s["kind"] == "wal_trim" else "?"
+            lines.append(f"  {sym} {s['title']}: {s['detail']}")
+            if s.get("warning"):
+                lines.append(paint(f"      ! {s['warning']}", "warn"))
+    if doc["warnings"]:
+        lines.append("")
+        for w in doc["warnings"]:
+            lines.append(paint(f"! {w}", "warn"))
+    lines.append("")
+    lines.append(paint(doc["summary_line"], "bold"))
+    return "\n".join(lines) + "\n"
+
+
+# --- markdown ------------------------------------------------------------------------------
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: object) -> str:
+    return "`" + str(text).replace("`", "'") + "`"
+
+
+def render_markdown(doc: Mapping[str, Any]) -> str:
+    """The plan as a pull-request comment: headline, tables, folded long lists."""
+    p, t, ns = doc["plan"], doc["target"], doc["namespace"]
+    out: list[str] = [f"### elax-plan: {_code(p['name'])}", ""]
+    if p.get("description"):
+        out += [f"> {_cell(p['description'])}", ""]
+    out += [f"**{_cell(doc['summary_line'])}**", ""]
+    dims = f", {t['vector_dims']} dims" if t.get("vector_dims") else ""
+    out += [
+        "| | |",
+        "|---|---|",
+        f"| target | {_code(t['url'])} namespace {_code(t['namespace'])} ({t['metric']}{dims}) |",
+        f"| store | {_code(t['store'])} |",
+        (
+            f"| namespace | epoch {ns['epoch']}, wal_highwater {ns['wal_highwater']}, "
+            f"indexed_wal {ns['indexed_wal']} (lag {ns['wal_lag']}), {ns['parts']} parts |"
+            if ns["exists"]
+            else "| namespace | does not exist yet |"
+        ),
+        f"| observed | {doc['observed_at']} |",
+        "",
+        "#### Source files",
+        "",
+    ]
+    files = doc["files"]
+    if files:
+        out += ["| | file | size / estimate | note |", "|---|---|---|---|"]
+        for f in files[:MARKDOWN_FILE_ROWS]:
+            out.append(
+                f"| {_code(f['symbol'])} | {_code(_short(f['url']))} | "
+                f"{_cell(_file_estimate(f))} | {_cell(_file_note(f))} |"
+            )
+        rest = files[MARKDOWN_FILE_ROWS:]
+        if rest:
+            out += ["", f"… and {format_count(len(rest))} more files: {fold_counts(rest)}."]
+    else:
+        out.append("(none)")
+    out += ["", "#### Preconditions", "", "| | check | live | required |", "|---|---|---|---|"]
+    for c in doc["preconditions"]:
+        mark = "✅" if c["ok"] else "❌"
+        detail = f" — {c['detail']}" if c["detail"] else ""
+        out.append(
+            f"| {mark} | {_cell(c['title'])}{_cell(detail)} | {_cell(c['live'])} | "
+            f"{_cell(c['required'])} |"
+        )
+    if doc["post_steps"]:
+        head = "#### Then"
+        if doc.get("verification_reason"):
+            head += f" ({doc['verification_reason']})"
+        out += ["", head, ""]
+        for i, s in enumerate(doc["post_steps"], 1):
+            out.append(f"{i}. **{_cell(s['title'])}**: {_cell(s['detail'])}")
+            if s.get("warning"):
+                out.append(f"   - ⚠️ {_cell(s['warning'])}")
+    if doc["warnings"]:
+        out += ["", "#### Warnings", ""]
+        out += [f"- ⚠️ {_cell(w)}" for w in doc["warnings"]]
+    text = "\n".join(out) + "\n"
+    if len(text) > MARKDOWN_LIMIT:  # only with absurd URLs or descriptions; stay postable
+        text = text[: MARKDOWN_LIMIT - 200] + "\n\n… (truncated to stay under 60,000 characters)\n"
+    return text

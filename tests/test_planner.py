@@ -1,0 +1,202 @@
+"""Golden planner cases: plan + live state + ledger → the expected execution-plan JSON.
+
+Each folder under ``tests/cases/planner/`` is one case: ``plan.yaml``,
+``live.json`` (what the readers observed, ledger included) and
+``expected.json``. ``ELAX_UPDATE_GOLDEN=1 pytest tests/test_planner.py``
+rewrites the expected files after a deliberate change; review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from elax_plan.execution_plan import PlanInputs, stale_reasons
+from elax_plan.live.model import (
+    NamespaceLive,
+    PartInfo,
+    SourceFile,
+    SourceListing,
+    SourceSample,
+    TargetLive,
+    WalObject,
+)
+from elax_plan.planner import FileProgress, LedgerView, LiveState, NamespaceRecord, build_plan
+from elax_plan.report.plan_render import render_markdown, render_text
+from elax_plan.spec import load_plan
+
+CASES = Path(__file__).parent / "cases" / "planner"
+SCHEMA = json.loads(
+    (Path(__file__).parents[1] / "schemas" / "execution-plan.schema.json").read_text()
+)
+
+
+def live_state(raw: dict[str, Any]) -> LiveState:
+    ns = raw["namespace"]
+    ledger = raw.get("ledger")
+    record = raw.get("namespace_record")
+    return LiveState(
+        observed_at=raw["observed_at"],
+        target=TargetLive(**raw["target"]),
+        namespace=NamespaceLive(
+            name=ns["name"],
+            exists=ns["exists"],
+            epoch=ns.get("epoch", 0),
+            wal_highwater=ns.get("wal_highwater", 0),
+            indexed_wal=ns.get("indexed_wal", 0),
+            updated_at=ns.get("updated_at", 0),
+            parts=tuple(PartInfo(**p) for p in ns.get("parts", ())),
+            wal_objects=tuple(WalObject(**w) for w in ns.get("wal_objects", ())),
+        ),
+        source=SourceListing(
+            files=tuple(SourceFile(**f) for f in raw["source"]["files"]),
+            sample=SourceSample(**raw["source"]["sample"]),
+        ),
+        ledger=None
+        if ledger is None
+        else LedgerView(
+            lineage=ledger["lineage"],
+            serial=ledger["serial"],
+            files={u: FileProgress(**p) for u, p in ledger["files"].items()},
+            target=ledger.get("target", {}),
+            verification=ledger.get("verification", "none"),
+            last_run_id=ledger.get("last_run_id"),
+            summary_location=ledger.get("summary_location"),
+            run_in_progress=ledger.get("run_in_progress", False),
+        ),
+        namespace_record=None if record is None else NamespaceRecord(**record),
+    )
+
+
+def compute(case: Path) -> dict[str, Any]:
+    spec = load_plan(case / "plan.yaml", env={})
+    doc = build_plan(spec, live_state(json.loads((case / "live.json").read_text()))).to_json()
+    doc["plan"]["file"] = "plan.yaml"  # the absolute path depends on the checkout
+    return doc
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir() if p.is_dir()))
+def test_golden_case(case: str) -> None:
+    """The planner's JSON for each case equals the committed expectation and fits the schema."""
+    folder = CASES / case
+    doc = compute(folder)
+    jsonschema.validate(doc, SCHEMA)
+    expected_file = folder / "expected.json"
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if os.environ.get("ELAX_UPDATE_GOLDEN"):
+        expected_file.write_text(text)
+    assert json.loads(expected_file.read_text()) == doc
+    render_text(doc, colour=True)
+    assert len(render_markdown(doc)) < 60_000
+
+
+def test_golden_cases_cover_the_issue() -> None:
+    """The cases the issue names are all present."""
+    names = {p.name for p in CASES.iterdir()}
+    assert {
+        "fresh-namespace",
+        "half-done-run",
+        "changed-file",
+        "removed-file",
+        "new-file-after-finished-run",
+        "metric-mismatch",
+        "lagging-indexer",
+        "store-budget-too-small",
+        "everything-done",
+    } <= names
+
+
+def test_symbols_per_case() -> None:
+    """Each case shows the file actions it is about."""
+
+    def symbols(case: str) -> list[str]:
+        return [f["symbol"] for f in compute(CASES / case)["files"]]
+
+    assert symbols("fresh-namespace") == ["+", "+", "+"]
+    assert symbols("half-done-run") == ["=", ">", "+"]
+    assert symbols("changed-file") == ["=", "~", "="]
+    assert symbols("removed-file") == ["=", "=", "-"]
+    assert symbols("new-file-after-finished-run") == ["=", "=", "=", "+"]
+    assert symbols("everything-done") == ["=", "=", "="]
+
+
+def test_half_done_file_resumes_at_its_offset_with_remaining_estimate() -> None:
+    """A partial file resumes at the ledger's offset and only the rest is estimated."""
+    doc = compute(CASES / "half-done-run")
+    partial = doc["files"][1]
+    assert partial["resume_from"] == {"byte_offset": 4_200_000, "line": 500}
+    full = doc["files"][2]
+    assert partial["est_rows"] == full["est_rows"] // 2
+    assert doc["totals"]["resumed"] == 1
+    indexer = next(c for c in doc["preconditions"] if c["id"] == "pre:indexer_caught_up")
+    assert indexer["ok"]  # resuming: the throttle, not the precondition, handles lag
+
+
+def test_failed_preconditions_name_live_values() -> None:
+    """Metric mismatch, lagging indexer, small budget and unreachable target fail with values."""
+    cases = {
+        "metric-mismatch": ("pre:metric", "euclidean_squared"),
+        "lagging-indexer": ("pre:indexer_caught_up", "20 (wal_highwater 60, indexed_wal 40)"),
+        "store-budget-too-small": ("pre:store_budget", "MiB"),
+        "unreachable-target": ("pre:target_reachable", "unreachable"),
+    }
+    for case, (check_id, live_value) in cases.items():
+        doc = compute(CASES / case)
+        failed = [c for c in doc["preconditions"] if not c["ok"]]
+        assert [c["id"] for c in failed] == [check_id], case
+        assert live_value in failed[0]["live"], case
+
+
+def test_no_changes_when_everything_is_done() -> None:
+    """Every file unchanged and verification passed: no changes, no post-steps."""
+    doc = compute(CASES / "everything-done")
+    assert doc["totals"]["changes"] is False
+    assert doc["post_steps"] == []
+    assert doc["summary_line"].startswith("No changes.")
+
+
+def test_summary_line_shape() -> None:
+    """The closing line reads like the SPEC's example."""
+    doc = compute(CASES / "half-done-run")
+    assert doc["summary_line"] == (
+        "Plan: 2 files to write (1 resumed), 1,500 rows, 11.87 MiB in ~12 requests; "
+        "1 skipped; 5 checks; 0 destructive steps."
+    )
+
+
+def test_wal_trim_counts_only_eligible_objects() -> None:
+    """Trim counts indexed objects older than older_than, keeping the newest keep_last."""
+    doc = compute(CASES / "wal-trim-after-finished-run")
+    (trim,) = [s for s in doc["post_steps"] if s["kind"] == "wal_trim"]
+    # sequences 1-5 are old; 6 is new and unindexed; keep_last 2 keeps 5 and 6
+    assert trim["params"]["objects"] == 4
+    assert (trim["params"]["first_sequence"], trim["params"]["last_sequence"]) == (1, 4)
+    assert "rebuild" in trim["warning"]
+
+
+def test_planner_is_deterministic() -> None:
+    """The same inputs give byte-identical plans."""
+    a = compute(CASES / "half-done-run")
+    b = compute(CASES / "half-done-run")
+    assert json.dumps(a) == json.dumps(b)
+
+
+def test_stale_reasons_name_each_change() -> None:
+    """Every input difference is named: plan, ledger, source files, namespace record."""
+    base = PlanInputs("a" * 64, "b" * 64, "L", 3, {"f1": "x", "f2": "y"}, "cosine", 8)
+    assert stale_reasons(base, base) == []
+    changed = PlanInputs("c" * 64, "b" * 64, "L", 4, {"f1": "z", "f3": "w"}, "cosine", 16)
+    reasons = stale_reasons(base, changed)
+    assert reasons == [
+        "the plan file changed",
+        "the state ledger changed (serial 3 → 4)",
+        "source file f1 changed (x → z)",
+        "source file f2 is gone",
+        "source file f3 is new",
+        "the namespace record changed (metric/dims cosine/8 → cosine/16)",
+    ]
