@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: a real S3-compatible server (moto) and store URLs.
+"""Fixtures shared by the whole suite: a real S3-compatible server (moto), store URLs, and
+emulators served by uvicorn on a real loopback socket.
 
 The S3 server is moto in server mode on a free loopback port, started once per
 session by the tests themselves; every test that needs a bucket gets its own.
@@ -7,13 +8,21 @@ session by the tests themselves; every test that needs a bucket gets its own.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
+
+from elax_plan.emulator import Emulator, EmulatorConfig
+from elax_plan.emulator.app import AsgiApp
+from elax_plan.emulator.server import bind
 
 
 @dataclass(frozen=True)
@@ -95,3 +104,66 @@ def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> StoreLocat
     s3: S3Server = request.getfixturevalue("s3_server")
     bucket = make_bucket(s3)
     return StoreLocation(kind, f"s3://{bucket}/root", s3.storage_options())
+
+
+@dataclass
+class RunningEmulator:
+    """An emulator answering on ``url``; ``client`` talks to it over the socket."""
+
+    emulator: Emulator
+    url: str
+    client: httpx.Client
+
+    def write(self, ns: str, body: Any) -> httpx.Response:
+        return self.client.post(f"/v2/namespaces/{ns}", json=body)
+
+    def query(self, ns: str, body: Any) -> httpx.Response:
+        return self.client.post(f"/v2/namespaces/{ns}/query", json=body)
+
+    def recall(self, ns: str, body: Any) -> httpx.Response:
+        return self.client.post(f"/v1/namespaces/{ns}/_debug/recall", json=body)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
+    """Poll ``predicate`` until true or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def serve_emulator() -> Iterator[Callable[..., RunningEmulator]]:
+    """Factory: start an emulator for a config on a free port; all are stopped after the test."""
+    running: list[tuple[uvicorn.Server, threading.Thread, RunningEmulator]] = []
+
+    def start(config: EmulatorConfig) -> RunningEmulator:
+        sock = bind("127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        emulator = Emulator(config).start()
+        server = uvicorn.Server(
+            uvicorn.Config(AsgiApp(emulator), log_level="warning", lifespan="off")
+        )
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        wait_until(lambda: server.started, what="uvicorn to start")
+        url = f"http://127.0.0.1:{port}"
+        handle = RunningEmulator(emulator, url, httpx.Client(base_url=url, timeout=30))
+        running.append((server, thread, handle))
+        return handle
+
+    yield start
+    for server, thread, handle in running:
+        handle.client.close()
+        server.should_exit = True
+        thread.join(10)
+        handle.emulator.close()
+
+
+@pytest.fixture
+def emu(serve_emulator: Callable[..., RunningEmulator], tmp_path: Path) -> RunningEmulator:
+    """An emulator on a fresh file:// store with a fast indexer."""
+    return serve_emulator(
+        EmulatorConfig(store_url=(tmp_path / "store").as_uri(), index_interval=0.02)
+    )

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from elax_plan.emulator import EmulatorConfig
-from tests.emulator.conftest import RunningEmulator
+from tests.conftest import RunningEmulator
 
 JSON_HEADERS = {"content-type": "application/json"}
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from elax_plan.emulator import EmbeddedTransport, Emulator, EmulatorConfig
-from tests.emulator.conftest import RunningEmulator, wait_until
+from tests.conftest import RunningEmulator, wait_until
 
 
 @pytest.fixture

@@ -1,0 +1,177 @@
+"""The throttle: hold new writes while the indexer is behind, as the runbook's operator would.
+
+Owns the pause/resume decision on WAL lag (``wal_highwater − indexed_wal`` read
+from ``router.json``) and the stall verdict. Between two polls it counts the
+writes this run had acknowledged and those still in flight, so the lag can
+never pass ``max_wal_lag`` through our own writes however fast they go; after
+a pause, writes resume once a fresh reading is at most ``resume_wal_lag``.
+Paused with no ``indexed_wal`` progress for ``stall_timeout`` → ``IndexerStalled``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from elax_plan.errors import ElaxError
+
+
+class IndexerStalled(ElaxError):
+    """Paused on lag and the indexer made no progress for ``stall_timeout``."""
+
+
+class ThrottleInterrupted(Exception):
+    """The run is stopping while the throttle waited."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouterReading:
+    wal_highwater: int
+    indexed_wal: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.wal_highwater - self.indexed_wal)
+
+
+class Throttle:
+    """Call ``before_submit`` before each new write and ``on_ack`` after each acknowledgement."""
+
+    def __init__(
+        self,
+        read_router: Callable[[], RouterReading],
+        *,
+        max_wal_lag: int,
+        resume_wal_lag: int,
+        poll_interval: float,
+        stall_timeout: float,
+        stop: threading.Event,
+        on_event: Callable[[str, dict[str, Any]], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.read_router = read_router
+        self.max_wal_lag = max_wal_lag
+        self.resume_wal_lag = resume_wal_lag
+        self.poll_interval = poll_interval
+        self.stall_timeout = stall_timeout
+        self.stop = stop
+        self.on_event = on_event
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._acks = 0
+        self._acks_at_poll = 0
+        self._last: RouterReading | None = None
+        self._last_poll = float("-inf")
+        self.paused = False
+        self._paused_since = 0.0
+        self._progress_at = 0.0
+        self.paused_seconds = 0.0
+        self.pauses = 0
+        self.max_seen_lag = 0
+
+    @property
+    def last_reading(self) -> RouterReading | None:
+        return self._last
+
+    def on_ack(self) -> None:
+        with self._lock:
+            self._acks += 1
+
+    def poll(self) -> RouterReading:
+        """Read the router now and record a lag sample."""
+        with self._lock:
+            before = self._acks
+        reading = self.read_router()
+        now = self.clock()
+        with self._lock:
+            # Acks that landed during the read may or may not be in it: count them (safe side).
+            self._acks_at_poll = before
+            previous = self._last
+            self._last = reading
+            self._last_poll = now
+        if previous is None or reading.indexed_wal != previous.indexed_wal:
+            self._progress_at = now
+        self.max_seen_lag = max(self.max_seen_lag, reading.lag)
+        self.on_event(
+            "lag",
+            {
+                "wal_highwater": reading.wal_highwater,
+                "indexed_wal": reading.indexed_wal,
+                "lag": reading.lag,
+                "paused": self.paused,
+            },
+        )
+        return reading
+
+    def estimated_lag(self, in_flight: int) -> int:
+        """The lag if every write in flight lands now, counting acks since the last poll."""
+        reading = self._last
+        assert reading is not None
+        with self._lock:
+            since = self._acks - self._acks_at_poll
+        return reading.lag + since + in_flight
+
+    def before_submit(self, in_flight: int) -> None:
+        """Return when one more write may go out; blocks while paused."""
+        while True:
+            if self.stop.is_set():
+                raise ThrottleInterrupted()
+            now = self.clock()
+            if self._last is None or now - self._last_poll >= self.poll_interval:
+                self.poll()
+            assert self._last is not None
+            if not self.paused:
+                if self.estimated_lag(in_flight) + 1 <= self.max_wal_lag:
+                    return
+                self._pause(in_flight)
+                continue
+            if self._last.lag <= self.resume_wal_lag and self.estimated_lag(in_flight) < (
+                self.max_wal_lag
+            ):
+                self._resume()
+                continue
+            if now - self._progress_at >= self.stall_timeout:
+                raise IndexerStalled(
+                    f"Writes were paused on WAL lag for {self.stall_timeout:g}s and indexed_wal "
+                    f"did not move (wal_highwater {self._last.wal_highwater}, indexed_wal "
+                    f"{self._last.indexed_wal}, lag {self._last.lag}).",
+                    detail="The likely cause is that no indexer is running for this namespace "
+                    "(the real elacsym only indexes when `elax-cli compact` runs).",
+                    hint="Start or schedule the indexer, then run `elax-plan apply` again: the "
+                    "run resumes from its checkpoint.",
+                )
+            if self.stop.wait(self.poll_interval):
+                raise ThrottleInterrupted()
+            self.poll()
+
+    def _pause(self, in_flight: int) -> None:
+        assert self._last is not None
+        self.paused = True
+        self.pauses += 1
+        self._paused_since = self.clock()
+        self._progress_at = self._paused_since
+        self.on_event(
+            "throttle_pause",
+            {
+                "lag": self._last.lag,
+                "estimated_lag": self.estimated_lag(in_flight),
+                "max_wal_lag": self.max_wal_lag,
+            },
+        )
+
+    def _resume(self) -> None:
+        assert self._last is not None
+        self.paused = False
+        waited = self.clock() - self._paused_since
+        self.paused_seconds += waited
+        self.on_event(
+            "throttle_resume",
+            {
+                "lag": self._last.lag,
+                "resume_wal_lag": self.resume_wal_lag,
+                "paused_s": round(waited, 3),
+            },
+        )

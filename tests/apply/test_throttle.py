@@ -1,0 +1,99 @@
+"""The throttle's decisions on scripted router readings and a manual clock."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from elax_plan.apply.throttle import IndexerStalled, RouterReading, Throttle
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Router:
+    """Readings a test scripts: each poll returns the current one and advances time."""
+
+    def __init__(self, clock: Clock, readings: list[tuple[int, int]]) -> None:
+        self.clock = clock
+        self.readings = readings
+        self.polls = 0
+
+    def __call__(self) -> RouterReading:
+        hw, idx = self.readings[min(self.polls, len(self.readings) - 1)]
+        self.polls += 1
+        self.clock.now += 1.0
+        return RouterReading(hw, idx)
+
+
+def make(
+    readings: list[tuple[int, int]], **kw: Any
+) -> tuple[Throttle, list[tuple[str, dict[str, Any]]]]:
+    clock = Clock()
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    class NoWaitEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            return self.is_set()
+
+    throttle = Throttle(
+        Router(clock, readings),
+        max_wal_lag=kw.get("max_wal_lag", 4),
+        resume_wal_lag=kw.get("resume_wal_lag", 1),
+        poll_interval=kw.get("poll_interval", 10.0),
+        stall_timeout=kw.get("stall_timeout", 5.0),
+        stop=NoWaitEvent(),
+        on_event=lambda kind, data: events.append((kind, data)),
+        clock=clock,
+    )
+    return throttle, events
+
+
+def test_own_writes_count_between_polls() -> None:
+    """Acks since the last poll and writes in flight count toward the lag."""
+    throttle, events = make([(10, 10), (10, 10), (14, 14)])
+    for _ in range(3):
+        throttle.before_submit(in_flight=0)
+        throttle.on_ack()
+    # lag 0 polled + 3 acks + 1 in flight = 4: one more would pass max_wal_lag 4
+    throttle.before_submit(in_flight=0)
+    assert throttle.pauses == 0
+    throttle.on_ack()
+    throttle.before_submit(in_flight=0)
+    assert throttle.pauses == 1
+    kinds = [k for k, _ in events]
+    assert kinds.index("throttle_pause") < kinds.index("throttle_resume")
+
+
+def test_pause_until_resume_lag_then_resume() -> None:
+    """Paused at lag above max; resumes only once a reading is ≤ resume_wal_lag."""
+    throttle, events = make([(20, 10), (20, 15), (20, 19), (20, 20)], max_wal_lag=4)
+    throttle.before_submit(in_flight=0)
+    pause = [d for k, d in events if k == "throttle_pause"]
+    resume = [d for k, d in events if k == "throttle_resume"]
+    assert pause[0]["lag"] == 10
+    assert resume[0]["lag"] == 1
+    lags = [d["lag"] for k, d in events if k == "lag"]
+    assert lags == [10, 5, 1]
+
+
+def test_stall_raises_with_the_cause() -> None:
+    """No indexed_wal progress while paused for stall_timeout ends with IndexerStalled."""
+    throttle, _ = make([(20, 10)], stall_timeout=3.0)
+    with pytest.raises(IndexerStalled, match="no indexer is running"):
+        throttle.before_submit(in_flight=0)
+
+
+def test_progress_resets_the_stall_clock() -> None:
+    """Slow but steady indexing is not a stall."""
+    readings = [(40, 10 + i) for i in range(0, 30)] + [(40, 40)]
+    throttle, _ = make(readings, stall_timeout=2.0)
+    throttle.before_submit(in_flight=0)
+    assert throttle.pauses == 1 and not throttle.paused
