@@ -6,6 +6,8 @@
     ├── PlanFileError         the plan file cannot be read, parsed or validated (exit 1)
     ├── TargetError           the elacsym target answered badly or not at all (exit 1)
     ├── StateError            the state store / ledger / lease cannot be used (exit 1)
+    ├── SourceError           a source file cannot be listed, opened or read (exit 1)
+    ├── InvalidRowError       a source row is invalid (on_invalid_row: fail, or too many) (exit 1)
     └── VerificationFailed    data written, but verification failed (exit 3)
 
 Anything that is not an ``ElaxError`` is a bug: the CLI prints a short report
@@ -58,3 +60,24 @@ class VerificationFailed(ElaxError):
     """The data was written but a verification step failed."""
 
     exit_code = EXIT_VERIFY_FAILED
+
+
+class SourceError(ElaxError):
+    """A source file cannot be opened, read or resumed (missing, wrong format, changed)."""
+
+
+class InvalidRowError(ElaxError):
+    """A source row is invalid and the policy stops the run (``on_invalid_row: fail`` or limit)."""
+
+    def __init__(
+        self,
+        summary: str,
+        detail: str | None = None,
+        hint: str | None = None,
+        *,
+        location: str = "",
+        reason: str = "",
+    ) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(summary, detail, hint)

@@ -1,0 +1,608 @@
+"""The lease (``<plan>/lock.json``): who may write a plan's ledger, and for how long.
+
+Owns taking, renewing, releasing and force-releasing the lease, and judging
+whether a holder is gone. It must not touch the ledger (``ledger`` fences its
+writes with ``Lease.verify``) and must never wait on anything but the lease.
+
+Rules (SPEC §6):
+
+* ``acquire`` creates ``lock.json`` only if absent (``StateBackend.create``).
+* An existing lease is taken over by compare-and-swap on *the exact version
+  that was judged* — so of two processes that both see it expired, one wins
+  and the other re-reads and finds a live lease — when it has expired by our
+  clock, or at once when its holder ran on this machine and that process no
+  longer exists. "This machine" means the same host name, boot id and PID
+  namespace, so a container sharing a host name or a rebooted host never has
+  its lease broken early; the process start time from ``/proc/<pid>/stat``
+  catches a PID that was reused by another process.
+* Otherwise ``LeaseHeld`` (a ``StateError``) names the holder and the lock id
+  and how to force it, after polling up to ``wait`` seconds.
+* ``renew`` is a compare-and-swap from the version we last wrote: if anyone
+  else has written ``lock.json`` since, the lease was taken from us and
+  ``LeaseLost`` is raised. ``Heartbeat`` renews in a thread and reports a loss
+  to its owner instead of dying silently.
+* Expiry compares wall clocks across hosts, so it assumes clocks agree to well
+  within the TTL (60 s by default), as any lease on object storage must.
+
+Requests that are retried by the S3 client after their first attempt landed
+come back as conflicts whose current bytes are ours; every conditional write
+here recognises its own bytes (the lock id makes them unique).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from elax_plan.errors import StateError
+from elax_plan.state.backend import Conflict, StateBackend
+from elax_plan.state.layout import Clock, dumps, iso, loads_object, lock_key, parse_iso
+
+LOCK_VERSION = 1
+DEFAULT_TTL = 60.0
+DEFAULT_RENEW_INTERVAL = 10.0
+DEFAULT_POLL_INTERVAL = 1.0
+
+
+class LeaseHeld(StateError):
+    """Another run holds the plan's lease; ``info`` says who."""
+
+    def __init__(self, summary: str, detail: str, hint: str, info: LeaseInfo) -> None:
+        super().__init__(summary, detail, hint)
+        self.info = info
+
+
+class LeaseLost(StateError):
+    """Our lease was taken over, force-released or could not be renewed in time."""
+
+    def __init__(self, summary: str, detail: str | None, hint: str | None) -> None:
+        super().__init__(summary, detail, hint)
+
+
+# --------------------------------------------------------------------------- holder
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state letter, start time in clock ticks since boot) of ``pid``; None if absent."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may contain spaces and ')': split after the last ')'.
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    return fields[0].decode(), fields[19].decode()
+
+
+def _has_proc() -> bool:
+    return os.path.isdir("/proc/self")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        # No passwd entry (common in containers): the numeric id still identifies.
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The process holding a lease, with what is needed to tell whether it still exists."""
+
+    host: str
+    pid: int
+    user: str
+    start_time: str | None = None
+    boot_id: str | None = None
+    pid_namespace: str | None = None
+
+    @classmethod
+    def of_process(cls, pid: int) -> Holder:
+        """A holder for process ``pid`` on this machine (this process by default)."""
+        stat = _proc_stat(pid) if _has_proc() else None
+        return cls(
+            host=socket.gethostname(),
+            pid=pid,
+            user=_user(),
+            start_time=stat[1] if stat else None,
+            boot_id=_read_text("/proc/sys/kernel/random/boot_id"),
+            pid_namespace=_pid_namespace(),
+        )
+
+    @classmethod
+    def current(cls) -> Holder:
+        return cls.of_process(os.getpid())
+
+    def describe(self) -> str:
+        return f"user {self.user} on host {self.host} (pid {self.pid})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Holder:
+        if not isinstance(raw, dict):
+            raise ValueError("holder is not an object")
+        host, pid, user = raw.get("host"), raw.get("pid"), raw.get("user")
+        if not isinstance(host, str) or not isinstance(pid, int) or not isinstance(user, str):
+            raise ValueError("holder needs host, pid and user")
+        optional = {}
+        for name in ("start_time", "boot_id", "pid_namespace"):
+            value = raw.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"holder.{name} is not a string")
+            optional[name] = value
+        return cls(host=host, pid=pid, user=user, **optional)
+
+
+def holder_is_gone(holder: Holder) -> bool:
+    """True only when we can be sure: ``holder`` ran on this machine and no longer exists.
+
+    A holder elsewhere (other host, other boot, other PID namespace) is never
+    judged: its lease is broken only by expiry.
+    """
+    me = Holder.current()
+    if (holder.host, holder.boot_id, holder.pid_namespace) != (
+        me.host,
+        me.boot_id,
+        me.pid_namespace,
+    ):
+        return False
+    if _has_proc():
+        stat = _proc_stat(holder.pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            # Gone, or a zombie: it has exited and only waits to be reaped.
+            return True
+        # A different start time means the PID now belongs to another process.
+        return holder.start_time is not None and stat[1] != holder.start_time
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+# ---------------------------------------------------------------------- lease info
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseInfo:
+    """The content of ``lock.json``; times are epoch seconds."""
+
+    lock_id: str
+    plan: str
+    operation: str
+    holder: Holder
+    created: float
+    renewed: float
+    expires: float
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires
+
+    def describe(self, now: float) -> str:
+        left = self.expires - now
+        expiry = (
+            f"expired {_ago(-left)} ago" if left <= 0 else f"expires in {_ago(left)} unless renewed"
+        )
+        return (
+            f"{self.operation} by {self.holder.describe()} since {iso(self.created)},"
+            f" lock id {self.lock_id}; the lease {expiry}"
+        )
+
+    def stored(self) -> LeaseInfo:
+        """This lease as it reads back from ``lock.json`` (times to the millisecond)."""
+        return LeaseInfo.from_json(self.to_json(), "lock.json")
+
+    def to_json(self) -> bytes:
+        return dumps(
+            {
+                "lock_version": LOCK_VERSION,
+                "lock_id": self.lock_id,
+                "plan": self.plan,
+                "operation": self.operation,
+                "holder": self.holder.to_dict(),
+                "created": iso(self.created),
+                "renewed": iso(self.renewed),
+                "expires": iso(self.expires),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes, location: str) -> LeaseInfo:
+        raw = loads_object(data, location, "lease")
+        version = raw.get("lock_version")
+        if isinstance(version, int) and version > LOCK_VERSION:
+            raise StateError(
+                f"The lease at {location} was written by a newer elax-plan"
+                f" (lock_version {version}).",
+                None,
+                "Upgrade elax-plan to work with this state.",
+            )
+        try:
+            if version != LOCK_VERSION:
+                raise ValueError(f"lock_version is {version!r}")
+            lock_id, plan, operation = raw["lock_id"], raw["plan"], raw["operation"]
+            if not all(isinstance(v, str) for v in (lock_id, plan, operation)):
+                raise ValueError("lock_id, plan and operation must be strings")
+            return cls(
+                lock_id=lock_id,
+                plan=plan,
+                operation=operation,
+                holder=Holder.from_dict(raw["holder"]),
+                created=parse_iso(raw["created"]),
+                renewed=parse_iso(raw["renewed"]),
+                expires=parse_iso(raw["expires"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateError(
+                f"The lease at {location} is not a valid elax-plan lease ({exc}).",
+                "It was edited by hand or written by another tool.",
+                "If no elax-plan run is active for this plan, delete that object.",
+            ) from None
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def read_lease(backend: StateBackend, plan_name: str) -> LeaseInfo | None:
+    """The plan's current lease, or ``None`` when it is not locked."""
+    key = lock_key(plan_name)
+    current = backend.read(key)
+    return None if current is None else LeaseInfo.from_json(current.data, backend.location(key))
+
+
+def _unlock_command(plan_file: str | None, lock_id: str) -> str:
+    return f"elax-plan unlock {plan_file or 'PLAN.yaml'} {lock_id}"
+
+
+# --------------------------------------------------------------------------- lease
+
+
+class Lease:
+    """A held lease. Thread-safe: the heartbeat renews while the owner saves and releases."""
+
+    def __init__(
+        self,
+        backend: StateBackend,
+        info: LeaseInfo,
+        version: str,
+        *,
+        ttl: float,
+        clock: Clock,
+        taken_over: LeaseInfo | None = None,
+    ) -> None:
+        self.backend = backend
+        self.key = lock_key(info.plan)
+        self.ttl = ttl
+        self.clock = clock
+        self.taken_over = taken_over
+        """The expired or orphaned lease this one replaced, if any (worth a log line)."""
+        self._info = info
+        self._version = version
+        self._mutex = threading.Lock()
+        self._released = False
+
+    @property
+    def lock_id(self) -> str:
+        return self._info.lock_id
+
+    @property
+    def plan(self) -> str:
+        return self._info.plan
+
+    @property
+    def info(self) -> LeaseInfo:
+        with self._mutex:
+            return self._info
+
+    @property
+    def released(self) -> bool:
+        with self._mutex:
+            return self._released
+
+    @property
+    def location(self) -> str:
+        return self.backend.location(self.key)
+
+    def _lost(self, current: LeaseInfo | None, why: str) -> LeaseLost:
+        now = self.clock()
+        if current is None:
+            detail = "lock.json is gone (force-released with `elax-plan unlock`?)."
+        else:
+            detail = f"It is now held: {current.describe(now)}."
+        return LeaseLost(
+            f"This run lost the lease on plan '{self.plan}' (lock id {self.lock_id}) {why}.",
+            detail,
+            "Nothing more is written by this run; the state stays consistent."
+            " Run apply again to resume once the other run has finished.",
+        )
+
+    def _parse(self, data: bytes) -> LeaseInfo:
+        return LeaseInfo.from_json(data, self.location)
+
+    def renew(self) -> LeaseInfo:
+        """Push ``expires`` to now + ttl; ``LeaseLost`` if someone else wrote the lock since."""
+        with self._mutex:
+            if self._released:
+                raise self._lost(None, "before renewing: it was already released")
+            now = self.clock()
+            renewed = dataclasses.replace(self._info, renewed=now, expires=now + self.ttl).stored()
+            data = renewed.to_json()
+            try:
+                version = self.backend.replace(self.key, data, self._version)
+            except Conflict as exc:
+                if exc.current is not None and exc.current.data == data:
+                    version = exc.current.version  # our retried write had landed
+                else:
+                    current = None if exc.current is None else self._parse(exc.current.data)
+                    raise self._lost(current, "while renewing it") from None
+            self._info, self._version = renewed, version
+            return renewed
+
+    def verify(self) -> None:
+        """Fencing check: ``LeaseLost`` unless ``lock.json`` still carries our lock id."""
+        current = self.backend.read(self.key)
+        info = None if current is None else self._parse(current.data)
+        if info is None or info.lock_id != self.lock_id:
+            raise self._lost(info, "before this write")
+
+    def release(self) -> bool:
+        """Delete ``lock.json`` if it is still ours. False when it no longer was (nothing
+        deleted); a second call is a no-op that returns False."""
+        with self._mutex:
+            if self._released:
+                return False
+            self._released = True
+            while True:
+                current = self.backend.read(self.key)
+                if current is None or self._parse(current.data).lock_id != self.lock_id:
+                    return False
+                try:
+                    # Conditional delete, so a takeover between the read and the
+                    # delete is never removed.
+                    self.backend.delete(self.key, expected_version=current.version)
+                except Conflict:
+                    continue
+                return True
+
+
+# ------------------------------------------------------------------------- acquire
+
+
+def acquire(
+    backend: StateBackend,
+    plan_name: str,
+    operation: str = "apply",
+    *,
+    ttl: float = DEFAULT_TTL,
+    wait: float = 0.0,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    clock: Clock = time.time,
+    holder: Holder | None = None,
+    plan_file: str | None = None,
+    on_wait: Callable[[LeaseInfo], None] | None = None,
+) -> Lease:
+    """Take the plan's lease or raise ``LeaseHeld`` after waiting up to ``wait`` seconds.
+
+    ``holder`` defaults to this process; ``plan_file`` only makes messages
+    name the exact unlock command; ``on_wait`` is called each time the lease
+    is found held while waiting (the CLI says "waiting for …").
+    """
+    if ttl <= 0:
+        raise ValueError("ttl must be positive")
+    key = lock_key(plan_name)
+    location = backend.location(key)
+    me = holder or Holder.current()
+    deadline = time.monotonic() + max(0.0, wait)
+
+    def new_info() -> LeaseInfo:
+        now = clock()
+        return LeaseInfo(
+            lock_id=str(uuid.uuid4()),
+            plan=plan_name,
+            operation=operation,
+            holder=me,
+            created=now,
+            renewed=now,
+            expires=now + ttl,
+        ).stored()
+
+    while True:
+        current = backend.read(key)
+        info = new_info()
+        data = info.to_json()
+        if current is None:
+            try:
+                version = backend.create(key, data)
+            except Conflict as exc:
+                if exc.current is not None and exc.current.data == data:
+                    version = exc.current.version  # our retried create had landed
+                else:
+                    continue  # someone else was faster: judge their lease
+            return Lease(backend, info, version, ttl=ttl, clock=clock)
+
+        existing = LeaseInfo.from_json(current.data, location)
+        if existing.expired(clock()) or holder_is_gone(existing.holder):
+            try:
+                version = backend.replace(key, data, current.version)
+            except Conflict as exc:
+                if exc.current is not None and exc.current.data == data:
+                    version = exc.current.version
+                else:
+                    continue  # another process took it over (or released it) first
+            return Lease(backend, info, version, ttl=ttl, clock=clock, taken_over=existing)
+
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            waited = f" after waiting {_ago(wait)}" if wait > 0 else ""
+            raise LeaseHeld(
+                f"Plan '{plan_name}' is locked by another run{waited}: "
+                f"{existing.describe(clock())}.",
+                f"The lease is {location}.",
+                "Wait for that run to finish (apply --lock-timeout waits for it). If that"
+                " process is gone for good, release the lease with: "
+                + _unlock_command(plan_file, existing.lock_id),
+                existing,
+            )
+        if on_wait is not None:
+            on_wait(existing)
+        time.sleep(min(poll_interval, remaining))
+
+
+def force_unlock(
+    backend: StateBackend,
+    plan_name: str,
+    lock_id: str,
+    *,
+    plan_file: str | None = None,
+    clock: Clock = time.time,
+) -> LeaseInfo:
+    """Delete the plan's lease if its lock id is ``lock_id``; the lease that was removed.
+
+    Refuses (``StateError``) when the plan is not locked or another lease holds it.
+    """
+    key = lock_key(plan_name)
+    location = backend.location(key)
+    current = backend.read(key)
+    if current is None:
+        raise StateError(
+            f"Plan '{plan_name}' is not locked: there is no lease at {location}.",
+            None,
+            "Nothing to unlock. If apply still reports a lease, check that it uses the same"
+            " state.uri.",
+        )
+    info = LeaseInfo.from_json(current.data, location)
+    if info.lock_id != lock_id.strip():
+        raise StateError(
+            f"Refusing to unlock plan '{plan_name}': lock id {lock_id} does not match its lease.",
+            f"The lease is held: {info.describe(clock())}.",
+            "Make sure that run is gone, then run: " + _unlock_command(plan_file, info.lock_id),
+        )
+    try:
+        backend.delete(key, expected_version=current.version)
+    except Conflict:
+        raise StateError(
+            f"The lease on plan '{plan_name}' changed while it was being unlocked.",
+            f"See {location}: the holder renewed or released it.",
+            "Check `elax-plan status` and run unlock again with the lock id it shows.",
+        ) from None
+    return info
+
+
+# ----------------------------------------------------------------------- heartbeat
+
+
+class Heartbeat:
+    """Renews a lease every ``interval`` seconds in a daemon thread until stopped.
+
+    A loss is never silent: ``lost`` is set, ``error`` holds the ``LeaseLost``,
+    ``on_lost`` (if given) is called from the heartbeat thread, and ``check()``
+    re-raises it in the owner's thread. A renewal that fails for another reason
+    (e.g. the S3 endpoint is briefly unreachable) is retried at the next beat
+    until the lease would have expired; then it counts as lost.
+    """
+
+    def __init__(
+        self,
+        lease: Lease,
+        interval: float = DEFAULT_RENEW_INTERVAL,
+        *,
+        on_lost: Callable[[StateError], None] | None = None,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.lease = lease
+        self.interval = interval
+        self.on_lost = on_lost
+        self.lost = threading.Event()
+        self.renewals = 0
+        self.error: StateError | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"elax-lease-heartbeat-{lease.plan}", daemon=True
+        )
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop renewing and wait for the thread; the lease itself is left as it is."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def check(self) -> None:
+        """Raise the loss in the caller's thread, if there was one."""
+        if self.error is not None:
+            raise self.error
+
+    def __enter__(self) -> Heartbeat:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self.lease.released:
+                return
+            try:
+                self.lease.renew()
+                self.renewals += 1
+            except LeaseLost as exc:
+                if not self.lease.released:  # released by its owner is not a loss
+                    self._report(exc)
+                return
+            except StateError as exc:
+                if self.lease.clock() < self.lease.info.expires:
+                    continue  # transient: the lease is still valid, try at the next beat
+                self._report(
+                    LeaseLost(
+                        f"This run could not renew its lease on plan '{self.lease.plan}'"
+                        f" (lock id {self.lease.lock_id}) before it expired.",
+                        f"Last error: {exc.message}",
+                        "Another run may take the plan over now; check the state store, then"
+                        " run apply again to resume.",
+                    )
+                )
+                return
+
+    def _report(self, error: StateError) -> None:
+        self.error = error
+        self.lost.set()
+        if self.on_lost is not None:
+            self.on_lost(error)
