@@ -1,0 +1,655 @@
+"""Read-only view of the plan's source: which files there are, their fingerprints, and a sample.
+
+Owns expanding ``source.uri`` (URLs and globs on ``file://``, ``memory://``,
+``s3://`` or any fsspec backend) into a sorted, de-duplicated list of files with
+fingerprints (``size=<n>;etag=<e>`` where the backend has an ETag, else
+``size=<n>;mtime=<ISO-8601 UTC>``), exact Parquet row counts from footers, and
+row/request-size estimates from a bounded sample. Planning cost grows with the
+number of files, never with their bytes: listing opens no NDJSON file; a sample
+reads at most ``SAMPLE_BYTES`` raw bytes from the first few files.
+
+Local globs follow the shell: ``*`` and ``?`` do not match a leading dot, ``**``
+matches any depth. It must not write anything, validate rows (apply does), or
+decide what a listing means for the plan (the planner does). Failures are one
+paragraph naming the URL and what to check; credentials never appear in them.
+"""
+
+from __future__ import annotations
+
+import bz2
+import fnmatch
+import glob
+import io
+import lzma
+import os
+import re
+import stat
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, Protocol
+
+import fsspec
+import orjson
+
+from elax_plan.errors import ElaxError, SourceError
+from elax_plan.live._fs import (
+    LOCAL_PREFIX,
+    describe,
+    info_mtime,
+    is_object_store,
+    iso_utc,
+    local_path_of,
+    mtime_from_ns,
+    open_fs,
+)
+from elax_plan.live.model import SourceFile, SourceListing, SourceSample
+from elax_plan.spec.locations import is_local
+from elax_plan.spec.model import SourceSpec
+from elax_plan.spec.secrets import redact
+
+__all__ = [
+    "SAMPLE_BYTES",
+    "SAMPLE_FILES",
+    "SAMPLE_ROWS",
+    "count_rows",
+    "list_source",
+    "read_source",
+    "sample_source",
+]
+
+SAMPLE_BYTES = 256 * 1024  # raw (possibly compressed) source bytes a sample reads, at most
+SAMPLE_TEXT_BYTES = 1024 * 1024  # decompressed NDJSON bytes a sample looks at, at most
+SAMPLE_FILES = 8  # a sample spans at most the first this many files
+SAMPLE_ROWS = 5000  # rows turned into request documents, at most
+PARQUET_SAMPLE_BYTES = 16 * 1024 * 1024  # compressed bytes of the one row group a sample reads
+FOOTER_THREADS = 16  # parallel footer reads on remote stores
+
+_MAGIC = re.compile(r"[*?\[]")
+_COLON_BRACKET = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*\[")
+_PARQUET_HINT = "Install it with: pip install 'elax-plan[parquet]'"
+_COMPRESSION_BY_SUFFIX = {
+    ".gz": "gzip",
+    ".gzip": "gzip",
+    ".bz2": "bz2",
+    ".xz": "xz",
+    ".lzma": "lzma",
+    ".zst": "zstd",
+    ".zstd": "zstd",
+    ".lz4": "lz4",
+    ".zip": "zip",
+    ".snappy": "snappy",
+    ".sz": "snappy",
+}
+_CODEC_PACKAGES = {"zstd": "zstandard", "lz4": "lz4", "snappy": "python-snappy"}
+
+
+def has_magic(text: str) -> bool:
+    """Whether ``text`` holds a glob character (``*``, ``?``, ``[``)."""
+    return _MAGIC.search(text) is not None
+
+
+# --- listing -------------------------------------------------------------------------------
+
+
+def list_source(source: SourceSpec) -> SourceListing:
+    """Every file ``source.uris`` names, de-duplicated and sorted by URL (no sample, no rows).
+
+    A URL or pattern that matches no file is an error, as is a URL naming a directory.
+    """
+    found: dict[str, SourceFile] = {}
+    for uri in source.uris:
+        files = _list_local(uri) if is_local(uri) else _list_remote(uri, source.storage_options)
+        for f in files:
+            found.setdefault(f.url, f)
+    return SourceListing(files=tuple(found[url] for url in sorted(found)))
+
+
+def read_source(source: SourceSpec) -> SourceListing:
+    """``list_source`` plus Parquet row counts and the sample: what ``plan`` needs."""
+    listing = count_rows(list_source(source), source)
+    return replace(listing, sample=sample_source(listing, source))
+
+
+def _no_match(uri: str, why: str = "") -> SourceError:
+    hint = "Check the pattern and that the files exist."
+    if "not readable" in why:
+        hint = "Check that the user running elax-plan may read that directory."
+    return SourceError(f"source.uri {redact(uri)} matched no files{why}.", hint=hint)
+
+
+def _unreadable(uri: str, exc: BaseException, what: str = "list") -> SourceError:
+    hint = "Check source.storage_options (endpoint, credentials) and that the source is up."
+    if isinstance(exc, PermissionError):
+        hint = "Check that the user running elax-plan may read it (permissions, credentials)."
+    return SourceError(f"Cannot {what} source {redact(uri)}: {describe(exc)}.", hint=hint)
+
+
+def _is_directory(uri: str) -> SourceError:
+    return SourceError(
+        f"source.uri {redact(uri)} is a directory, not a file.",
+        hint=f"Name its files with a glob, such as {redact(uri.rstrip('/'))}/*.ndjson.",
+    )
+
+
+def _local_file(path: str, st: os.stat_result) -> SourceFile:
+    size = st.st_size
+    fingerprint = f"size={size};mtime={iso_utc(mtime_from_ns(st.st_mtime_ns))}"
+    return SourceFile(url=f"{LOCAL_PREFIX}{path}", size=size, fingerprint=fingerprint)
+
+
+def _list_local(uri: str) -> list[SourceFile]:
+    path = local_path_of(uri)
+    if not has_magic(path):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError as exc:
+            raise SourceError(
+                f"source file {redact(uri)} does not exist.",
+                hint="Check source.uri (relative paths are resolved against the current "
+                "directory).",
+            ) from exc
+        except OSError as exc:
+            raise _unreadable(uri, exc, "read") from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise _is_directory(uri)
+        return [_local_file(path, st)]
+    directory, pattern = os.path.split(path)
+    try:
+        if has_magic(directory) or "**" in pattern:
+            files = list(_glob_local(path))
+        else:
+            files = list(_scan_local(directory, pattern))
+    except OSError as exc:
+        raise _unreadable(f"{LOCAL_PREFIX}{directory}", exc) from exc
+    if not files:
+        raise _no_match(uri, _local_no_match_reason(path))
+    return files
+
+
+def _scan_local(directory: str, pattern: str) -> Iterator[SourceFile]:
+    """One ``os.scandir`` pass: the fast path for ``/dir/*.ndjson``-shaped patterns."""
+    match = re.compile(fnmatch.translate(pattern)).match
+    hidden_ok = pattern.startswith(".")
+    try:
+        entries = os.scandir(directory)
+    except FileNotFoundError:
+        return
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if (name[0] == "." and not hidden_ok) or match(name) is None:
+                continue
+            if entry.is_file():
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue  # removed while we listed: not part of this listing
+                yield _local_file(entry.path, st)
+
+
+def _glob_local(path: str) -> Iterator[SourceFile]:
+    for found in glob.iglob(path, recursive=True):
+        try:
+            st = os.stat(found)
+        except FileNotFoundError:
+            continue  # removed while we listed, or a dangling symlink: not a file
+        if stat.S_ISREG(st.st_mode):
+            yield _local_file(os.path.abspath(found), st)
+
+
+def _local_no_match_reason(path: str) -> str:
+    """Why a local pattern found nothing, when the reason is a missing or unreadable directory."""
+    parts = path.split(os.sep)
+    static: list[str] = []
+    for part in parts[:-1]:
+        if has_magic(part):
+            break
+        static.append(part)
+    base = os.sep.join(static) or os.sep
+    if not os.path.isdir(base):
+        return f" (directory {base} does not exist)"
+    if not os.access(base, os.R_OK | os.X_OK):
+        return f" (directory {base} is not readable by this user)"
+    return ""
+
+
+def _list_remote(uri: str, storage_options: Mapping[str, Any]) -> list[SourceFile]:
+    try:
+        fs, path = open_fs(uri, storage_options)
+    except (ImportError, ValueError, TypeError, OSError) as exc:
+        raise _unreadable(uri, exc, "open") from exc
+    try:
+        fs.invalidate_cache()
+        if has_magic(path):
+            entries: dict[str, Any] = fs.glob(path, detail=True)
+        else:
+            entries = {path: fs.info(path)}
+    except FileNotFoundError as exc:
+        if has_magic(path):
+            raise _no_match(uri) from exc
+        raise SourceError(
+            f"source file {redact(uri)} does not exist.", hint="Check source.uri."
+        ) from exc
+    except Exception as exc:  # every fsspec backend has its own error types
+        raise _unreadable(uri, exc) from exc
+    to_url = _url_mapper(uri, path, fs)
+    files = []
+    for name, info in entries.items():
+        if info.get("type") != "file":
+            if not has_magic(path):
+                raise _is_directory(uri)
+            continue
+        size = int(info.get("size") or 0)
+        files.append(SourceFile(url=to_url(str(name)), size=size, fingerprint=_fingerprint(info)))
+    if not files:
+        raise _no_match(uri, _remote_no_match_reason(fs, path))
+    return files
+
+
+def _remote_no_match_reason(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    if not is_object_store(fs):
+        return ""
+    bucket = path.split("/", 1)[0]
+    if not bucket or has_magic(bucket):
+        return ""
+    try:
+        found = fs.exists(bucket)
+    except Exception as exc:  # every fsspec backend has its own error types
+        raise _unreadable(path, exc) from exc
+    if not found:
+        return f" (bucket {bucket!r} does not exist or is not visible with these credentials)"
+    return ""
+
+
+def _fingerprint(info: Mapping[str, Any]) -> str:
+    size = int(info.get("size") or 0)
+    for key in ("ETag", "etag", "e_tag"):
+        etag = info.get(key)
+        if etag:
+            return f"size={size};etag={str(etag).strip(chr(34))}"
+    moment = info_mtime(info)
+    return f"size={size};mtime={iso_utc(moment) if moment is not None else 'unknown'}"
+
+
+def _static_prefix(text: str) -> str:
+    """``text`` up to and including the last ``/`` before its first glob character."""
+    first = _MAGIC.search(text)
+    end = first.start() if first is not None else len(text)
+    return text[: text.rfind("/", 0, end) + 1]
+
+
+def _url_mapper(uri: str, path: str, fs: fsspec.AbstractFileSystem) -> Callable[[str], str]:
+    """Turn backend paths back into URLs spelled the way the user wrote ``uri``."""
+    if not has_magic(path):
+        return lambda _name: uri
+    cut_uri = _static_prefix(uri)
+    cut_path = _static_prefix(path)
+
+    def to_url(name: str) -> str:
+        if cut_path and name.startswith(cut_path):
+            return cut_uri + name[len(cut_path) :]
+        return str(fs.unstrip_protocol(name))
+
+    return to_url
+
+
+# --- Parquet row counts --------------------------------------------------------------------
+
+
+def _pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise SourceError(
+            "Reading Parquet sources needs pyarrow, which is not installed.", hint=_PARQUET_HINT
+        ) from exc
+    return pq
+
+
+@contextmanager
+def _parquet_file(url: str, storage_options: Mapping[str, Any]) -> Iterator[Any]:
+    """An open ``pyarrow.parquet.ParquetFile`` (footer read), closed on exit."""
+    pq = _pyarrow_parquet()
+    handle: Any = None
+    try:
+        if url.startswith(LOCAL_PREFIX):
+            where: Any = local_path_of(url)
+        else:
+            fs, path = open_fs(url, storage_options)
+            where = handle = fs.open(path, "rb", block_size=SAMPLE_BYTES)
+        parquet = pq.ParquetFile(where)
+    except Exception as exc:  # pyarrow and fsspec backends raise many types
+        if handle is not None:
+            handle.close()
+        raise SourceError(
+            f"Cannot read the Parquet footer of {redact(url)}: {describe(exc)}.",
+            hint="Check that it is a Parquet file (source.format) and readable.",
+        ) from exc
+    try:
+        yield parquet
+    finally:
+        parquet.close()
+        if handle is not None:
+            handle.close()
+
+
+def count_rows(listing: SourceListing, source: SourceSpec) -> SourceListing:
+    """``listing`` with exact ``rows`` per file from Parquet footers; NDJSON is unchanged."""
+    if source.format != "parquet" or not listing.files:
+        return listing
+    _pyarrow_parquet()
+
+    def rows_of(f: SourceFile) -> SourceFile:
+        with _parquet_file(f.url, source.storage_options) as parquet:
+            return replace(f, rows=int(parquet.metadata.num_rows))
+
+    if len(listing.files) == 1:
+        files = [rows_of(f) for f in listing.files]
+    else:
+        with ThreadPoolExecutor(FOOTER_THREADS) as pool:
+            files = list(pool.map(rows_of, listing.files))
+    return replace(listing, files=tuple(files))
+
+
+# --- sampling ------------------------------------------------------------------------------
+
+
+def sample_source(listing: SourceListing, source: SourceSpec) -> SourceSample:
+    """Row and request-size estimates from a bounded prefix of the first file(s)."""
+    if not listing.files:
+        return SourceSample()
+    sizer = _DocumentSizer(source)
+    if source.format == "parquet":
+        return _sample_parquet(listing, source, sizer)
+    return _sample_ndjson(listing, source, sizer)
+
+
+class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
+
+
+def _codec(compression: str, url: str) -> str | None:
+    if compression == "none":
+        return None
+    if compression != "infer":
+        return compression
+    lowered = url.lower()
+    for suffix, codec in _COMPRESSION_BY_SUFFIX.items():
+        if lowered.endswith(suffix):
+            return codec
+    return None
+
+
+def _stream_decompressor(codec: str) -> _Decompressor | None:
+    if codec == "gzip":
+        return zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
+    if codec == "bz2":
+        return bz2.BZ2Decompressor()
+    if codec in ("xz", "lzma"):
+        return lzma.LZMADecompressor()
+    return None
+
+
+def _decompress_prefix(raw: bytes, codec: str) -> tuple[bytes, int, bool]:
+    """Decompressed bytes of ``raw`` (at most ``SAMPLE_TEXT_BYTES``), raw bytes used, stream end."""
+    d = _stream_decompressor(codec)
+    if d is None:
+        return _decompress_generic(raw, codec)
+    out = bytearray()
+    used = 0
+    step = 16 * 1024
+    while used < len(raw) and len(out) < SAMPLE_TEXT_BYTES:
+        piece = raw[used : used + step]
+        out += d.decompress(piece, SAMPLE_TEXT_BYTES - len(out))
+        tail = getattr(d, "unconsumed_tail", b"")
+        consumed = len(piece) - len(tail) - (len(d.unused_data) if d.eof else 0)
+        used += consumed
+        if d.eof:
+            if used >= len(raw):
+                return bytes(out), used, True
+            d = _stream_decompressor(codec)  # concatenated members (gzip -c a b > c)
+            assert d is not None
+    return bytes(out), used, False
+
+
+def _decompress(url: str, raw: bytes, codec: str) -> tuple[bytes, int, bool]:
+    try:
+        return _decompress_prefix(raw, codec)
+    except ElaxError:
+        raise
+    except Exception as exc:  # zlib.error, OSError, LZMAError, BadZipFile…: not that codec
+        raise SourceError(
+            f"Cannot decompress the start of {redact(url)} as {codec}: {describe(exc)}.",
+            hint="Check source.compression (infer reads it from the file extension).",
+        ) from exc
+
+
+def _decompress_generic(raw: bytes, codec: str) -> tuple[bytes, int, bool]:
+    """Codecs without a streaming object (zip, zstd, lz4, snappy): through fsspec's wrappers."""
+    opener = fsspec.compression.compr.get(codec)
+    if opener is None:
+        package = _CODEC_PACKAGES.get(codec, codec)
+        raise SourceError(
+            f"source.compression {codec} needs the {package} package, which is not installed.",
+            hint=f"Install it with: pip install {package}",
+        )
+    buffer = io.BytesIO(raw)
+    out = bytearray()
+    ended = False
+    with opener(buffer, mode="rb") as stream:
+        while len(out) < SAMPLE_TEXT_BYTES:
+            try:
+                chunk = stream.read(min(64 * 1024, SAMPLE_TEXT_BYTES - len(out)))
+            except (
+                EOFError
+            ):  # the prefix ends inside a compressed block: what we have is the sample
+                break
+            if not chunk:
+                ended = True
+                break
+            out += chunk
+    return bytes(out), min(buffer.tell(), len(raw)), ended
+
+
+def _read_prefix(url: str, storage_options: Mapping[str, Any], size: int) -> bytes:
+    try:
+        if url.startswith(LOCAL_PREFIX):
+            with open(local_path_of(url), "rb") as f:
+                return f.read(size)
+        fs, path = open_fs(url, storage_options)
+        data: bytes = fs.cat_file(path, start=0, end=size)
+        return data
+    except Exception as exc:  # every fsspec backend has its own error types
+        raise _unreadable(url, exc, "read") from exc
+
+
+def _sample_ndjson(
+    listing: SourceListing, source: SourceSpec, sizer: _DocumentSizer
+) -> SourceSample:
+    rows = 0
+    source_bytes = 0.0
+    request_bytes = 0
+    budget = SAMPLE_BYTES
+    for f in listing.files[:SAMPLE_FILES]:
+        if budget <= 0 or rows >= SAMPLE_ROWS:
+            break
+        take = min(budget, f.size)
+        raw = _read_prefix(f.url, source.storage_options, take)
+        budget -= len(raw)
+        whole = len(raw) >= f.size
+        codec = _codec(source.compression, f.url)
+        if codec is None:
+            text, used, ended = raw[:SAMPLE_TEXT_BYTES], min(len(raw), SAMPLE_TEXT_BYTES), True
+        else:
+            text, used, ended = _decompress(f.url, raw, codec)
+        complete = whole and ended and used >= len(raw)
+        lines = text.split(b"\n")
+        if not complete:
+            lines.pop()  # a partial last line
+        last = len(lines) - 1
+        raw_per_text_byte = used / len(text) if text else 0.0
+        for i, line in enumerate(lines):
+            if rows >= SAMPLE_ROWS:
+                break
+            newline = 1 if i < last or not complete else 0  # complete: the last has none
+            source_bytes += (len(line) + newline) * raw_per_text_byte
+            if not line.strip():
+                continue
+            rows += 1
+            request_bytes += sizer.line_size(line)
+    return SourceSample(
+        sampled_rows=rows, sampled_bytes=round(source_bytes), request_bytes=request_bytes
+    )
+
+
+def _sample_parquet(
+    listing: SourceListing, source: SourceSpec, sizer: _DocumentSizer
+) -> SourceSample:
+    for f in listing.files[:SAMPLE_FILES]:
+        with _parquet_file(f.url, source.storage_options) as parquet:
+            sample = _sample_parquet_file(f, parquet, sizer)
+        if sample is not None:
+            return sample
+    return SourceSample()
+
+
+def _sample_parquet_file(f: SourceFile, parquet: Any, sizer: _DocumentSizer) -> SourceSample | None:
+    """The first rows of the first row group; None when the file has no rows."""
+    meta = parquet.metadata
+    total_rows = int(meta.num_rows)
+    if total_rows == 0 or meta.num_row_groups == 0:
+        return None
+    group = meta.row_group(0)
+    group_rows = int(group.num_rows)
+    if group_rows == 0:
+        return None
+    columns = sizer.columns(str(n) for n in parquet.schema_arrow.names)
+    wanted = set(columns)
+    compressed = sum(
+        int(group.column(i).total_compressed_size)
+        for i in range(group.num_columns)
+        if group.column(i).path_in_schema.split(".", 1)[0] in wanted
+    )
+    bytes_per_row = f.size / total_rows
+    n = min(group_rows, SAMPLE_ROWS)
+    if compressed > PARQUET_SAMPLE_BYTES:
+        # The row group is too big to read for a sample: estimate from the footer alone.
+        per_row = int(group.total_byte_size) / group_rows
+        return SourceSample(
+            sampled_rows=n, sampled_bytes=round(n * bytes_per_row), request_bytes=round(n * per_row)
+        )
+    try:
+        table = parquet.read_row_group(0, columns=columns)
+    except Exception as exc:  # pyarrow and fsspec backends raise many types
+        raise _unreadable(f.url, exc, "read") from exc
+    rows = table.slice(0, n).to_pylist()
+    return SourceSample(
+        sampled_rows=len(rows),
+        sampled_bytes=round(len(rows) * bytes_per_row),
+        request_bytes=sum(sizer.row_size(row) for row in rows),
+    )
+
+
+class _DocumentSizer:
+    """Size of a row as a write-body document ``{"id":…,"vector":[…],"attributes":{…}}``.
+
+    Vectors are sized the way apply sends them: an NDJSON row's own vector text (copied
+    into the document), a Parquet vector as float32 numbers (orjson from numpy).
+    """
+
+    def __init__(self, source: SourceSpec) -> None:
+        self.id_field = source.id_field
+        self.vector_field = source.vector_field
+        self.vector_key = orjson.dumps(source.vector_field) if source.vector_field else b""
+        self.rename = dict(source.attributes.rename)
+        include = source.attributes.include
+        self.include = None if include is None else frozenset(include)
+        try:
+            import numpy as np
+        except ImportError:  # numpy comes with the [parquet] extra; without it, size floats as-is
+            self.np: Any = None
+        else:
+            self.np = np
+
+    def columns(self, names: Iterable[str]) -> list[str]:
+        """The source columns a document is built from."""
+        names = list(names)
+        if self.include is None:
+            return names
+        keep = {self.id_field, self.vector_field}
+        return [n for n in names if n in keep or self.rename.get(n, n) in self.include]
+
+    def line_size(self, line: bytes) -> int:
+        """An NDJSON line's document size; a row apply would reject counts as its own length."""
+        fallback = len(line) + 1
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return fallback
+        if not isinstance(row, dict):
+            return fallback
+        vector = row.get(self.vector_field) if self.vector_field is not None else None
+        if isinstance(vector, list):
+            span = self._vector_span(line)
+            vector_bytes = span if span is not None else len(orjson.dumps(vector))
+        else:
+            vector_bytes = None
+        return self._size(row, vector_bytes, drop_nulls=False, fallback=fallback)
+
+    def row_size(self, row: Mapping[str, Any]) -> int:
+        """A Parquet row's document size (nulls are absent; vectors are float32)."""
+        vector = row.get(self.vector_field) if self.vector_field is not None else None
+        vector_bytes = None
+        if vector is not None:
+            if self.np is not None:
+                array = self.np.asarray(vector, dtype=self.np.float32)
+                vector_bytes = len(orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY))
+            else:
+                vector_bytes = len(orjson.dumps(list(vector)))
+        return self._size(row, vector_bytes, drop_nulls=True, fallback=0)
+
+    def _vector_span(self, line: bytes) -> int | None:
+        """Length of the vector's JSON text in ``line`` (``[`` to the first ``]``), if found."""
+        key = self.vector_key
+        at = line.find(key)
+        while at >= 0:
+            bracket = _COLON_BRACKET.match(line, at + len(key))
+            if bracket is not None:
+                end = line.find(b"]", bracket.end())
+                return None if end < 0 else end + 2 - bracket.end()
+            at = line.find(key, at + 1)
+        return None
+
+    def _size(
+        self, row: Mapping[str, Any], vector_bytes: int | None, *, drop_nulls: bool, fallback: int
+    ) -> int:
+        raw_id = row.get(self.id_field)
+        if raw_id is None or isinstance(raw_id, bool):
+            return fallback
+        doc: dict[str, Any] = {"id": raw_id if isinstance(raw_id, str) else str(raw_id)}
+        attributes = {
+            self.rename.get(k, k): v
+            for k, v in row.items()
+            if k != self.id_field and k != self.vector_field and not (drop_nulls and v is None)
+        }
+        if self.include is not None:
+            attributes = {k: v for k, v in attributes.items() if k in self.include}
+        if attributes:
+            doc["attributes"] = attributes
+        try:
+            encoded = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+        except (TypeError, orjson.JSONEncodeError):
+            return fallback
+        size = len(encoded) + 1  # the comma between documents in "upserts"
+        if vector_bytes is not None:
+            size += len(b',"vector":') + vector_bytes
+        return size
