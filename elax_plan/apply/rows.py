@@ -1,0 +1,529 @@
+"""Row validation and mapping (SPEC §5 step 3): a ``RawRow`` becomes one serialised document.
+
+Owns what a valid row is and the exact JSON bytes of its element of the write body's ``upserts``
+array: ``{"id":"…","vector":[…],"attributes":{…}}`` (keys in that order; ``vector`` and
+``attributes`` left out when absent). A row that breaks a rule becomes an ``InvalidRow`` whose
+``reason`` says what is wrong in plain words.
+
+The rules:
+
+- id: a non-empty string, or an integer (sent as its decimal string). Missing, null, empty,
+  boolean, float and other ids are invalid.
+- vector (unless ``vector_field`` is None): a non-empty list of numbers, of ``vector_dims``
+  numbers when that is set, each finite and within float32 range *before* narrowing: elacsym
+  parses f64 and narrows to f32, and a value past float32's range becomes ±inf, which the
+  server then writes into its WAL as ``null`` and can never replay (CONTRACT hazard H4).
+- attributes: by default every field other than the id and vector fields. ``rename`` maps a
+  source field to the attribute name it is written under; ``include`` lists the attribute names
+  to keep, *as they are written* (after renaming) — so SPEC §3's ``include: [title, …]`` with
+  ``rename: {title_v2: title}`` keeps ``title`` and fills it from ``title_v2``. A source name of a
+  renamed field in ``include`` is accepted too. When a field is renamed onto the name of another
+  source field, the renamed one wins and the other is dropped (one document holds one ``title``).
+  At most 256 names, each at most 128 bytes, and the document at most 64 MiB (elacsym's design
+  limits). NDJSON values are kept as written (an explicit ``null`` stays); Parquet nulls mean
+  "absent" and are left out, Decimal values are written as numbers, and NaN becomes ``null``.
+
+Vector bytes: for NDJSON the row's own JSON text of the vector is copied into the document once
+it is proven to be the very value that was validated (``vector_encoding="source"``, the default:
+re-formatting 768 numbers costs more than parsing the whole line). ``"float32"`` re-serialises
+every vector at float32 precision instead: bodies ~45 % smaller for sources written with 17-digit
+floats (fewer requests and WAL files), at about half the throughput. Parquet vectors are always
+serialised from float32 numpy arrays. Either way elacsym narrows to the same float32 values.
+
+Must not: read files, decide chunking (the 2 MiB request cap is the chunker's rule), or apply the
+reject policy.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+
+from elax_plan.apply.sources import (
+    EXCERPT_CHARS,
+    Location,
+    ParquetBatch,
+    ParquetRecord,
+    RawRow,
+    ResumePoint,
+    VectorColumn,
+)
+
+FLOAT32_LIMIT = 3.4028235677973366e38
+"""2**128 - 2**103: the smallest magnitude that float64 → float32 narrowing turns into ±inf."""
+
+MAX_ATTRIBUTES = 256
+MAX_ATTRIBUTE_NAME_BYTES = 128
+MAX_DOCUMENT_BYTES = 64 << 20
+
+VectorEncoding = Literal["source", "float32"]
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_MISSING: Any = object()
+_UNSEEN: Any = object()
+_MAX_LEARNED_NAMES = 10_000  # cap on cached field names, for sources whose keys are data
+_COLON_BRACKET = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*\[")
+
+
+@dataclass(slots=True)
+class MappedRow:
+    """A valid row: its place, the resume point after it, its id and its serialised document."""
+
+    location: Location
+    resume: ResumePoint
+    id: str
+    document: bytes
+
+
+@dataclass(slots=True)
+class InvalidRow:
+    """A row that cannot be written: where, why, a short excerpt, and the resume point after it."""
+
+    location: Location
+    resume: ResumePoint
+    reason: str
+    raw_excerpt: str
+
+
+class _Invalid(Exception):
+    """Internal: raised by the checks with the reason; ``map`` turns it into an ``InvalidRow``."""
+
+
+@dataclass(slots=True)
+class _BatchPlan:
+    """Per-batch work for Parquet rows, done once for all rows of the batch."""
+
+    ids: list[Any] | None
+    vectors: VectorColumn | None
+    good: np.ndarray[Any, np.dtype[np.bool_]] | None  # rows whose vector passed, when known
+    float32: np.ndarray[Any, Any] | None  # the batch's vectors as a float32 matrix, when uniform
+    attributes: list[dict[str, Any]] | None
+    attribute_error: str | None
+    drop_nulls: bool
+
+
+class RowMapper:
+    """Validates ``RawRow``s and serialises the valid ones (see the module docstring for rules)."""
+
+    def __init__(
+        self,
+        id_field: str = "id",
+        vector_field: str | None = "vector",
+        include: Iterable[str] | None = None,
+        rename: Mapping[str, str] | None = None,
+        vector_dims: int | None = None,
+        *,
+        vector_encoding: VectorEncoding = "source",
+    ) -> None:
+        self.id_field = id_field
+        self.vector_field = vector_field
+        self.include = None if include is None else tuple(include)
+        self.rename = dict(rename or {})
+        self.vector_dims = vector_dims
+        self.vector_encoding = vector_encoding
+        keep = None
+        if self.include is not None:
+            keep = set(self.include)
+            keep.update(self.rename[name] for name in self.include if name in self.rename)
+        self._keep = keep
+        self._rename_targets = set(self.rename.values())
+        self._names: dict[str, str | None] = {id_field: None}
+        if vector_field is not None:
+            self._names[vector_field] = None
+        self._short_names: set[str] = set()  # attribute names known to be within the limit
+        self._every_field = self._keep is None and not self.rename
+        self._source_numbers = vector_encoding == "source"
+        self._vector_key = orjson.dumps(vector_field) if vector_field is not None else b""
+        self._missing_id = (
+            "id is missing" if id_field == "id" else f'id is missing (no "{id_field}" field)'
+        )
+        self._missing_vector = (
+            "vector is missing"
+            if vector_field == "vector"
+            else f'vector is missing (no "{vector_field}" field)'
+        )
+
+    @property
+    def columns(self) -> list[str] | None:
+        """The source columns a row needs (for Parquet column pruning); None means all."""
+        if self._keep is None:
+            return None
+        wanted = [self.id_field]
+        if self.vector_field is not None:
+            wanted.append(self.vector_field)
+        wanted.extend(sorted(self._keep))
+        wanted.extend(src for src, dst in self.rename.items() if dst in self._keep)
+        return list(dict.fromkeys(wanted))
+
+    def attribute_name(self, field: str) -> str | None:
+        """The attribute name a source field is written under, or None if it is not written."""
+        name = self._names.get(field, _UNSEEN)
+        if name is _UNSEEN:
+            name = self._learn(field)
+        return name  # type: ignore[no-any-return]
+
+    def _learn(self, field: str) -> str | None:
+        name = self.rename.get(field)
+        if name is None:
+            # A field that another field is renamed onto is shadowed by it.
+            name = None if field in self._rename_targets else field
+        if name is not None and self._keep is not None and name not in self._keep:
+            name = None
+        if len(self._names) < _MAX_LEARNED_NAMES:
+            self._names[field] = name
+        return name
+
+    # --- the entry point --------------------------------------------------------------------
+
+    def map(self, raw: RawRow) -> MappedRow | InvalidRow:
+        """``raw`` as a ``MappedRow`` with its document, or an ``InvalidRow`` with the reason."""
+        record = raw.record
+        try:
+            if type(record) is dict:
+                doc_id, document = self._map_dict(record, raw.text)
+            elif isinstance(record, ParquetRecord):
+                doc_id, document = self._map_parquet(record)
+            else:
+                raise _Invalid(raw.error or "row could not be decoded")
+        except _Invalid as exc:
+            return InvalidRow(raw.location, raw.resume, str(exc), excerpt(raw))
+        if len(document) > MAX_DOCUMENT_BYTES:
+            return InvalidRow(
+                raw.location,
+                raw.resume,
+                f"document is {len(document):,} bytes, more than elacsym's 64 MiB limit",
+                excerpt(raw),
+            )
+        return MappedRow(raw.location, raw.resume, doc_id, document)
+
+    # --- NDJSON -----------------------------------------------------------------------------
+
+    def _map_dict(self, record: dict[str, Any], line: bytes | None) -> tuple[str, bytes]:
+        doc_id = record.get(self.id_field, _MISSING)
+        if type(doc_id) is int:
+            doc_id = str(doc_id)
+        elif type(doc_id) is not str or not doc_id:
+            raise _Invalid(self._bad_id(doc_id))
+        parts: list[bytes | memoryview] = [b'{"id":', orjson.dumps(doc_id)]
+        if self.vector_field is not None:
+            vector = record.get(self.vector_field, _MISSING)
+            if (
+                type(vector) is not list
+                or not vector
+                or len(vector) != (self.vector_dims or len(vector))
+            ):
+                raise _Invalid(self._bad_vector(vector))
+            # One C-speed pass checks every element is a number and bounds them all: the
+            # Euclidean norm is at least the largest magnitude. Only a failure walks the list.
+            try:
+                in_range = math.hypot(*vector) < FLOAT32_LIMIT
+            except (TypeError, OverflowError):
+                in_range = False
+            if not in_range:
+                _check_numbers(vector)
+            span = None
+            if line is not None and self._source_numbers:
+                span = self._source_span(line, vector)
+            parts.append(b',"vector":')
+            parts.append(span if span is not None else _float32_text(vector, line))
+        if self._every_field:
+            attributes = record.copy()
+            attributes.pop(self.id_field, None)
+            if self.vector_field is not None:
+                attributes.pop(self.vector_field, None)
+        else:
+            names = self._names
+            attributes = {}
+            for key, value in record.items():
+                name = names.get(key, _UNSEEN)
+                if name is _UNSEEN:
+                    name = self._learn(key)
+                if name is not None:
+                    attributes[name] = value
+        if attributes:
+            if len(attributes) > MAX_ATTRIBUTES or not self._short_names.issuperset(attributes):
+                self._check_names(attributes)
+            parts.append(b',"attributes":')
+            parts.append(orjson.dumps(attributes))
+        parts.append(b"}")
+        return doc_id, b"".join(parts)
+
+    def _bad_vector(self, vector: Any) -> str:
+        if vector is _MISSING:
+            return self._missing_vector
+        if vector is None:
+            return "vector is null"
+        if type(vector) is not list:
+            return f"vector must be a list of numbers, got {_describe(vector)}"
+        if not vector:
+            return "vector is empty"
+        return f"vector has {len(vector)} numbers, expected {self.vector_dims}"
+
+    def _source_span(self, line: bytes, vector: list[Any]) -> memoryview | None:
+        """The bytes of ``line`` that orjson decoded into ``vector``, or None if not proven."""
+        key = self._vector_key
+        at = line.find(key)
+        if at < 0:
+            return None
+        if line.startswith(b":[", at + len(key)):  # the usual compact form
+            start = at + len(key) + 1
+        else:
+            bracket = _COLON_BRACKET.match(line, at + len(key))
+            while bracket is None:  # the name appeared as a string value first: look further
+                at = line.find(key, at + 1)
+                if at < 0:
+                    return None
+                bracket = _COLON_BRACKET.match(line, at + len(key))
+            start = bracket.end() - 1
+        end = line.find(b"]", start) + 1  # the elements are numbers: the first "]" closes it
+        if end == 0:
+            return None
+        if line.find(b"t", start, end) >= 0 or line.find(b"f", start, end) >= 0:
+            _check_no_bools(vector)  # "true"/"false" are the only JSON tokens with t or f
+        # The span must be exactly the value orjson kept for the top-level key, not a nested key,
+        # text inside a string, or one of two duplicate keys. Quick proof, for the usual line:
+        # before the key nothing opens a container and no string has an escape (so every quote
+        # delimits, and an even count puts the key outside strings, at depth 1); after the
+        # vector the key does not appear again and nothing is escaped (no duplicate key).
+        opening = line.find(b"{")
+        if (
+            line.find(b"{", opening + 1, at) < 0
+            and line.find(b"[", opening, at) < 0
+            and line.find(b"\\", 0, at) < 0
+            and line.count(b'"', 0, at) % 2 == 0
+            and line.find(key, end) < 0
+            and line.find(b"\\", end) < 0
+        ):
+            return memoryview(line)[start:end]
+        # Full proof: with the span replaced by 0, the row must decode with 0 as its vector.
+        # This re-parses only the non-vector bytes.
+        try:
+            rest = orjson.loads(b"".join((memoryview(line)[:start], b"0", memoryview(line)[end:])))
+        except orjson.JSONDecodeError:
+            return None
+        if type(rest) is not dict:
+            return None
+        placed = rest.get(self.vector_field)
+        if type(placed) is not int or placed != 0:
+            return None
+        return memoryview(line)[start:end]
+
+    # --- Parquet ----------------------------------------------------------------------------
+
+    def _map_parquet(self, record: ParquetRecord) -> tuple[str, bytes]:
+        batch = record.batch
+        plan = batch.memo.get(self)
+        if plan is None:
+            plan = self._plan(batch)
+            batch.memo[self] = plan
+        i = record.index
+        doc_id, id_json = self._id(plan.ids[i] if plan.ids is not None else _MISSING)
+        parts: list[bytes] = [b'{"id":', id_json]
+        if self.vector_field is not None:
+            if plan.good is not None and plan.float32 is not None and plan.good[i]:
+                parts += (b',"vector":', orjson.dumps(plan.float32[i], option=_NUMPY))
+            else:
+                parts += (b',"vector":', self._array_vector(plan.vectors, i))
+        if plan.attribute_error is not None:
+            raise _Invalid(plan.attribute_error)
+        if plan.attributes is not None:
+            attributes = plan.attributes[i]
+            if plan.drop_nulls:
+                attributes = {k: v for k, v in attributes.items() if v is not None}
+            if attributes:
+                try:
+                    text = orjson.dumps(attributes, default=_json_default)
+                except TypeError as exc:
+                    raise _Invalid(f"an attribute value cannot be written as JSON: {exc}") from None
+                parts += (b',"attributes":', text)
+        parts.append(b"}")
+        return doc_id, b"".join(parts)
+
+    def _plan(self, batch: ParquetBatch) -> _BatchPlan:
+        ids = batch.column(self.id_field) if batch.has(self.id_field) else None
+        vectors = good = float32 = None
+        if self.vector_field is not None and batch.has(self.vector_field):
+            vectors = batch.vectors(self.vector_field)
+            good, float32 = self._batch_vectors(vectors)
+        attributes = None
+        attribute_error = None
+        drop_nulls = False
+        sources = [n for n in batch.names if self.attribute_name(n) is not None]
+        if sources:
+            names = [self.attribute_name(n) or n for n in sources]
+            if len(names) > MAX_ATTRIBUTES:
+                attribute_error = f"more than {MAX_ATTRIBUTES} attribute names ({len(names)})"
+            elif long := [n for n in names if len(n.encode()) > MAX_ATTRIBUTE_NAME_BYTES]:
+                attribute_error = _long_name(long[0])
+            else:
+                selected = batch.batch.select(sources).rename_columns(names)
+                attributes = selected.to_pylist()
+                drop_nulls = any(column.null_count for column in selected.columns)
+        return _BatchPlan(ids, vectors, good, float32, attributes, attribute_error, drop_nulls)
+
+    def _batch_vectors(
+        self, vectors: VectorColumn
+    ) -> tuple[np.ndarray[Any, np.dtype[np.bool_]] | None, np.ndarray[Any, Any] | None]:
+        """Which rows of a uniform batch pass, and the batch as float32, in a few numpy calls.
+
+        Rows are serialised one at a time when mapped: formatting a whole batch up front holds
+        megabytes of text in fresh memory, and the page faults cost more than it saves.
+        """
+        matrix = vectors.matrix
+        if matrix is None or vectors.error is not None:
+            return None, None
+        rows, dims = matrix.shape
+        if dims == 0 or (self.vector_dims is not None and dims != self.vector_dims):
+            return None, None  # every row fails; the per-row path says why
+        good: np.ndarray[Any, np.dtype[np.bool_]] = np.asarray(_in_range(matrix).all(axis=1))
+        if vectors.row_null is not None:
+            good &= ~vectors.row_null
+        if vectors.item_null is not None:
+            good &= ~vectors.item_null[: rows * dims].reshape(rows, dims).any(axis=1)
+        if matrix.dtype != np.float32:
+            with np.errstate(over="ignore"):  # failing rows only; their text is never used
+                matrix = matrix.astype(np.float32)
+        return good, matrix
+
+    def _array_vector(self, vectors: VectorColumn | None, i: int) -> bytes:
+        """The per-row path for Parquet vectors: the reason a vector fails, or its bytes."""
+        if vectors is None:
+            raise _Invalid(self._missing_vector)
+        if vectors.error is not None:
+            raise _Invalid(f"vector {vectors.error}")
+        row = vectors.row(i)
+        if row is None:
+            raise _Invalid("vector is null")
+        count = len(row)
+        if count == 0:
+            raise _Invalid("vector is empty")
+        if self.vector_dims is not None and count != self.vector_dims:
+            raise _Invalid(f"vector has {count} numbers, expected {self.vector_dims}")
+        nulls = vectors.null_items(i)
+        if nulls.size:
+            raise _Invalid(f"vector[{int(nulls[0])}] is null, not a number")
+        bad = np.flatnonzero(~_in_range(row))
+        if bad.size:
+            k = int(bad[0])
+            raise _Invalid(_bad_number(k, float(row[k])))
+        if row.dtype != np.float32:
+            row = row.astype(np.float32)
+        return orjson.dumps(row, option=_NUMPY)
+
+    # --- shared checks ----------------------------------------------------------------------
+
+    def _id(self, value: Any) -> tuple[str, bytes]:
+        if type(value) is int:
+            value = str(value)
+        elif type(value) is not str or not value:
+            raise _Invalid(self._bad_id(value))
+        return value, orjson.dumps(value)
+
+    def _bad_id(self, value: Any) -> str:
+        if value is _MISSING:
+            return self._missing_id
+        if value is None:
+            return "id is null"
+        if value == "":
+            return "id is empty"
+        return f"id must be a string or an integer, got {_describe(value)}"
+
+    def _check_names(self, attributes: dict[str, Any]) -> None:
+        if len(attributes) > MAX_ATTRIBUTES:
+            raise _Invalid(f"more than {MAX_ATTRIBUTES} attribute names ({len(attributes)})")
+        for name in attributes:
+            if len(name.encode()) > MAX_ATTRIBUTE_NAME_BYTES:
+                raise _Invalid(_long_name(name))
+            if len(self._short_names) < _MAX_LEARNED_NAMES:
+                self._short_names.add(name)
+
+
+def excerpt(raw: RawRow) -> str:
+    """At most ``EXCERPT_CHARS`` characters of the row as read, never the whole of a huge row."""
+    if raw.text is not None:
+        text = raw.text[: EXCERPT_CHARS * 4].decode("utf-8", "replace").strip()
+        truncated = len(raw.text) > EXCERPT_CHARS * 4 or len(text) > EXCERPT_CHARS
+        return text[:EXCERPT_CHARS] + ("…" if truncated else "")
+    if isinstance(raw.record, ParquetRecord):
+        return raw.record.excerpt()
+    return ""
+
+
+def _check_numbers(vector: list[Any]) -> None:
+    """Raise with the first element that is not a number within float32 range, if any."""
+    for i, value in enumerate(vector):
+        kind = type(value)
+        if kind is float or kind is int:
+            number = float(value) if kind is float or abs(value) < 1 << 1000 else math.inf
+            if not abs(number) < FLOAT32_LIMIT:
+                raise _Invalid(_bad_number(i, number))
+        else:
+            raise _Invalid(f"vector[{i}] is {_describe(value)}, not a number")
+
+
+def _float32_text(vector: list[Any], line: bytes | None) -> bytes:
+    """The vector re-serialised at float32 precision (its numbers are already checked)."""
+    if line is None or b"true" in line or b"false" in line:
+        _check_no_bools(vector)  # hypot takes booleans as 1 and 0; JSON does not
+    # struct packs a list of Python floats into doubles 2.5x faster than np.array(list) does.
+    packed = np.frombuffer(struct.pack(f"{len(vector)}d", *vector), dtype=np.float64)
+    return orjson.dumps(packed.astype(np.float32), option=_NUMPY)
+
+
+def _check_no_bools(vector: list[Any]) -> None:
+    for i, value in enumerate(vector):
+        if type(value) is bool:
+            raise _Invalid(f"vector[{i}] is {_describe(value)}, not a number")
+
+
+def _in_range(values: np.ndarray[Any, Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Which numbers are finite and survive narrowing to float32 (NaN, ±inf and 1e39 do not)."""
+    finite_is_enough = values.dtype == np.float32
+    out: np.ndarray[Any, np.dtype[np.bool_]] = (
+        np.isfinite(values) if finite_is_enough else np.abs(values) < FLOAT32_LIMIT
+    )
+    return out
+
+
+def _bad_number(i: int, value: float) -> str:
+    if math.isnan(value):
+        return f"vector[{i}] is NaN, not a finite number"
+    if math.isinf(value):
+        return f"vector[{i}] is {'-' if value < 0 else ''}Infinity, not a finite number"
+    return f"vector[{i}] is {value:g}, outside float32 range"
+
+
+def _long_name(name: str) -> str:
+    shown = name if len(name) <= 40 else name[:40] + "…"
+    return f"attribute name longer than {MAX_ATTRIBUTE_NAME_BYTES} bytes: {shown}"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        return f"the string {orjson.dumps(shown).decode()}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON type")

@@ -1,0 +1,326 @@
+"""Source readers on real files: file://, memory://, s3:// (moto), gzip/bz2/xz, Parquet."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import importlib.util
+import lzma
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from elax_plan.apply.sources import (
+    Location,
+    ParquetRecord,
+    RawRow,
+    ResumePoint,
+    detect_format,
+    open_source,
+)
+from elax_plan.errors import SourceError
+from tests.conftest import S3Server, make_bucket
+
+
+def ndjson(*records: Any) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path.as_uri()
+
+
+def ids(rows: list[RawRow]) -> list[Any]:
+    return [r.record["id"] if isinstance(r.record, dict) else r.record for r in rows]
+
+
+ROWS = [{"id": i, "vector": [i, i + 0.5], "title": f"t{i}"} for i in range(10)]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("s3://b/x.ndjson", ("ndjson", None)),
+        ("file:///d/x.JSONL", ("ndjson", None)),
+        ("x.json.gz", ("ndjson", "gzip")),
+        ("x.ndjson.zst", ("ndjson", "zstd")),
+        ("x.jsonl.bz2", ("ndjson", "bz2")),
+        ("x.ndjson.xz", ("ndjson", "xz")),
+        ("s3://b/part-0.parquet", ("parquet", None)),
+        ("x.pq", ("parquet", None)),
+    ],
+)
+def test_format_and_compression_come_from_the_extension(
+    url: str, expected: tuple[str, str | None]
+) -> None:
+    """.ndjson/.jsonl/.json (+.gz/.zst/.bz2/.xz) and .parquet/.pq are recognised."""
+    assert detect_format(url) == expected
+
+
+def test_unknown_extension_asks_for_source_format(tmp_path: Path) -> None:
+    """A name without a known ending is an error naming source.format."""
+    url = write(tmp_path, "rows.txt", ndjson(*ROWS))
+    with pytest.raises(SourceError, match=r"rows\.txt.*source\.format"):
+        open_source(url)
+    assert len(list(open_source(url, format="ndjson"))) == 10
+
+
+def test_ndjson_rows_carry_line_numbers_and_resume_offsets(tmp_path: Path) -> None:
+    """Each row has its 1-based line and the byte offset + line number after it."""
+    data = ndjson(*ROWS)
+    url = write(tmp_path, "rows.ndjson", data)
+    rows = list(open_source(url))
+    assert ids(rows) == list(range(10))
+    assert [r.location for r in rows] == [Location(url, i + 1) for i in range(10)]
+    ends = [i + 1 for i, b in enumerate(data) if b == ord("\n")]
+    assert [r.resume for r in rows] == [ResumePoint(e, i + 1) for i, e in enumerate(ends)]
+    assert rows[3].text == orjson.dumps(ROWS[3])
+
+
+def test_blank_lines_crlf_bom_and_a_last_line_without_newline(tmp_path: Path) -> None:
+    """Blank lines count for line numbers but are not rows; CRLF, BOM and no final \\n work."""
+    data = b"\xef\xbb\xbf" + b'{"id":1}\r\n\n   \n{"id":2}\r\n\r\n{"id":3}'
+    url = write(tmp_path, "rows.ndjson", data)
+    rows = list(open_source(url))
+    assert ids(rows) == [1, 2, 3]
+    assert [r.location.line for r in rows] == [1, 4, 6]
+    assert rows[-1].resume == ResumePoint(len(data), 6)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 16])
+def test_lines_spanning_blocks_read_the_same(tmp_path: Path, block_bytes: int) -> None:
+    """The block size never changes the rows, lines or offsets read."""
+    data = ndjson(*ROWS) + b"\n" + orjson.dumps({"id": "last"})
+    url = write(tmp_path, "rows.ndjson", data)
+    expected = list(open_source(url))
+    got = list(open_source(url, block_bytes=block_bytes))
+    assert [(r.location, r.resume, r.record) for r in got] == [
+        (r.location, r.resume, r.record) for r in expected
+    ]
+    assert ids(got)[-1] == "last"
+
+
+def test_malformed_and_non_object_lines_are_invalid_rows_not_crashes(tmp_path: Path) -> None:
+    """A line that is not JSON, or not an object, is a row with an error; reading goes on."""
+    data = b'{"id":1}\n{"id": 2,\n[1,2]\n"text"\n{"id":3,"v":NaN}\n{"id":4}\n'
+    rows = list(open_source(write(tmp_path, "rows.ndjson", data)))
+    assert [r.location.line for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r.record is not None for r in rows] == [True, False, False, False, False, True]
+    assert rows[1].error is not None and rows[1].error.startswith("line is not valid JSON")
+    assert rows[2].error == "line is a JSON array, not an object"
+    assert rows[3].error == "line is a JSON string, not an object"
+    assert rows[4].error is not None and "NaN and Infinity are not JSON numbers" in rows[4].error
+
+
+def test_a_line_longer_than_the_limit_is_streamed_past(tmp_path: Path) -> None:
+    """An over-long line is one invalid row with its size; it is not held whole in memory."""
+    huge = b'{"id":"big","pad":"' + b"x" * 5000 + b'"}'
+    data = b'{"id":1}\n' + huge + b'\n{"id":2}\n' + huge
+    url = write(tmp_path, "rows.ndjson", data)
+    rows = list(open_source(url, block_bytes=256, max_line_bytes=1000))
+    assert [r.location.line for r in rows] == [1, 2, 3, 4]
+    assert (
+        rows[1].error == f"line is {len(huge):,} bytes, longer than elacsym's 64 MiB document limit"
+    )
+    assert rows[1].text is not None and len(rows[1].text) <= 800
+    assert rows[2].record == {"id": 2}
+    assert rows[3].error is not None and rows[3].resume == ResumePoint(len(data), 4)
+
+
+def test_resume_at_a_byte_offset_continues_with_the_next_line(tmp_path: Path) -> None:
+    """Resuming from any row's resume point yields exactly the rows after it."""
+    url = write(tmp_path, "rows.ndjson", ndjson(*ROWS))
+    everything = list(open_source(url))
+    for k in (0, 4, 9):
+        rest = list(open_source(url, start=everything[k].resume))
+        assert [(r.location, r.record) for r in rest] == [
+            (r.location, r.record) for r in everything[k + 1 :]
+        ]
+
+
+def test_resume_seeks_past_the_written_part_without_reading_it(tmp_path: Path) -> None:
+    """Bytes before the offset are never parsed: a garbage head does not surface as rows."""
+    head = b"this is not json\n" * 1000
+    url = write(tmp_path, "rows.ndjson", head + ndjson(*ROWS))
+    rows = list(open_source(url, start=ResumePoint(offset=len(head), line=1000)))
+    assert ids(rows) == list(range(10))
+    assert rows[0].location.line == 1001
+    assert all(r.error is None for r in rows)
+
+
+def test_resume_inside_a_line_or_past_the_end_is_refused(tmp_path: Path) -> None:
+    """A resume offset that is not a line start means the file changed: a clear error."""
+    data = ndjson(*ROWS)
+    url = write(tmp_path, "rows.ndjson", data)
+    with pytest.raises(SourceError, match=r"byte 5: that offset is not at the start of a line"):
+        list(open_source(url, start=ResumePoint(offset=5, line=0)))
+    with pytest.raises(SourceError, match=r"past the end of the file.*changed"):
+        list(open_source(url, start=ResumePoint(offset=len(data) + 10, line=10)))
+    assert list(open_source(url, start=ResumePoint(offset=len(data), line=10))) == []
+
+
+@pytest.mark.parametrize(
+    ("suffix", "compress"),
+    [(".gz", gzip.compress), (".bz2", bz2.compress), (".xz", lzma.compress)],
+)
+def test_compressed_ndjson_reads_and_resumes(tmp_path: Path, suffix: str, compress: Any) -> None:
+    """Compressed files stream, and resume at a decompressed offset by re-reading up to it."""
+    url = write(tmp_path, "rows.ndjson" + suffix, compress(ndjson(*ROWS)))
+    everything = list(open_source(url))
+    assert ids(everything) == list(range(10))
+    rest = list(open_source(url, start=everything[6].resume))
+    assert ids(rest) == [7, 8, 9]
+    assert rest[0].location.line == 8
+
+
+def test_explicit_compression_overrides_the_name(tmp_path: Path) -> None:
+    """compression: gzip reads a gzip file whatever its name; "none" reads it raw."""
+    url = write(tmp_path, "rows.ndjson", gzip.compress(ndjson(*ROWS)))
+    assert ids(list(open_source(url, compression="gzip"))) == list(range(10))
+    plain = write(tmp_path, "plain.ndjson.gz", ndjson(*ROWS))
+    assert ids(list(open_source(plain, compression="none"))) == list(range(10))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("zstandard") is not None, reason="zstandard found")
+def test_zstd_without_its_module_names_the_package(tmp_path: Path) -> None:
+    """Reading .zst without the zstandard package says what to install."""
+    url = write(tmp_path, "rows.ndjson.zst", b"\x28\xb5\x2f\xfd")
+    with pytest.raises(SourceError, match="pip install zstandard"):
+        list(open_source(url))
+
+
+def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
+    """A file that does not exist names the URL and what to check."""
+    with pytest.raises(SourceError, match=r"Cannot open source file .*nope\.ndjson"):
+        list(open_source((tmp_path / "nope.ndjson").as_uri()))
+
+
+def test_memory_filesystem_reads_and_resumes() -> None:
+    """memory:// works like any store, resume included."""
+    url = f"memory://src-{uuid.uuid4().hex}/rows.jsonl"
+    with fsspec.open(url, "wb") as f:
+        f.write(ndjson(*ROWS))
+    everything = list(open_source(url))
+    assert ids(everything) == list(range(10))
+    assert ids(list(open_source(url, start=everything[1].resume))) == list(range(2, 10))
+
+
+@pytest.mark.s3
+def test_s3_source_reads_and_resumes(s3_server: S3Server) -> None:
+    """An s3:// source on a real S3-compatible server streams and resumes by offset."""
+    bucket = make_bucket(s3_server)
+    options = s3_server.storage_options()
+    url = f"s3://{bucket}/data/rows.ndjson"
+    with fsspec.open(url, "wb", **options) as f:
+        f.write(ndjson(*ROWS))
+    everything = list(open_source(url, storage_options=options))
+    assert ids(everything) == list(range(10))
+    rest = list(open_source(url, storage_options=options, start=everything[4].resume))
+    assert ids(rest) == [5, 6, 7, 8, 9]
+
+
+# --- Parquet ---------------------------------------------------------------------------------
+
+
+def parquet_file(tmp_path: Path, rows: int = 25, dims: int = 4, group: int = 10) -> str:
+    vectors = np.arange(rows * dims, dtype=np.float32).reshape(rows, dims)
+    table = pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dims),
+            "title": [f"t{i}" for i in range(rows)],
+        }
+    )
+    path = tmp_path / "rows.parquet"
+    pq.write_table(table, path, row_group_size=group)
+    return path.as_uri()
+
+
+def parquet_ids(rows: list[RawRow]) -> list[int]:
+    out = []
+    for r in rows:
+        assert isinstance(r.record, ParquetRecord)
+        out.append(r.record.get("id"))
+    return out
+
+
+def test_parquet_rows_carry_row_indexes_and_numpy_vector_views(tmp_path: Path) -> None:
+    """Rows come with 0-based indexes; vectors are float32 views of Arrow's buffer, not lists."""
+    url = parquet_file(tmp_path)
+    rows = list(open_source(url, batch_rows=4))
+    assert parquet_ids(rows) == list(range(25))
+    assert [r.location for r in rows] == [Location(url, None, i) for i in range(25)]
+    assert [r.resume.row for r in rows] == list(range(1, 26))
+    record = rows[7].record
+    assert isinstance(record, ParquetRecord)
+    vector = record.vector("vector")
+    assert vector is not None and vector.dtype == np.float32 and not vector.flags.owndata
+    assert vector.tolist() == [28.0, 29.0, 30.0, 31.0]
+    assert record.get("title") == "t7"
+
+
+@pytest.mark.parametrize("start", [0, 1, 9, 10, 11, 19, 20, 24, 25])
+def test_parquet_resume_across_row_group_boundaries(tmp_path: Path, start: int) -> None:
+    """Resuming at row N yields rows N.. exactly, whatever the row groups and batches."""
+    url = parquet_file(tmp_path, rows=25, group=10)
+    rows = list(open_source(url, start=ResumePoint(row=start), batch_rows=3))
+    assert parquet_ids(rows) == list(range(start, 25))
+    assert [r.location.row for r in rows] == list(range(start, 25))
+
+
+def test_parquet_resume_past_the_end_is_refused(tmp_path: Path) -> None:
+    """A resume row beyond the file means it changed: a clear error."""
+    url = parquet_file(tmp_path, rows=5)
+    with pytest.raises(SourceError, match=r"row 6: the file has 5 rows"):
+        list(open_source(url, start=ResumePoint(row=6)))
+
+
+def test_parquet_reads_only_the_columns_asked_for(tmp_path: Path) -> None:
+    """columns prunes what is read; names the file lacks are ignored."""
+    url = parquet_file(tmp_path)
+    rows = list(open_source(url, columns=["id", "vector", "absent"]))
+    record = rows[0].record
+    assert isinstance(record, ParquetRecord)
+    assert record.batch.names == ["id", "vector"]
+
+
+def test_parquet_on_memory_filesystem(tmp_path: Path) -> None:
+    """Parquet on a non-local store is read through fsspec."""
+    local = Path(parquet_file(tmp_path).removeprefix("file://"))
+    url = f"memory://src-{uuid.uuid4().hex}/rows.parquet"
+    with fsspec.open(url, "wb") as f:
+        f.write(local.read_bytes())
+    rows = list(open_source(url, start=ResumePoint(row=12)))
+    assert parquet_ids(rows) == list(range(12, 25))
+
+
+def test_parquet_refuses_a_compression_setting(tmp_path: Path) -> None:
+    """compression applies to NDJSON only."""
+    with pytest.raises(SourceError, match="compression 'gzip' does not apply"):
+        open_source(parquet_file(tmp_path), compression="gzip")
+
+
+def test_not_a_parquet_file_is_a_source_error(tmp_path: Path) -> None:
+    """A file named .parquet that is not Parquet is an error naming it."""
+    url = write(tmp_path, "bad.parquet", b"not parquet at all")
+    with pytest.raises(SourceError, match=r"Cannot read .*bad\.parquet as Parquet"):
+        list(open_source(url))
+
+
+def test_missing_pyarrow_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without pyarrow, reading Parquet says: pip install 'elax-plan[parquet]'."""
+    url = parquet_file(tmp_path)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(SourceError, match=r"pip install 'elax-plan\[parquet\]'"):
+        list(open_source(url))
