@@ -137,7 +137,9 @@ def _remaining_fraction(f: SourceFile, resume_from: Mapping[str, Any] | None) ->
         return 1.0
     if f.rows and "row" in resume_from:
         return max(0.0, 1.0 - int(resume_from["row"]) / f.rows)
-    offset = resume_from.get("byte_offset")
+    # NDJSON: the byte offset of the next line (decompressed bytes for compressed files,
+    # so the estimate is rough there).
+    offset = resume_from.get("offset")
     if isinstance(offset, int) and f.size:
         return max(0.0, 1.0 - offset / f.size)
     return 1.0

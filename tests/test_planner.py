@@ -129,7 +129,7 @@ def test_half_done_file_resumes_at_its_offset_with_remaining_estimate() -> None:
     """A partial file resumes at the ledger's offset and only the rest is estimated."""
     doc = compute(CASES / "half-done-run")
     partial = doc["files"][1]
-    assert partial["resume_from"] == {"byte_offset": 4_200_000, "line": 500}
+    assert partial["resume_from"] == {"offset": 4_200_000, "line": 500, "row": 0}
     full = doc["files"][2]
     assert partial["est_rows"] == full["est_rows"] // 2
     assert doc["totals"]["resumed"] == 1

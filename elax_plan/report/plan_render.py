@@ -46,12 +46,13 @@ def _short(url: str, width: int = URL_WIDTH) -> str:
 def _resume_text(resume: Mapping[str, Any] | None) -> str:
     if not resume:
         return ""
-    if "line" in resume:
-        return f"resumes at line {format_count(int(resume['line']) + 1)}"
-    if "row" in resume:
+    if resume.get("row"):
         return f"resumes at row {format_count(int(resume['row']))}"
-    if "byte_offset" in resume:
-        return f"resumes at byte {format_count(int(resume['byte_offset']))}"
+    if resume.get("line"):
+        return (
+            f"resumes at line {format_count(int(resume['line']) + 1)} "
+            f"(byte {format_count(int(resume.get('offset', 0)))})"
+        )
     return "resumes where it stopped"
 
 

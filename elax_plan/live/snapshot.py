@@ -1,0 +1,81 @@
+"""One read of everything a plan depends on: target, store, source and the plan's own state.
+
+Read-only. Owns the order of the readings and their conversion into the
+planner's ``LiveState`` (including the narrow ``LedgerView`` of the ledger),
+and the one clock reading a plan is computed at. It changes nothing anywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from elax_plan.live.source import read_source
+from elax_plan.live.store import StoreReader
+from elax_plan.live.target import check_target
+from elax_plan.planner import FileProgress, LedgerView, LiveState, NamespaceRecord
+from elax_plan.spec import PlanSpec
+from elax_plan.state import StateBackend
+from elax_plan.state.ledger import Ledger, read_ledger
+from elax_plan.state.records import NamespaceRecord as StoredNamespaceRecord
+from elax_plan.state.records import RunFiles, read_namespace_record
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The planner's input plus the full ledger and record it was made from."""
+
+    live: LiveState
+    ledger: Ledger | None
+    record: StoredNamespaceRecord | None
+
+
+def ledger_view(ledger: Ledger, backend: StateBackend | None = None) -> LedgerView:
+    """The parts of a ledger the planner reads."""
+    run = ledger.run
+    summary = run.verification.summary
+    if summary is None and backend is not None and run.last_run_id:
+        summary = RunFiles(backend, ledger.plan, run.last_run_id).location("summary.md")
+    return LedgerView(
+        lineage=ledger.lineage,
+        serial=ledger.serial,
+        files={
+            url: FileProgress(
+                fingerprint=e.fingerprint,
+                status=e.status,
+                resume_from=dict(e.resume) if e.resume else None,
+                rows_written=e.rows,
+                size=e.size,
+            )
+            for url, e in ledger.files.items()
+        },
+        target={"store": ledger.target.store, "namespace": ledger.target.namespace},
+        verification=run.verification.status,
+        last_run_id=run.last_run_id or run.current_run_id,
+        summary_location=summary,
+        run_in_progress=run.current_run_id is not None,
+    )
+
+
+def observe(
+    spec: PlanSpec, backend: StateBackend, *, clock: Callable[[], float] = time.time
+) -> Snapshot:
+    """Read target, namespace, source and state for ``spec``; raise ``ElaxError`` on failure."""
+    observed_at = clock()
+    ledger = read_ledger(backend, spec.name)
+    record = read_namespace_record(backend, spec.target.namespace)
+    target = check_target(spec.target)
+    namespace = StoreReader(spec.target.store, spec.target.storage_options).read_namespace(
+        spec.target.namespace, with_wal=spec.wal_trim.enabled
+    )
+    listing = read_source(spec.source)
+    live = LiveState(
+        observed_at=observed_at,
+        target=target,
+        namespace=namespace,
+        source=listing,
+        ledger=ledger_view(ledger, backend) if ledger is not None else None,
+        namespace_record=NamespaceRecord(record.metric, record.vector_dims) if record else None,
+    )
+    return Snapshot(live, ledger, record)
