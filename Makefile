@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit demo bench clean
+.PHONY: test lint typecheck unit demo soak bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+
+# The quickstart: apply plans/quickstart.yaml against the embedded emulator (data and
+# state in ./.elax-demo/). A second run prints "No changes" and exits 0.
+demo: $(STAMP)
+	$(BIN)/elax-plan apply plans/quickstart.yaml --auto-approve
+
+# Crash-safety soak: 50 kill -9 trials of apply, each re-run to the exact dataset.
+soak: $(STAMP)
+	ELAX_CRASH_TRIALS=50 $(BIN)/pytest tests/apply/test_crash.py -q
 
 clean:
 	rm -rf $(VENV) .elax-demo .pytest_cache .mypy_cache .ruff_cache

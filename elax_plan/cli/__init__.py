@@ -8,8 +8,10 @@ bug and prints a short report request (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
+from elax_plan.cli import apply as _apply  # noqa: F401  (registers the command)
 from elax_plan.cli import emulator as _emulator  # noqa: F401  (registers the command)
 from elax_plan.cli import plan as _plan  # noqa: F401  (registers the command)
+from elax_plan.cli import state_commands as _state  # noqa: F401  (registers the commands)
 from elax_plan.cli import validate as _validate  # noqa: F401  (registers the command)
 from elax_plan.cli._group import main
 

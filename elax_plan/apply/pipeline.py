@@ -1,0 +1,403 @@
+"""The ingest pipeline: source rows → chunks → acknowledged writes → checkpoints.
+
+Owns the replay-and-throttle loop of the runbook. The main thread reads and
+maps rows, packs chunks and submits them to at most ``concurrency`` writer
+threads; it alone processes acknowledgements, so no state here needs a lock.
+
+Checkpoints (``FileRun.committed``) only ever move past acknowledged rows, and
+only once an acknowledgement is *settled*: every request that overlapped it
+has been answered too. That matters because of hazard H1 — two overlapping
+writes that come back with the same ``wal_sequence`` mean the server lost one,
+and both chunks are re-sent; a chunk is never checkpointed while a request it
+could have collided with is still out. (Requests sent after an acknowledgement
+arrived cannot collide with it: the server had finished that write.)
+
+A 413 splits the chunk in two and lowers the chunk target for the rest of the
+run; a row that alone gets a 413 is an invalid row. It must not touch the
+ledger or the lease itself: it reports progress through ``on_checkpoint``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from elax_plan.apply.chunker import FRAME_BYTES, Chunk, Chunker
+from elax_plan.apply.rejects import RejectPolicy
+from elax_plan.apply.rows import InvalidRow, MappedRow, RowMapper
+from elax_plan.apply.sources import ResumePoint, open_source
+from elax_plan.apply.throttle import Throttle, ThrottleInterrupted
+from elax_plan.apply.writer import PayloadTooLarge, WriteInterrupted, Writer
+from elax_plan.errors import ElaxError
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(eq=False)
+class Flight:
+    """One chunk on its way: submitted (``index``), acknowledged (``seq``), settled."""
+
+    file: FileRun
+    chunk: Chunk
+    index: int = -1
+    seq: int | None = None
+    barrier: int = 0  # requests with a smaller index had to be answered before it settles
+    done: bool = False
+    dropped: bool = False  # its one row was rejected after a 413: nothing to acknowledge
+
+
+@dataclass(eq=False)
+class FileRun:
+    """One source file's progress in this run, starting from the ledger's resume point."""
+
+    url: str
+    fingerprint: str
+    size: int
+    start: ResumePoint
+    committed: ResumePoint
+    rows: int = 0  # acknowledged rows (ledger total, this run's included)
+    bytes: int = 0  # acknowledged request bytes
+    wal_first: int | None = None
+    wal_last: int | None = None
+    flights: deque[Flight] = field(default_factory=deque)
+    reader_done: bool = False
+    tail: ResumePoint | None = None  # consumed point at end of file (past trailing rejects)
+    done: bool = False
+
+
+@dataclass
+class PipelineStats:
+    rows_acked: int = 0
+    bytes_acked: int = 0
+    requests: int = 0
+    resends: int = 0
+    duplicate_sequences: int = 0
+    splits: int = 0
+    files_done: int = 0
+    last_acked_seq: int | None = None
+    min_acked_seq: int | None = None
+    max_acked_seq: int = 0
+
+
+class Pipeline:
+    """Runs the writes of an execution plan; see the module docstring."""
+
+    def __init__(
+        self,
+        files: Iterable[FileRun],
+        *,
+        open_rows: Callable[[FileRun], Iterable[Any]],
+        mapper: RowMapper,
+        writer: Writer,
+        throttle: Throttle,
+        rejects: RejectPolicy,
+        chunk_bytes: int,
+        max_request_bytes: int,
+        concurrency: int,
+        stop: threading.Event,
+        on_event: EventSink,
+        on_checkpoint: Callable[[FileRun], None],
+        on_progress: Callable[[PipelineStats], None] = lambda _: None,
+        drain_timeout: float = 10.0,
+    ) -> None:
+        self.files = list(files)
+        self.open_rows = open_rows
+        self.mapper = mapper
+        self.writer = writer
+        self.throttle = throttle
+        self.rejects = rejects
+        self.target_bytes = chunk_bytes
+        self.max_request_bytes = max_request_bytes
+        self.concurrency = max(1, concurrency)
+        self.stop = stop
+        self.on_event = on_event
+        self.on_checkpoint = on_checkpoint
+        self.on_progress = on_progress
+        self.drain_timeout = drain_timeout
+        self.stats = PipelineStats()
+        self._next_index = 0
+        self._pending: dict[Future[int], Flight] = {}
+        self._in_flight: set[int] = set()
+        self._outbox: deque[Flight] = deque()
+        self._seen: dict[int, Flight | None] = {}
+        self._failure: BaseException | None = None
+        self._chunker: Chunker | None = None
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> PipelineStats:
+        """Write every file; raise the first terminal error after checkpointing what landed."""
+        executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="elax-writer")
+        self._executor = executor
+        try:
+            for fr in self.files:
+                if self._halted():
+                    break
+                self._write_file(fr)
+            while not self._halted() and (self._pending or self._outbox):
+                if self._outbox:
+                    self._pump()
+                else:
+                    self._collect(block=True)
+        except (ThrottleInterrupted, WriteInterrupted):
+            pass
+        except BaseException as exc:
+            self._failure = exc
+        finally:
+            self._drain()
+            executor.shutdown(wait=False, cancel_futures=True)
+        if self._failure is not None:
+            raise self._failure
+        return self.stats
+
+    def _halted(self) -> bool:
+        return self.stop.is_set() or self._failure is not None
+
+    def _write_file(self, fr: FileRun) -> None:
+        chunker = Chunker(self.target_bytes, self.max_request_bytes)
+        self._chunker = chunker
+        for raw in self.open_rows(fr):
+            if self._halted():
+                return
+            mapped = self.mapper.map(raw)
+            if isinstance(mapped, InvalidRow):
+                chunker.skip(mapped)
+                self.rejects.reject(mapped)
+                continue
+            closed = chunker.add(mapped)
+            if isinstance(closed, InvalidRow):
+                self.rejects.reject(closed)
+            elif closed is not None:
+                self._submit(Flight(fr, closed))
+            self._collect(block=False)
+        last = chunker.flush()
+        if last is not None:
+            self._submit(Flight(fr, last))
+        fr.reader_done = True
+        fr.tail = chunker.consumed
+        self._advance(fr)
+
+    # --- sending ------------------------------------------------------------------------------
+    # Only ``_pump`` sends, and answers are only processed by ``_collect``: a 413 split or an H1
+    # resend queues its chunks at the front of the outbox instead of sending from inside an
+    # answer, so the number of requests in flight can never pass ``concurrency``.
+
+    def _submit(self, flight: Flight) -> None:
+        flight.file.flights.append(flight)
+        self._outbox.append(flight)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send everything queued, waiting for capacity and for the throttle."""
+        while self._outbox and not self._halted():
+            if len(self._pending) >= self.concurrency:
+                self._collect(block=True)
+                continue
+            self.throttle.before_submit(in_flight=len(self._pending))
+            flight = self._outbox.popleft()
+            flight.index = self._next_index
+            self._next_index += 1
+            flight.done, flight.seq = False, None
+            self._in_flight.add(flight.index)
+            future = self._executor.submit(self.writer.send, flight.chunk.body)
+            self._pending[future] = flight
+            self.stats.requests += 1
+
+    # --- answers ------------------------------------------------------------------------------
+
+    def _collect(self, block: bool) -> None:
+        if not self._pending:
+            return
+        if block:
+            done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
+        else:
+            done = {f for f in self._pending if f.done()}
+        for future in done:
+            flight = self._pending.pop(future)
+            self._in_flight.discard(flight.index)
+            self._answer(flight, future)
+
+    def _answer(self, flight: Flight, future: Future[int]) -> None:
+        try:
+            seq = future.result()
+        except PayloadTooLarge:
+            self._too_large(flight)
+            return
+        except WriteInterrupted:
+            return  # not acknowledged: re-sent on resume
+        except ElaxError as exc:
+            if self._failure is None:
+                self._failure = exc
+            return
+        flight.seq, flight.done, flight.barrier = seq, True, self._next_index
+        self.throttle.on_ack()
+        if seq in self._seen:
+            self._duplicate(seq, flight, self._seen[seq])
+            return
+        self._seen[seq] = flight
+        chunk = flight.chunk
+        self.stats.rows_acked += chunk.rows
+        self.stats.bytes_acked += chunk.size
+        self.stats.last_acked_seq = seq
+        self.stats.max_acked_seq = max(self.stats.max_acked_seq, seq)
+        if self.stats.min_acked_seq is None or seq < self.stats.min_acked_seq:
+            self.stats.min_acked_seq = seq
+        self.on_progress(self.stats)
+        self._advance_all()
+
+    def _too_large(self, flight: Flight) -> None:
+        chunk = flight.chunk
+        if chunk.rows < 2:
+            item = chunk.items[0]
+            row = InvalidRow(
+                item.location,
+                item.resume,
+                f"row refused by the server with 413 even alone (its write body is "
+                f"{chunk.size:,} bytes); the server's body cap is lower than "
+                "target.max_request_bytes",
+                item.document[:200].decode("utf-8", "replace"),
+            )
+            flight.done, flight.dropped, flight.barrier = True, True, 0
+            self.rejects.reject(row)  # raises with on_invalid_row: fail
+            self._advance_all()
+            return
+        chunker = self._chunker or Chunker(self.target_bytes, self.max_request_bytes)
+        first, second = chunker.split(chunk)
+        new_target = max(FRAME_BYTES + 1, chunk.size // 2)
+        self.target_bytes = min(self.target_bytes, new_target)
+        if self._chunker is not None:
+            self._chunker.lower_target(self.target_bytes)
+        self.stats.splits += 1
+        self.on_event(
+            "split_413",
+            {
+                "file": flight.file.url,
+                "rows": chunk.rows,
+                "bytes": chunk.size,
+                "new_chunk_target": self.target_bytes,
+            },
+        )
+        queue = flight.file.flights
+        position = queue.index(flight)
+        a, b = Flight(flight.file, first), Flight(flight.file, second)
+        queue.remove(flight)
+        queue.insert(position, b)
+        queue.insert(position, a)
+        self._outbox.appendleft(b)
+        self._outbox.appendleft(a)
+
+    def _duplicate(self, seq: int, flight: Flight, earlier: Flight | None) -> None:
+        """Hazard H1: two answers with one sequence; the server kept one write. Re-send both."""
+        self._seen[seq] = None
+        again = [flight] + ([earlier] if earlier is not None else [])
+        if earlier is not None:
+            # The earlier one was counted when it came back; it is unsettled (it overlapped
+            # this request), so it is still in its file's queue.
+            self.stats.rows_acked -= earlier.chunk.rows
+            self.stats.bytes_acked -= earlier.chunk.size
+        self.stats.duplicate_sequences += 1
+        self.stats.resends += len(again)
+        self.on_event(
+            "duplicate_sequence",
+            {
+                "wal_sequence": seq,
+                "chunks": [
+                    {"file": f.file.url, "first": str(f.chunk.first), "rows": f.chunk.rows}
+                    for f in again
+                ],
+            },
+        )
+        for f in again:
+            f.done, f.seq = False, None
+            self._outbox.appendleft(f)
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def _settled(self, flight: Flight) -> bool:
+        if not flight.done:
+            return False
+        oldest = min(self._in_flight, default=self._next_index)
+        return oldest >= flight.barrier
+
+    def _advance_all(self) -> None:
+        for fr in self.files:
+            if not fr.done and (fr.flights or fr.reader_done):
+                self._advance(fr)
+
+    def _advance(self, fr: FileRun) -> None:
+        moved = False
+        while fr.flights and self._settled(fr.flights[0]):
+            flight = fr.flights.popleft()
+            fr.committed = flight.chunk.resume
+            moved = True
+            if flight.dropped:
+                continue
+            seq = flight.seq
+            assert seq is not None
+            # Settled: nothing in flight can collide with it any more. Keep its sequence (to
+            # notice a server whose wal_highwater went backwards) but not its chunk's bytes.
+            self._seen[seq] = None
+            fr.rows += flight.chunk.rows
+            fr.bytes += flight.chunk.size
+            fr.wal_first = seq if fr.wal_first is None else min(fr.wal_first, seq)
+            fr.wal_last = seq if fr.wal_last is None else max(fr.wal_last, seq)
+        if fr.reader_done and not fr.flights and not fr.done:
+            if fr.tail is not None:
+                fr.committed = fr.tail
+            fr.done = True
+            moved = True
+            self.stats.files_done += 1
+        if moved:
+            self.on_checkpoint(fr)
+
+    def _drain(self) -> None:
+        """Wait (bounded) for requests in flight so their rows can be checkpointed."""
+        deadline = time.monotonic() + self.drain_timeout
+        while self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            done, _ = wait(self._pending, timeout=remaining, return_when=FIRST_COMPLETED)
+            for future in done:
+                flight = self._pending.pop(future)
+                self._in_flight.discard(flight.index)
+                try:
+                    self._answer(flight, future)
+                except ElaxError as exc:  # a rejected row while draining: keep the first error
+                    if self._failure is None:
+                        self._failure = exc
+        if self._pending:
+            # Abandoned: their requests may still land; they are not checkpointed and are
+            # re-sent on resume (upserts are idempotent).
+            self._in_flight.update(f.index for f in self._pending.values())
+            self._pending.clear()
+        self._advance_all()
+
+
+def file_rows(
+    format: str,
+    compression: str,
+    storage_options: dict[str, Any],
+    columns: list[str] | None,
+) -> Callable[[FileRun], Iterable[Any]]:
+    """The row reader for a ``FileRun``: ``open_source`` from its resume point."""
+
+    def rows(fr: FileRun) -> Iterable[Any]:
+        return open_source(
+            fr.url,
+            format,  # type: ignore[arg-type]
+            compression,
+            storage_options,
+            fr.start,
+            columns=columns,
+        )
+
+    return rows
+
+
+__all__ = ["FileRun", "Flight", "MappedRow", "Pipeline", "PipelineStats", "file_rows"]

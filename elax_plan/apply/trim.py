@@ -1,0 +1,90 @@
+"""WAL trim (SPEC §5 step 7): archive or delete WAL objects the index no longer needs.
+
+Owns the one destructive step of elax-plan. Eligible objects are those the
+planner's rule selects (sequence ≤ ``indexed_wal``, older than
+``older_than``, not among the newest ``keep_last``), listed afresh here.
+``archive`` copies each object under ``namespaces/<ns>/wal-archive/`` and
+deletes the original only once the copy is verified (same bytes), so an
+interruption at any point loses nothing and a re-run finishes the job;
+``delete`` deletes. Both are idempotent: a second run finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from elax_plan.errors import TargetError
+from elax_plan.live.store import StoreReader
+from elax_plan.live.target import display_url
+from elax_plan.planner import eligible_wal_objects
+
+
+@dataclass
+class TrimResult:
+    mode: str
+    objects: int = 0
+    bytes: int = 0
+    first_sequence: int | None = None
+    last_sequence: int | None = None
+    archive_prefix: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "objects": self.objects,
+            "bytes": self.bytes,
+            "first_sequence": self.first_sequence,
+            "last_sequence": self.last_sequence,
+            "archive_prefix": self.archive_prefix,
+            "errors": self.errors,
+        }
+
+
+def trim_wal(
+    reader: StoreReader,
+    namespace: str,
+    *,
+    mode: Literal["archive", "delete"],
+    older_than: float,
+    keep_last: int,
+    now: float | None = None,
+) -> TrimResult:
+    """Archive or delete the eligible WAL objects of ``namespace``; see the module docstring."""
+    live = reader.read_namespace(namespace, with_wal=True)
+    moment = time.time() if now is None else now
+    eligible = eligible_wal_objects(
+        live.wal_objects, live.indexed_wal, moment, older_than, keep_last
+    )
+    archive = f"namespaces/{namespace}/wal-archive"
+    result = TrimResult(mode, archive_prefix=archive if mode == "archive" else None)
+    fs = reader.fs
+    for obj in eligible:
+        name = f"WAL-{obj.sequence:020d}.json"
+        source = reader.path(f"namespaces/{namespace}/wal/{name}")
+        try:
+            if mode == "archive":
+                data = fs.cat_file(source)
+                destination = reader.path(f"{archive}/{name}")
+                if reader.local:
+                    fs.makedirs(destination.rsplit("/", 1)[0], exist_ok=True)
+                fs.pipe_file(destination, data)
+                if fs.cat_file(destination) != data:
+                    raise OSError(f"the archived copy of {name} does not match the original")
+            fs.rm_file(source)
+        except FileNotFoundError:
+            continue  # trimmed by an earlier, interrupted run
+        except Exception as exc:  # every fsspec backend raises its own errors
+            raise TargetError(
+                f"WAL trim stopped at {name} in {display_url(reader.url)}: {exc}.",
+                hint="Nothing was lost (an object is deleted only after its archived copy is "
+                "verified); fix the store access and run `elax-plan apply` again.",
+            ) from exc
+        result.objects += 1
+        result.bytes += obj.size
+        if result.first_sequence is None:
+            result.first_sequence = obj.sequence
+        result.last_sequence = obj.sequence
+    return result

@@ -1,0 +1,172 @@
+"""`elax-plan apply` end to end against an emulator over a real socket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from elax_plan.emulator import EmulatorConfig
+from tests.apply.support import Dataset, assert_exact, make_dataset, run_cli, write_plan
+from tests.conftest import RunningEmulator
+
+
+@pytest.fixture
+def setup(
+    tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
+) -> Callable[..., tuple[RunningEmulator, Path, Dataset]]:
+    """Factory: an emulator with the given config, a dataset and a plan for it."""
+
+    def make(
+        extra: str = "", dataset: Dataset | None = None, **config: object
+    ) -> tuple[RunningEmulator, Path, Dataset]:
+        store = tmp_path / "store"
+        emu = serve_emulator(
+            EmulatorConfig(store.as_uri(), **{"index_interval": 0.02, **config})  # type: ignore[arg-type]
+        )
+        data = dataset or make_dataset(tmp_path / "src")
+        plan = write_plan(
+            tmp_path / "plan.yaml",
+            url=emu.url,
+            store=store.as_uri(),
+            source=f"{tmp_path / 'src'}/*.ndjson",
+            state=(tmp_path / "state").as_uri(),
+            extra=extra,
+        )
+        return emu, plan, data
+
+    return make
+
+
+def events_of(tmp_path: Path) -> list[dict[str, object]]:
+    runs = sorted((tmp_path / "state" / "backfill" / "runs").iterdir())
+    out = []
+    for run in runs:
+        path = run / "events.ndjson"
+        if path.exists():
+            out += [orjson.loads(line) for line in path.read_bytes().splitlines() if line]
+    return out
+
+
+def ledger(tmp_path: Path) -> dict[str, object]:
+    return json.loads((tmp_path / "state" / "backfill" / "state.json").read_text())
+
+
+def test_apply_writes_exactly_the_source_and_second_run_is_no_op(
+    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """After apply the WAL holds exactly the source documents; apply again changes nothing."""
+    _, plan, data = setup(extra="ingest:\n  chunk_bytes: 8KiB\n")
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    assert "Backfill succeeded" in done.stdout
+    assert_exact(tmp_path / "store", "docs", data)
+    state = ledger(tmp_path)
+    assert all(f["status"] == "done" for f in state["files"].values())  # type: ignore[attr-defined]
+    again = run_cli("apply", str(plan), "--auto-approve")
+    assert again.returncode == 0, again.stderr
+    assert "No changes" in again.stdout
+
+
+def test_apply_refuses_without_tty_or_auto_approve(
+    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """Without a terminal and without --auto-approve nothing is written."""
+    _, plan, _ = setup()
+    done = run_cli("apply", str(plan))
+    assert done.returncode == 1
+    assert "--auto-approve" in done.stderr
+    assert not (tmp_path / "store" / "namespaces").exists()
+
+
+def test_faults_are_retried_and_counted(
+    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """With fail-rate 0.2 the run completes with the exact set and counts its retries."""
+    _, plan, data = setup(
+        extra="ingest:\n  chunk_bytes: 4KiB\n  retry: {attempts: 30, initial: 1ms, max: 5ms}\n",
+        fail_rate=0.2,
+        seed=5,
+        retry_after_s=0,
+    )
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    assert_exact(tmp_path / "store", "docs", data)
+    retries = [e for e in events_of(tmp_path) if e["event"] == "retry"]
+    assert retries
+    assert ("## Retries" in done.stdout and "http_503" in done.stdout + done.stderr) or retries
+
+
+def test_racing_appends_are_detected_and_resent(
+    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """--race-appends with concurrency 4: duplicate sequences are seen, both chunks re-sent."""
+    _, plan, data = setup(
+        extra="ingest:\n  chunk_bytes: 2KiB\n  concurrency: 4\nthrottle:\n  max_wal_lag: 1000\n"
+        "  resume_wal_lag: 10\n",
+        dataset=make_dataset(tmp_path / "src", files=2, rows=400),
+        race_appends=True,
+    )
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    dups = [e for e in events_of(tmp_path) if e["event"] == "duplicate_sequence"]
+    assert dups, "no duplicate wal_sequence was detected under --race-appends"
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_413_is_absorbed_by_splitting(
+    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """A server cap below chunk_bytes: bodies are split, the target lowered, all rows land."""
+    _, plan, data = setup(extra="ingest:\n  chunk_bytes: 32KiB\n", max_body_bytes=6000)
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    splits = [e for e in events_of(tmp_path) if e["event"] == "split_413"]
+    assert splits
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_stalled_indexer_stops_with_exit_1_and_resumes(
+    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]],
+    tmp_path: Path,
+    serve_emulator: Callable[..., RunningEmulator],
+) -> None:
+    """With no indexer the run stops after stall_timeout naming the cause; it resumes later."""
+    emu, plan, data = setup(
+        extra="ingest:\n  chunk_bytes: 4KiB\nthrottle:\n  max_wal_lag: 3\n  resume_wal_lag: 1\n"
+        "  poll_interval: 20ms\n  stall_timeout: 300ms\nverify:\n  index_timeout: 30s\n",
+        stall_indexer=True,
+    )
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 1
+    assert "no indexer is running" in done.stderr
+    state = ledger(tmp_path)
+    assert state["run"]["current_run_id"] is not None  # type: ignore[index]
+    emu.emulator.indexer.stalled = False
+    again = run_cli("apply", str(plan), "--auto-approve")
+    assert again.returncode == 0, again.stderr
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_slow_indexer_throttles_within_the_lag_bound(
+    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """A slow indexer causes recorded pauses; the polled lag never passes max_wal_lag + concurrency."""
+    _, plan, data = setup(
+        extra="ingest:\n  chunk_bytes: 2KiB\n  concurrency: 2\nthrottle:\n  max_wal_lag: 4\n"
+        "  resume_wal_lag: 1\n  poll_interval: 20ms\n",
+        index_rows_per_s=2000,
+    )
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    events = events_of(tmp_path)
+    pauses = [e for e in events if e["event"] == "throttle_pause"]
+    resumes = [e for e in events if e["event"] == "throttle_resume"]
+    assert pauses and resumes
+    lags = [int(e["lag"]) for e in events if e["event"] == "lag"]  # type: ignore[call-overload]
+    assert max(lags) <= 4 + 2
+    assert "## Throttling" in done.stdout and "pause(s)" in done.stdout
+    assert_exact(tmp_path / "store", "docs", data)

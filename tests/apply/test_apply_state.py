@@ -1,0 +1,214 @@
+"""Apply and the plan's state: the lease between two appliers, unlock, saved plans, bad rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from elax_plan.emulator import EmulatorConfig
+from elax_plan.state import Holder, acquire, open_backend
+from tests.apply.support import Dataset, assert_exact, make_dataset, run_cli, write_plan
+from tests.conftest import RunningEmulator
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
+) -> Callable[..., tuple[RunningEmulator, Path, Dataset]]:
+    def make(
+        extra: str = "", target_extra: str = "", **config: object
+    ) -> tuple[RunningEmulator, Path, Dataset]:
+        store = tmp_path / "store"
+        emu = serve_emulator(
+            EmulatorConfig(store.as_uri(), **{"index_interval": 0.02, **config})  # type: ignore[arg-type]
+        )
+        data = make_dataset(tmp_path / "src")
+        plan = write_plan(
+            tmp_path / "plan.yaml",
+            url=emu.url,
+            store=store.as_uri(),
+            source=f"{tmp_path / 'src'}/*.ndjson",
+            state=(tmp_path / "state").as_uri(),
+            extra=extra,
+            target_extra=target_extra,
+        )
+        return emu, plan, data
+
+    return make
+
+
+def start_apply(plan: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "elax_plan", "apply", str(plan), "--auto-approve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.005)
+
+
+def test_second_apply_is_refused_naming_the_holder_and_lock_id(
+    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """While one apply holds the lease, another exits 1 with holder and lock id; one writes."""
+    emu, plan, data = env(
+        stall_indexer=True,
+        extra="throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
+    )
+    first = start_apply(plan)
+    lock = tmp_path / "state" / "backfill" / "lock.json"
+    try:
+        wait_for(lock)
+        second = run_cli("apply", str(plan), "--auto-approve")
+        assert second.returncode == 1
+        info = json.loads(lock.read_text())
+        assert info["lock_id"] in second.stderr
+        assert str(first.pid) in second.stderr
+        assert "elax-plan unlock" in second.stderr
+        # the refused apply wrote nothing: only the holder's lineage/serial exist
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err
+    assert "resume" in err
+    assert not lock.exists(), "the lease is released on SIGTERM"
+    emu.emulator.indexer.stalled = False
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_lease_of_a_killed_apply_is_taken_over_at_once(
+    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """kill -9 leaves lock.json behind; the next apply on this host takes it over immediately."""
+    emu, plan, data = env(
+        stall_indexer=True,
+        extra="throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
+    )
+    first = start_apply(plan)
+    lock = tmp_path / "state" / "backfill" / "lock.json"
+    wait_for(lock)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    assert lock.exists()
+    emu.emulator.indexer.stalled = False
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_unlock_refuses_a_wrong_id_and_releases_the_right_one(
+    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """`unlock` with the wrong lock id is refused; with the right one the plan is free again."""
+    _, plan, _ = env()
+    lock = tmp_path / "state" / "backfill" / "lock.json"
+    # A lease held by a process on another host: taken over only by expiry, never by pid.
+    backend = open_backend((tmp_path / "state").as_uri())
+    held = acquire(backend, "backfill", holder=Holder(host="elsewhere", pid=4242, user="ops"))
+    lock_id = held.lock_id
+    refused = run_cli("apply", str(plan), "--auto-approve")
+    if refused.returncode != 1 or lock_id not in refused.stderr:
+        pytest.fail(f"expected a held lease: {refused.stderr}")
+    wrong = run_cli("unlock", str(plan), "00000000-0000-0000-0000-000000000000")
+    assert wrong.returncode == 1
+    assert lock_id in wrong.stderr
+    right = run_cli("unlock", str(plan), lock_id)
+    assert right.returncode == 0, right.stderr
+    assert not lock.exists()
+
+
+@pytest.mark.parametrize("mode", ["fail", "skip"])
+def test_bad_rows(
+    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path, mode: str
+) -> None:
+    """Malformed JSON, missing id, wrong dims, NaN, 1e39, oversized row: fail stops at
+    FILE:LINE; skip writes every one to rejects.ndjson with its reason and the rest lands."""
+    extra = "ingest:\n  chunk_bytes: 4KiB\n" + (
+        "  on_invalid_row: skip\n  max_invalid_rows: 10\n" if mode == "skip" else ""
+    )
+    _, plan, data = env(extra=extra, target_extra="  max_request_bytes: 8KiB\n")
+    bad = tmp_path / "src" / "part-000.ndjson"
+    lines = bad.read_bytes().splitlines()
+    good_vec = "[" + ",".join(["0.5"] * 8) + "]"
+    injected = [
+        b'{"id": 9001, "vector": [0.1,',
+        b'{"vector": ' + good_vec.encode() + b"}",
+        b'{"id": 9003, "vector": [0.1, 0.2]}',
+        b'{"id": 9004, "vector": [NaN, 0, 0, 0, 0, 0, 0, 0]}',
+        b'{"id": 9005, "vector": [1e39, 0, 0, 0, 0, 0, 0, 0]}',
+        b'{"id": 9006, "vector": ' + good_vec.encode() + b', "title": "' + b"x" * 10000 + b'"}',
+    ]
+    bad.write_bytes(b"\n".join(lines[:5] + injected + lines[5:]) + b"\n")
+    done = run_cli("apply", str(plan), "--auto-approve")
+    if mode == "fail":
+        assert done.returncode == 1
+        assert f"{bad.as_uri()}:6:" in done.stderr or f"{bad}:6:" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    rejects_files = list((tmp_path / "state" / "backfill" / "runs").glob("*/rejects.ndjson"))
+    assert rejects_files
+    rejects = [orjson.loads(x) for f in rejects_files for x in f.read_bytes().splitlines() if x]
+    assert sorted(r["line"] for r in rejects) == [6, 7, 8, 9, 10, 11]
+    reasons = " | ".join(r["reason"] for r in rejects)
+    for word in ("id is missing", "expected 8", "max_request_bytes"):
+        assert word in reasons, reasons
+    assert "6 row(s) skipped" in done.stdout
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_saved_plan_applies_without_prompt_and_is_refused_when_stale(
+    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """A fresh saved plan applies as is; a changed plan file, source file or ledger is named."""
+    _, plan, data = env()
+    saved = tmp_path / "saved.elaxplan"
+    made = run_cli("plan", str(plan), "--out", str(saved))
+    assert made.returncode == 0, made.stderr
+    # 1. source file changed
+    src = tmp_path / "src" / "part-001.ndjson"
+    original = src.read_bytes()
+    src.write_bytes(original + b"\n")
+    os.utime(src, (time.time() + 5, time.time() + 5))
+    stale = run_cli("apply", str(saved))
+    assert stale.returncode == 1
+    assert "Saved plan is stale" in stale.stderr and "part-001.ndjson changed" in stale.stderr
+    src.write_bytes(original)
+    os.utime(src, (time.time() + 10, time.time() + 10))
+    run_cli("plan", str(plan), "--out", str(saved))
+    # 2. plan file changed
+    text = plan.read_text()
+    plan.write_text(text + "\n# reviewed\n")
+    stale = run_cli("apply", str(saved))
+    assert stale.returncode == 1 and "the plan file changed" in stale.stderr
+    plan.write_text(text)
+    # 3. ledger changed (another apply ran in between)
+    run_cli("plan", str(plan), "--out", str(saved))
+    first = run_cli("apply", str(plan), "--auto-approve")
+    assert first.returncode == 0, first.stderr
+    stale = run_cli("apply", str(saved))
+    assert stale.returncode == 1 and "state ledger" in stale.stderr
+    # a fresh one applies without a prompt (stdin is not a terminal)
+    fresh = run_cli("plan", str(plan), "--out", str(saved))
+    assert fresh.returncode == 0
+    applied = run_cli("apply", str(saved))
+    assert applied.returncode == 0, applied.stderr
+    assert_exact(tmp_path / "store", "docs", data)
