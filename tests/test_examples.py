@@ -1,0 +1,195 @@
+"""The plans in plans/ run: the quickstart from a clean directory, the examples against an
+emulator and the moto S3 server."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from elax_plan.emulator import EmulatorConfig
+from tests.conftest import RunningEmulator, S3Server
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def elax(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "elax_plan", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_quickstart_applies_then_has_no_changes(tmp_path: Path) -> None:
+    """`make demo`'s command: the quickstart applies, verifies and summarises; the re-run is a no-op."""
+    (tmp_path / "plans").symlink_to(REPO / "plans")
+    first = elax(tmp_path, "apply", "plans/quickstart.yaml", "--auto-approve")
+    assert first.returncode == 0, first.stderr
+    assert "Plan: 1 file to write" in first.stdout
+    assert "Backfill succeeded" in first.stdout
+    summary = (tmp_path / ".elax-demo" / "summary.md").read_text()
+    assert summary.startswith("# ✅ Backfill succeeded: `quickstart`")
+    second = elax(tmp_path, "apply", "plans/quickstart.yaml", "--auto-approve")
+    assert second.returncode == 0, second.stderr
+    assert "No changes" in second.stdout
+    plan = elax(tmp_path, "plan", "plans/quickstart.yaml", "--detailed-exitcode")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+
+
+# --- the examples, against an emulator and the moto S3 server -------------------------------
+
+
+def elax_env(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "elax_plan", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **env},
+    )
+
+
+def s3(server: S3Server) -> object:
+    import s3fs
+
+    return s3fs.S3FileSystem(skip_instance_cache=True, **server.storage_options())
+
+
+def clustered(n: int, dims: int, seed: int) -> np.ndarray:
+    """Vectors in tight clusters, so an IVF index finds true neighbours (recall near 1)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((10, dims)) * 5
+    return (centres[rng.integers(0, 10, n)] + rng.standard_normal((n, dims)) * 0.1).astype(
+        np.float32
+    )
+
+
+def test_wal_trim_example_runs(
+    tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
+) -> None:
+    """plans/examples/wal-trim.yaml applies against an emulator (nothing is old enough to trim)."""
+    emu = serve_emulator(EmulatorConfig((tmp_path / "elacsym-data").as_uri()))
+    (tmp_path / "exports").mkdir()
+    vectors = clustered(300, 16, 1)
+    lines = [
+        orjson.dumps(
+            {"id": i, "vector": v, "title": f"item {i}"}, option=orjson.OPT_SERIALIZE_NUMPY
+        )
+        for i, v in enumerate(vectors)
+    ]
+    (tmp_path / "exports" / "catalogue-001.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    plan = REPO / "plans" / "examples" / "wal-trim.yaml"
+    env = {"ELACSYM_URL": emu.url}
+    done = elax_env(tmp_path, env, "apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Backfill succeeded" in done.stdout
+    assert "WAL trim" in done.stdout
+
+
+def test_migration_example_runs_against_s3(
+    tmp_path: Path, s3_server: S3Server, serve_emulator: Callable[..., RunningEmulator]
+) -> None:
+    """plans/examples/migration-verified.yaml: gzipped NDJSON and state on S3, every check passes."""
+    fs = s3(s3_server)
+    for bucket in ("exports", "elax-plan-state"):
+        if not fs.exists(bucket):  # type: ignore[attr-defined]
+            fs.mkdir(bucket)  # type: ignore[attr-defined]
+    vectors = clustered(400, 8, 2)
+    vectors[0] = np.array([0.12, -0.3, 0.44, 0.05, -0.21, 0.33, 0.0, 0.9], dtype=np.float32)
+    for part in range(2):
+        rows = []
+        for i in range(part * 200, part * 200 + 200):
+            rows.append(
+                orjson.dumps(
+                    {
+                        "doc_id": "kb-1042" if i == 0 else f"kb-{i}",
+                        "embedding": vectors[i],
+                        "title": "How to reset password" if i % 7 == 0 else f"Article {i}",
+                        "lang": "en" if i % 2 == 0 else "de",
+                        "status": "published",
+                    },
+                    option=orjson.OPT_SERIALIZE_NUMPY,
+                )
+            )
+        fs.pipe(  # type: ignore[attr-defined]
+            f"exports/legacy-docs/part-{part:03d}.ndjson.gz", gzip.compress(b"\n".join(rows))
+        )
+    config = tmp_path / "aws-config"
+    config.write_text("[profile migration]\nregion = us-east-1\n")
+    creds = tmp_path / "aws-credentials"
+    creds.write_text("[migration]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    emu = serve_emulator(EmulatorConfig((tmp_path / "store").as_uri()))
+    env = {
+        "ELACSYM_URL": emu.url,
+        "ELACSYM_DATA_ROOT": (tmp_path / "store").as_uri(),
+        "AWS_ENDPOINT_URL": s3_server.endpoint_url,
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(creds),
+    }
+    plan = REPO / "plans" / "examples" / "migration-verified.yaml"
+    done = elax_env(tmp_path, env, "apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Backfill succeeded" in done.stdout
+    assert fs.exists("elax-plan-state/migrations/docs-migration-2026/state.json")  # type: ignore[attr-defined]
+    assert (tmp_path / "migration-summary.md").exists()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_s3_parquet_example_runs(
+    tmp_path: Path, s3_server: S3Server, serve_emulator: Callable[..., RunningEmulator]
+) -> None:
+    """plans/examples/s3-parquet.yaml: a Parquet snapshot on S3 (include + rename) applies."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fs = s3(s3_server)
+    for bucket in ("datasets", "elax-plan-state"):
+        if not fs.exists(bucket):  # type: ignore[attr-defined]
+            fs.mkdir(bucket)  # type: ignore[attr-defined]
+    n = 300
+    vectors = clustered(n, 768, 3)
+    table = pa.table(
+        {
+            "product_id": pa.array(range(n), type=pa.int64()),
+            "embedding_v3": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 768),
+            "title_v2": [f"product {i}" for i in range(n)],
+            "category": ["outdoor" if i % 2 else "home" for i in range(n)],
+            "price": [float(i) for i in range(n)],
+            "brand": ["acme"] * n,
+            "internal_note": ["not copied"] * n,
+        }
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=100)
+    fs.pipe("datasets/products/2026-11/part-0.parquet", sink.getvalue().to_pybytes())  # type: ignore[attr-defined]
+    emu = serve_emulator(EmulatorConfig((tmp_path / "store").as_uri()))
+    env = {
+        "ELACSYM_URL": emu.url,
+        "ELACSYM_DATA_ROOT": (tmp_path / "store").as_uri(),
+        "AWS_ENDPOINT_URL": s3_server.endpoint_url,
+    }
+    plan = REPO / "plans" / "examples" / "s3-parquet.yaml"
+    done = elax_env(tmp_path, env, "apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Backfill succeeded" in done.stdout
+    hits = emu.query("products", {"vector": vectors[5].tolist(), "top_k": 1}).json()["hits"]
+    assert hits[0]["id"] == "5"
+    assert hits[0]["attributes"] == {
+        "brand": "acme",
+        "category": "outdoor",
+        "price": 5.0,
+        "title": "product 5",
+    }
