@@ -97,6 +97,12 @@ class Check:
     def id(self) -> str:
         return f"pre:{self.key}"
 
+    def describe(self) -> str:
+        """``title: live (required …) — detail``, for messages about a failed check."""
+        return f"{self.title}: {self.live} (required {self.required})" + (
+            f" — {self.detail}" if self.detail else ""
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -310,6 +316,10 @@ class ExecutionPlan:
     @property
     def preconditions_ok(self) -> bool:
         return all(c.ok for c in self.preconditions)
+
+    def failed_preconditions(self) -> str:
+        """Every failed precondition, described, joined by ``; ``."""
+        return "; ".join(c.describe() for c in self.preconditions if not c.ok)
 
     def to_json(self) -> dict[str, Any]:
         return {

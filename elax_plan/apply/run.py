@@ -282,15 +282,8 @@ def _apply_locked(
         doc = dict(saved)
     hooks.show_plan(doc)
     if not plan.preconditions_ok:
-        failed = [c for c in plan.preconditions if not c.ok]
         raise PreconditionFailed(
-            "A precondition failed, so nothing was written: "
-            + "; ".join(
-                f"{c.title}: {c.live} (required {c.required})"
-                + (f" — {c.detail}" if c.detail else "")
-                for c in failed
-            )
-            + "."
+            f"A precondition failed, so nothing was written: {plan.failed_preconditions()}."
         )
     if not plan.changes:
         return ApplyOutcome(EXIT_OK, None, doc, message="No changes: nothing to apply.")

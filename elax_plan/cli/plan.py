@@ -17,15 +17,6 @@ def use_colour(options: GlobalOptions) -> bool:
     return options.color and sys.stdout.isatty()
 
 
-def failed_preconditions_message(doc: dict[str, object]) -> str:
-    failed = [c for c in doc["preconditions"] if not c["ok"]]  # type: ignore[attr-defined]
-    return "; ".join(
-        f"{c['title']}: {c['live']} (required {c['required']})"
-        + (f" — {c['detail']}" if c["detail"] else "")
-        for c in failed
-    )
-
-
 @main.command("plan")
 @plan_argument
 @var_option
@@ -74,7 +65,8 @@ def plan_command(
     spec = load_plan_from_cli(plan_file, var_items)
     backend = open_backend(spec.state.uri, spec.state.storage_options)
     snapshot = observe(spec, backend)
-    doc = build_plan(spec, snapshot.live).to_json()
+    execution_plan = build_plan(spec, snapshot.live)
+    doc = execution_plan.to_json()
     if output_format == "json":
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     elif output_format == "markdown":
@@ -93,9 +85,9 @@ def plan_command(
             click.echo(
                 f"\nSaved the plan to {out_file}; apply it with `elax-plan apply {out_file}`."
             )
-    if not all(c["ok"] for c in doc["preconditions"]):
+    if not execution_plan.preconditions_ok:
         click.echo(
-            f"Error: a precondition failed: {failed_preconditions_message(doc)}. "
+            f"Error: a precondition failed: {execution_plan.failed_preconditions()}. "
             "`apply` would stop before writing; fix it and run `elax-plan plan` again.",
             err=True,
         )
