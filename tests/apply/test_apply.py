@@ -170,3 +170,66 @@ def test_slow_indexer_throttles_within_the_lag_bound(
     assert max(lags) <= 4 + 2
     assert "## Throttling" in done.stdout and "pause(s)" in done.stdout
     assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_json_logs_are_bound_with_the_run_id(
+    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """--log-format json: every log line on stderr is a JSON object, apply's carry run_id."""
+    _, plan, _ = setup()
+    done = run_cli("--log-format", "json", "apply", str(plan), "--auto-approve", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert records
+    started = [r for r in records if r.get("event") == "apply started"]
+    assert started and started[0]["run_id"] == ledger(tmp_path)["run"]["last_run_id"]  # type: ignore[index]
+
+
+def run_on_tty(args: list[str], answer: str, timeout: float = 120) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal, type ``answer`` at the prompt; (exit code, screen)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "elax_plan", *args], stdin=slave, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    screen = b""
+    answered = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break  # the child closed the terminal
+            if not chunk:
+                break
+            screen += chunk
+            if not answered and b"Only 'yes' will be accepted" in screen:
+                os.write(master, answer.encode() + b"\n")
+                answered = True
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=30)
+    os.close(master)
+    return proc.returncode, screen.decode(errors="replace")
+
+
+def test_tty_confirmation(
+    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+) -> None:
+    """On a terminal apply asks; anything but "yes" cancels (exit 1), "yes" applies."""
+    _, plan, data = setup()
+    code, screen = run_on_tty(["apply", str(plan)], "no")
+    assert code == 1 and "cancelled" in screen, screen
+    assert not (tmp_path / "store" / "namespaces").exists()
+    code, screen = run_on_tty(["apply", str(plan)], "yes")
+    assert code == 0, screen
+    assert_exact(tmp_path / "store", "docs", data)
