@@ -7,38 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-import pytest
 
-from elax_plan.emulator import EmulatorConfig
-from tests.apply.support import Dataset, assert_exact, make_dataset, run_cli, write_plan
+from tests.apply.conftest import Setup
+from tests.apply.support import assert_exact, make_dataset, run_cli
 from tests.conftest import RunningEmulator
-
-
-@pytest.fixture
-def setup(
-    tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
-) -> Callable[..., tuple[RunningEmulator, Path, Dataset]]:
-    """Factory: an emulator with the given config, a dataset and a plan for it."""
-
-    def make(
-        extra: str = "", dataset: Dataset | None = None, **config: object
-    ) -> tuple[RunningEmulator, Path, Dataset]:
-        store = tmp_path / "store"
-        emu = serve_emulator(
-            EmulatorConfig(store.as_uri(), **{"index_interval": 0.02, **config})  # type: ignore[arg-type]
-        )
-        data = dataset or make_dataset(tmp_path / "src")
-        plan = write_plan(
-            tmp_path / "plan.yaml",
-            url=emu.url,
-            store=store.as_uri(),
-            source=f"{tmp_path / 'src'}/*.ndjson",
-            state=(tmp_path / "state").as_uri(),
-            extra=extra,
-        )
-        return emu, plan, data
-
-    return make
 
 
 def events_of(tmp_path: Path) -> list[dict[str, object]]:
@@ -56,7 +28,7 @@ def ledger(tmp_path: Path) -> dict[str, object]:
 
 
 def test_apply_writes_exactly_the_source_and_second_run_is_no_op(
-    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+    setup: Setup, tmp_path: Path
 ) -> None:
     """After apply the WAL holds exactly the source documents; apply again changes nothing."""
     _, plan, data = setup(extra="ingest:\n  chunk_bytes: 8KiB\n")
@@ -71,9 +43,7 @@ def test_apply_writes_exactly_the_source_and_second_run_is_no_op(
     assert "No changes" in again.stdout
 
 
-def test_apply_refuses_without_tty_or_auto_approve(
-    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
-) -> None:
+def test_apply_refuses_without_tty_or_auto_approve(setup: Setup, tmp_path: Path) -> None:
     """Without a terminal and without --auto-approve nothing is written."""
     _, plan, _ = setup()
     done = run_cli("apply", str(plan))
@@ -82,9 +52,7 @@ def test_apply_refuses_without_tty_or_auto_approve(
     assert not (tmp_path / "store" / "namespaces").exists()
 
 
-def test_faults_are_retried_and_counted(
-    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
-) -> None:
+def test_faults_are_retried_and_counted(setup: Setup, tmp_path: Path) -> None:
     """With fail-rate 0.2 the run completes with the exact set and counts its retries."""
     _, plan, data = setup(
         extra="ingest:\n  chunk_bytes: 4KiB\n  retry: {attempts: 30, initial: 1ms, max: 5ms}\n",
@@ -100,9 +68,7 @@ def test_faults_are_retried_and_counted(
     assert ("## Retries" in done.stdout and "http_503" in done.stdout + done.stderr) or retries
 
 
-def test_racing_appends_are_detected_and_resent(
-    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
-) -> None:
+def test_racing_appends_are_detected_and_resent(setup: Setup, tmp_path: Path) -> None:
     """--race-appends with concurrency 4: duplicate sequences are seen, both chunks re-sent."""
     _, plan, data = setup(
         extra="ingest:\n  chunk_bytes: 2KiB\n  concurrency: 4\nthrottle:\n  max_wal_lag: 1000\n"
@@ -117,9 +83,7 @@ def test_racing_appends_are_detected_and_resent(
     assert_exact(tmp_path / "store", "docs", data)
 
 
-def test_413_is_absorbed_by_splitting(
-    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
-) -> None:
+def test_413_is_absorbed_by_splitting(setup: Setup, tmp_path: Path) -> None:
     """A server cap below chunk_bytes: bodies are split, the target lowered, all rows land."""
     _, plan, data = setup(extra="ingest:\n  chunk_bytes: 32KiB\n", max_body_bytes=6000)
     done = run_cli("apply", str(plan), "--auto-approve")
@@ -130,7 +94,7 @@ def test_413_is_absorbed_by_splitting(
 
 
 def test_stalled_indexer_stops_with_exit_1_and_resumes(
-    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]],
+    setup: Setup,
     tmp_path: Path,
     serve_emulator: Callable[..., RunningEmulator],
 ) -> None:
@@ -151,9 +115,7 @@ def test_stalled_indexer_stops_with_exit_1_and_resumes(
     assert_exact(tmp_path / "store", "docs", data)
 
 
-def test_slow_indexer_throttles_within_the_lag_bound(
-    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
-) -> None:
+def test_slow_indexer_throttles_within_the_lag_bound(setup: Setup, tmp_path: Path) -> None:
     """A slow indexer causes recorded pauses; the polled lag never passes max_wal_lag + concurrency."""
     _, plan, data = setup(
         extra="ingest:\n  chunk_bytes: 2KiB\n  concurrency: 2\nthrottle:\n  max_wal_lag: 4\n"
@@ -172,9 +134,7 @@ def test_slow_indexer_throttles_within_the_lag_bound(
     assert_exact(tmp_path / "store", "docs", data)
 
 
-def test_json_logs_are_bound_with_the_run_id(
-    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
-) -> None:
+def test_json_logs_are_bound_with_the_run_id(setup: Setup, tmp_path: Path) -> None:
     """--log-format json: every log line on stderr is a JSON object, apply's carry run_id."""
     _, plan, _ = setup()
     done = run_cli("--log-format", "json", "apply", str(plan), "--auto-approve", "--no-progress")
@@ -222,9 +182,7 @@ def run_on_tty(args: list[str], answer: str, timeout: float = 120) -> tuple[int,
     return proc.returncode, screen.decode(errors="replace")
 
 
-def test_tty_confirmation(
-    setup: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
-) -> None:
+def test_tty_confirmation(setup: Setup, tmp_path: Path) -> None:
     """On a terminal apply asks; anything but "yes" cancels (exit 1), "yes" applies."""
     _, plan, data = setup()
     code, screen = run_on_tty(["apply", str(plan)], "no")

@@ -8,42 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
-from elax_plan.emulator import EmulatorConfig
 from elax_plan.state import Holder, acquire, open_backend
-from tests.apply.support import Dataset, assert_exact, make_dataset, run_cli, write_plan
-from tests.conftest import RunningEmulator
-
-
-@pytest.fixture
-def env(
-    tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
-) -> Callable[..., tuple[RunningEmulator, Path, Dataset]]:
-    def make(
-        extra: str = "", target_extra: str = "", **config: object
-    ) -> tuple[RunningEmulator, Path, Dataset]:
-        store = tmp_path / "store"
-        emu = serve_emulator(
-            EmulatorConfig(store.as_uri(), **{"index_interval": 0.02, **config})  # type: ignore[arg-type]
-        )
-        data = make_dataset(tmp_path / "src")
-        plan = write_plan(
-            tmp_path / "plan.yaml",
-            url=emu.url,
-            store=store.as_uri(),
-            source=f"{tmp_path / 'src'}/*.ndjson",
-            state=(tmp_path / "state").as_uri(),
-            extra=extra,
-            target_extra=target_extra,
-        )
-        return emu, plan, data
-
-    return make
+from tests.apply.conftest import Setup
+from tests.apply.support import assert_exact, run_cli
 
 
 def start_apply(plan: Path) -> subprocess.Popen[str]:
@@ -64,10 +36,10 @@ def wait_for(path: Path, timeout: float = 30) -> None:
 
 
 def test_second_apply_is_refused_naming_the_holder_and_lock_id(
-    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+    setup: Setup, tmp_path: Path
 ) -> None:
     """While one apply holds the lease, another exits 1 with holder and lock id; one writes."""
-    emu, plan, data = env(
+    emu, plan, data = setup(
         stall_indexer=True,
         extra="throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
     )
@@ -94,11 +66,9 @@ def test_second_apply_is_refused_naming_the_holder_and_lock_id(
     assert_exact(tmp_path / "store", "docs", data)
 
 
-def test_lease_of_a_killed_apply_is_taken_over_at_once(
-    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
-) -> None:
+def test_lease_of_a_killed_apply_is_taken_over_at_once(setup: Setup, tmp_path: Path) -> None:
     """kill -9 leaves lock.json behind; the next apply on this host takes it over immediately."""
-    emu, plan, data = env(
+    emu, plan, data = setup(
         stall_indexer=True,
         extra="throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
     )
@@ -114,11 +84,9 @@ def test_lease_of_a_killed_apply_is_taken_over_at_once(
     assert_exact(tmp_path / "store", "docs", data)
 
 
-def test_unlock_refuses_a_wrong_id_and_releases_the_right_one(
-    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
-) -> None:
+def test_unlock_refuses_a_wrong_id_and_releases_the_right_one(setup: Setup, tmp_path: Path) -> None:
     """`unlock` with the wrong lock id is refused; with the right one the plan is free again."""
-    _, plan, _ = env()
+    _, plan, _ = setup()
     lock = tmp_path / "state" / "backfill" / "lock.json"
     # A lease held by a process on another host: taken over only by expiry, never by pid.
     backend = open_backend((tmp_path / "state").as_uri())
@@ -136,15 +104,13 @@ def test_unlock_refuses_a_wrong_id_and_releases_the_right_one(
 
 
 @pytest.mark.parametrize("mode", ["fail", "skip"])
-def test_bad_rows(
-    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path, mode: str
-) -> None:
+def test_bad_rows(setup: Setup, tmp_path: Path, mode: str) -> None:
     """Malformed JSON, missing id, wrong dims, NaN, 1e39, oversized row: fail stops at
     FILE:LINE; skip writes every one to rejects.ndjson with its reason and the rest lands."""
     extra = "ingest:\n  chunk_bytes: 4KiB\n" + (
         "  on_invalid_row: skip\n  max_invalid_rows: 10\n" if mode == "skip" else ""
     )
-    _, plan, data = env(extra=extra, target_extra="  max_request_bytes: 8KiB\n")
+    _, plan, data = setup(extra=extra, target_extra="  max_request_bytes: 8KiB\n")
     bad = tmp_path / "src" / "part-000.ndjson"
     lines = bad.read_bytes().splitlines()
     good_vec = "[" + ",".join(["0.5"] * 8) + "]"
@@ -176,10 +142,10 @@ def test_bad_rows(
 
 
 def test_saved_plan_applies_without_prompt_and_is_refused_when_stale(
-    env: Callable[..., tuple[RunningEmulator, Path, Dataset]], tmp_path: Path
+    setup: Setup, tmp_path: Path
 ) -> None:
     """A fresh saved plan applies as is; a changed plan file, source file or ledger is named."""
-    _, plan, data = env()
+    _, plan, data = setup()
     saved = tmp_path / "saved.elaxplan"
     made = run_cli("plan", str(plan), "--out", str(saved))
     assert made.returncode == 0, made.stderr
