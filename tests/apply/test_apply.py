@@ -65,7 +65,10 @@ def test_faults_are_retried_and_counted(setup: Setup, tmp_path: Path) -> None:
     assert_exact(tmp_path / "store", "docs", data)
     retries = [e for e in events_of(tmp_path) if e["event"] == "retry"]
     assert retries
-    assert ("## Retries" in done.stdout and "http_503" in done.stdout + done.stderr) or retries
+    causes = {str(e["cause"]) for e in retries}
+    assert causes <= {"http_503", "http_429"}
+    summary = done.stdout.split("## Retries", 1)[1].split("##", 1)[0]
+    assert all(f"| {cause} |" in summary for cause in causes), summary
 
 
 def test_racing_appends_are_detected_and_resent(setup: Setup, tmp_path: Path) -> None:
