@@ -395,7 +395,7 @@ def _post_steps(spec: PlanSpec, live: LiveState, verify: bool) -> list[PostStep]
                     params={"num": r.num, "top_k": r.top_k, "min_avg_recall": r.min_avg_recall},
                 )
             )
-    trim = _wal_trim_step(spec, live)
+    trim = _wal_trim_step(spec, live, verify)
     if trim is not None:
         steps.append(trim)
     return steps
@@ -418,7 +418,10 @@ def eligible_wal_objects(
     ]
 
 
-def _wal_trim_step(spec: PlanSpec, live: LiveState) -> PostStep | None:
+def _wal_trim_step(spec: PlanSpec, live: LiveState, runs: bool) -> PostStep | None:
+    """The trim step: shown when objects are eligible now, and whenever the run goes ahead
+    (its writes and verification can make more eligible by the time the trim runs), so a
+    reviewed plan never hides a trim."""
     trim = spec.wal_trim
     if not trim.enabled:
         return None
@@ -426,7 +429,7 @@ def _wal_trim_step(spec: PlanSpec, live: LiveState) -> PostStep | None:
     eligible = eligible_wal_objects(
         ns.wal_objects, ns.indexed_wal, live.observed_at, trim.older_than, trim.keep_last
     )
-    if not eligible:
+    if not eligible and not runs:
         return None
     size = sum(o.size for o in eligible)
     verb = "Archive" if trim.mode == "archive" else "Delete"
@@ -435,21 +438,29 @@ def _wal_trim_step(spec: PlanSpec, live: LiveState) -> PostStep | None:
         if trim.mode == "archive"
         else "delete"
     )
+    rule = (
+        f"indexed, older than {format_duration(trim.older_than)}, keeping the newest "
+        f"{trim.keep_last}"
+    )
+    if eligible:
+        what = (
+            f"{plural_objects(len(eligible))} ({format_bytes(size)}), sequences "
+            f"{eligible[0].sequence}–{eligible[-1].sequence}: {where} ({rule})"
+        )
+    else:
+        what = f"WAL objects eligible after this run's writes ({rule}): {where}; none are now"
     return PostStep(
         "wal_trim",
         "wal_trim",
         f"{verb} WAL",
-        f"{plural_objects(len(eligible))} ({format_bytes(size)}), sequences "
-        f"{eligible[0].sequence}–{eligible[-1].sequence}: {where} "
-        f"(indexed, older than {format_duration(trim.older_than)}, keeping the newest "
-        f"{trim.keep_last})",
+        what,
         destructive=trim.mode == "delete",
         params={
             "mode": trim.mode,
             "objects": len(eligible),
             "bytes": size,
-            "first_sequence": eligible[0].sequence,
-            "last_sequence": eligible[-1].sequence,
+            "first_sequence": eligible[0].sequence if eligible else None,
+            "last_sequence": eligible[-1].sequence if eligible else None,
         },
         warning="elacsym nodes rebuild a namespace from its WAL (every released version): "
         "after a restart they need these objects"

@@ -200,3 +200,13 @@ def test_stale_reasons_name_each_change() -> None:
         "source file f3 is new",
         "the namespace record changed (metric/dims cosine/8 → cosine/16)",
     ]
+
+
+def test_trim_is_shown_and_destructive_before_any_object_is_eligible() -> None:
+    """A delete-mode trim on a run that writes is in the plan (and counted) even with no WAL yet."""
+    doc = compute(CASES / "wal-trim-delete-on-first-run")
+    (trim,) = [s for s in doc["post_steps"] if s["kind"] == "wal_trim"]
+    assert trim["destructive"] and trim["params"]["objects"] == 0
+    assert "none are now" in trim["detail"]
+    assert doc["totals"]["destructive"] == 1
+    assert doc["summary_line"].endswith("1 destructive step.")

@@ -480,29 +480,68 @@ def _execute(
         ledger = checkpoints.ledger
         checks: list[CheckResult] = []
         if plan.verification_reason:
-            checks = _verify(spec, client, reader, ledger, writing, stats, epoch_at_start, events)
-        passed = overall(checks)
-        trim: TrimResult | None = None
-        if spec.wal_trim.enabled and passed:
-            trim = trim_wal(
-                reader,
-                t.namespace,
-                mode=spec.wal_trim.mode,
-                older_than=spec.wal_trim.older_than,
-                keep_last=spec.wal_trim.keep_last,
+            checks = _verify(
+                spec, client, reader, ledger, writing, stats, epoch_at_start, events, stop
             )
+        passed = overall(checks)
+        # Checks without a verdict (the index never caught up, a check could not run, an
+        # interrupt) leave the verification pending: the next apply runs it again.
+        unfinished = stop.is_set() or any(c.incomplete for c in checks)
+        trim: TrimResult | None = None
+        if spec.wal_trim.enabled and passed and not unfinished:
+            try:
+                trim = trim_wal(
+                    reader,
+                    t.namespace,
+                    mode=spec.wal_trim.mode,
+                    older_than=spec.wal_trim.older_than,
+                    keep_last=spec.wal_trim.keep_last,
+                )
+            except ElaxError as exc:
+                # Verified data, failed trim: still leave a complete summary; the next plan
+                # shows the objects that remain eligible and apply trims them.
+                location = report.write("failed", stats, writes_finished, checks, None, exc.message)
+                checkpoints.update_run(
+                    current_run_id=None,
+                    last_run_id=run_id,
+                    finished=time.time(),
+                    verification=Verification("passed", location),
+                )
+                checkpoints.save()
+                raise
             events("wal_trim", trim.to_json())
-        outcome = "succeeded" if passed else "verification_failed"
+        if stop.is_set():
+            outcome = "interrupted"
+        else:
+            outcome = "succeeded" if passed else "verification_failed"
         summary_location = report.write(outcome, stats, writes_finished, checks, trim, None)
+        if unfinished:
+            verification = Verification("pending", summary_location)
+        elif checks:
+            verification = Verification("passed" if passed else "failed", summary_location)
+        else:
+            # Nothing needed verifying (e.g. a run that only trims the WAL): the last
+            # verdict stands; the run's ledger entry was reset to pending when it started.
+            verification = previous.verification
         checkpoints.update_run(
-            current_run_id=None,
+            # An unfinished verification keeps the run open, so the apply that finishes it
+            # checks the same acknowledged WAL range and upsert count.
+            current_run_id=run_id if unfinished else None,
             last_run_id=run_id,
             finished=time.time(),
-            verification=Verification("passed" if passed else "failed", summary_location)
-            if checks
-            else checkpoints.ledger.run.verification,
+            verification=verification,
         )
         checkpoints.save()
+    if outcome == "interrupted":
+        return ApplyOutcome(
+            EXIT_INTERRUPTED,
+            run_id,
+            doc,
+            stats,
+            message="Interrupted during verification: the data is written; run `elax-plan "
+            f"apply` again to finish the verification. Summary: {summary_location}",
+            record=report.record,
+        )
     if passed:
         return ApplyOutcome(
             EXIT_OK,
@@ -539,6 +578,7 @@ def _verify(
     stats: PipelineStats,
     epoch_at_start: int,
     events: _Events,
+    stop: threading.Event,
 ) -> list[CheckResult]:
     urls = {s.url for s in writing}
     run = ledger.run
@@ -555,6 +595,7 @@ def _verify(
         # A run that only verifies cannot see its writes move the epoch any more.
         epoch_at_start=epoch_at_start if stats.requests else -1,
         source_urls=[f for f in ledger.files if ledger.files[f].status == "done"] or sorted(urls),
+        stop=stop,
         on_event=events,
     )
     results = verifier.run()

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import importlib.resources
 import itertools
+import json
+import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -41,7 +44,9 @@ def _throttle_actions(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
             open_action = {
                 "start": e["ts"],
                 "end": None,
-                "lag_before": e.get("lag"),
+                # The lag the throttle acted on: the polled lag plus the writes acknowledged
+                # since that poll and in flight (the polled lag alone is often still 0).
+                "lag_before": e.get("estimated_lag", e.get("lag")),
                 "lag_after": None,
             }
             actions.append(open_action)
@@ -61,6 +66,22 @@ def _downsample(
     return [points[int(i * step)] for i in range(n - 1)] + [points[-1]]
 
 
+def _distinct_x(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points with x rounded to 0.1 s, keeping the last sample of each rounded x.
+
+    The charts' x-axis is a list of categories; mermaid merges equal ones, which would
+    leave more values than categories (polls every 20 ms land on the same 0.1 s).
+    """
+    out: list[tuple[float, float]] = []
+    for t, v in points:
+        x = round(max(0.0, t), 1)
+        if out and out[-1][0] == x:
+            out[-1] = (x, v)
+        else:
+            out.append((x, v))
+    return out
+
+
 def _charts(events: Sequence[Mapping[str, Any]], start: float) -> dict[str, Any]:
     lag = [(e["ts"] - start, float(e["lag"])) for e in events if e["event"] == "lag"]
     progress = [
@@ -73,8 +94,8 @@ def _charts(events: Sequence[Mapping[str, Any]], start: float) -> dict[str, Any]
         if t1 > t0:
             throughput.append((t1, max(0.0, (r1 - r0) / (t1 - t0))))
     return {
-        "lag": [[round(t, 1), v] for t, v in _downsample(lag)],
-        "throughput": [[round(t, 1), round(v)] for t, v in _downsample(throughput)],
+        "lag": [[t, v] for t, v in _downsample(_distinct_x(lag))],
+        "throughput": [[t, round(v)] for t, v in _downsample(_distinct_x(throughput))],
     }
 
 
@@ -136,6 +157,8 @@ def build_run_record(
                 {
                     "start": _iso(a["start"]),
                     "end": _iso(a["end"]),
+                    # Pauses are often shorter than the timestamps' one-second resolution.
+                    "paused_s": round((a["end"] or finished) - a["start"], 3),
                     "lag_before": a["lag_before"],
                     "lag_after": a["lag_after"],
                 }
@@ -165,14 +188,35 @@ def build_run_record(
 
 
 def _cell(text: Any) -> str:
+    """Plain text for a table cell or a line: names and server messages are not markup.
+
+    ``<`` becomes ``&lt;`` so that a query named ``<details>`` stays text, not HTML.
+    """
+    return _code(text).replace("<", "&lt;")
+
+
+def _code(text: Any) -> str:
+    """Text for inside a code span in a table: a pipe would end the cell even there."""
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _plain_number(value: float) -> str:
+    """``value`` as mermaid reads numbers: digits and one decimal point, never ``1e+06``."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
 def _mermaid_series(points: Sequence[Sequence[float]]) -> dict[str, str]:
-    xs = [f"{p[0]:g}" for p in points]
-    ys = [f"{p[1]:g}" for p in points]
+    xs = [_plain_number(p[0]) for p in points]
+    ys = [_plain_number(p[1]) for p in points]
     top = max([float(p[1]) for p in points] + [1.0])
-    return {"x": ", ".join(xs), "y": ", ".join(ys), "max": f"{top * 1.1:.0f}"}
+    return {"x": ", ".join(xs), "y": ", ".join(ys), "max": f"{math.ceil(top * 1.1)}"}
+
+
+def _json(value: Any, indent: int | None = None) -> str:
+    # Not jinja's tojson: that escapes <, >, & and ' for HTML, which a markdown code block
+    # would show as \u003c…; keys sorted so a rendering is stable.
+    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
 
 
 def _environment() -> SandboxedEnvironment:
@@ -184,9 +228,11 @@ def _environment() -> SandboxedEnvironment:
         lstrip_blocks=True,
     )
     env.filters["cell"] = _cell
+    env.filters["code"] = _code
     env.filters["count"] = lambda n: format_count(int(n))
     env.filters["bytes"] = lambda n: format_bytes(int(n))
     env.filters["series"] = _mermaid_series
+    env.filters["json"] = _json
     return env
 
 
@@ -198,6 +244,27 @@ def render_summary(record: Mapping[str, Any]) -> str:
         .read_text(encoding="utf-8")
     )
     text = _environment().from_string(template_text).render(r=record)
-    if len(text) > SUMMARY_LIMIT:
-        text = text[: SUMMARY_LIMIT - 100] + "\n\n… (truncated to stay under 60,000 characters)\n"
-    return text
+    return _fit(text) if len(text) > SUMMARY_LIMIT else text
+
+
+def _fit(text: str) -> str:
+    """``text`` cut to stay under SUMMARY_LIMIT, still valid markdown.
+
+    A last resort (the template folds long tables): cut at a line end, then close an
+    open code fence and ``<details>`` so the rest of the page does not render as code.
+    """
+    kept = text[: text.rfind("\n", 0, SUMMARY_LIMIT - 300) + 1]
+    tail = ""
+    fences = [m.start() for m in re.finditer(r"^```", kept, re.MULTILINE)]
+    if len(fences) % 2:
+        if kept.startswith("```mermaid", fences[-1]):
+            kept = kept[: fences[-1]]  # half a chart would not parse: leave it out
+        else:
+            tail += "```\n"
+    if kept.count("<details>") > kept.count("</details>"):
+        tail += "\n</details>\n"
+    full = f"{len(text):,}"
+    return (
+        f"{kept}{tail}\n… (cut from {full} characters to stay under 60,000; the whole run "
+        "record is in summary.json)\n"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -106,12 +107,50 @@ def assert_exact(store_dir: Path, namespace: str, expected: Dataset) -> None:
         assert ga == attrs, doc_id
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python -m elax_plan ARGS`` in a subprocess, output captured."""
+def run_cli(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m elax_plan ARGS`` in a subprocess, output captured; ``env`` adds variables."""
     return subprocess.run(
         [sys.executable, "-m", "elax_plan", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env=None if env is None else {**os.environ, **env},
     )
+
+
+# The summary's sections, in order: a summary is complete when it has every one.
+SUMMARY_SECTIONS = (
+    "## Workload",
+    "## Ingest",
+    "## Throttling",
+    "## Retries",
+    "## Rejected rows",
+    "## Verification",
+    "## Recall",
+    "## WAL trim",
+    "## Charts",
+)
+
+
+def run_dirs(state_dir: Path, plan_name: str = "backfill") -> list[Path]:
+    """The plan's run folders under a file:// state, oldest first."""
+    runs = state_dir / plan_name / "runs"
+    return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.exists() else []
+
+
+def last_record(state_dir: Path, plan_name: str = "backfill") -> dict[str, Any]:
+    """The newest run's ``summary.json`` under a file:// state."""
+    runs = [r for r in run_dirs(state_dir, plan_name) if (r / "summary.json").exists()]
+    assert runs, f"no run with a summary under {state_dir}"
+    record: dict[str, Any] = orjson.loads((runs[-1] / "summary.json").read_bytes())
+    return record
+
+
+def check(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """The verification verdict ``key`` (``wait_for_index``, ``smoke:NAME``, ``recall``…)."""
+    found: list[dict[str, Any]] = [c for c in record["verification"] if c["key"] == key]
+    assert found, f"no check {key!r} in {[c['key'] for c in record['verification']]}"
+    return found[0]

@@ -1,0 +1,92 @@
+"""The Verifier's edge verdicts against a real emulator (or a closed port): no exception escapes."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+
+from elax_plan.apply.verify import Verifier
+from elax_plan.live.store import StoreReader
+from elax_plan.spec import PlanSpec, load_plan
+from tests.apply.support import make_dataset, write_plan
+from tests.conftest import RunningEmulator, wait_until
+
+
+def plan_for(tmp_path: Path, url: str, source: Path, extra: str) -> PlanSpec:
+    path = write_plan(
+        tmp_path / "plan.yaml",
+        url=url,
+        store=(tmp_path / "store").as_uri(),
+        source=f"{source}/*.ndjson",
+        state=(tmp_path / "state").as_uri(),
+        dims=None,
+        extra=extra,
+    )
+    return load_plan(path, env={})
+
+
+def verifier(spec: PlanSpec, client: httpx.Client, source: Path, last: int | None) -> Verifier:
+    reader = StoreReader(spec.target.store, {})
+    return Verifier(
+        spec,
+        client,
+        lambda: reader.read_namespace(spec.target.namespace),
+        last_acked_seq=last,
+        wal_range=None if last is None else (1, last),
+        upserts_acked=0,
+        resends=0,
+        epoch_at_start=-1,
+        source_urls=sorted(p.as_uri() for p in source.glob("*.ndjson")),
+    )
+
+
+def test_recall_that_evaluates_nothing_fails(emu: RunningEmulator, tmp_path: Path) -> None:
+    """Sampled vectors of other dims: _debug/recall evaluates 0 queries, and that is a failure."""
+    stored = make_dataset(tmp_path / "stored", files=1, rows=50, dims=8)
+    body = [{"id": i, "vector": v} for i, (v, _) in stored.docs.items()]
+    assert emu.write("docs", {"upserts": body}).status_code == 200
+    make_dataset(tmp_path / "src", files=1, rows=20, dims=4)
+    spec = plan_for(
+        tmp_path, emu.url, tmp_path / "src", "verify:\n  recall:\n    num: 5\n    tune: true\n"
+    )
+    result = verifier(spec, emu.client, tmp_path / "src", last=1).recall()
+    assert not result.passed
+    assert result.detail == "_debug/recall evaluated 0 queries"
+    assert result.evidence["evaluated"] == 0 and result.evidence["queries"] == 5
+    assert "tuning" not in result.evidence, "nothing to tune when nothing was evaluated"
+
+
+def test_unreachable_target_fails_the_checks_instead_of_raising(
+    emu: RunningEmulator, tmp_path: Path
+) -> None:
+    """A target that went away mid-verification: each query check fails with the cause, pending."""
+    make_dataset(tmp_path / "src", files=1, rows=20, dims=8)
+    assert emu.write("docs", {"upserts": [{"id": "a", "vector": [0.5] * 8}]}).status_code == 200
+    store = StoreReader((tmp_path / "store").as_uri(), {})
+    wait_until(lambda: store.read_namespace("docs").indexed_wal >= 1, what="the index")
+    spec = plan_for(
+        tmp_path,
+        emu.url,
+        tmp_path / "src",
+        "verify:\n  smoke_queries:\n    - name: self\n      sample_vectors: 2\n"
+        "    - name: text\n      bm25: {field: title, text: jacket}\n  recall:\n    num: 3\n",
+    )
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        results = verifier(spec, client, tmp_path / "src", last=1).run()
+    assert [r.key for r in results] == [
+        "wait_for_index",
+        "verify_parts",
+        "smoke:self",
+        "smoke:text",
+        "recall",
+    ]
+    assert [r.passed for r in results] == [True, True, False, False, False]
+    for r in results[2:]:
+        assert r.incomplete, r.key
+        assert r.detail.startswith("the check could not run: ConnectError"), r.detail
+        assert "run `elax-plan apply` again" in r.advice
