@@ -210,3 +210,21 @@ def test_trim_is_shown_and_destructive_before_any_object_is_eligible() -> None:
     assert "none are now" in trim["detail"]
     assert doc["totals"]["destructive"] == 1
     assert doc["summary_line"].endswith("1 destructive step.")
+
+
+def test_markdown_folds_ten_thousand_files_under_the_limit() -> None:
+    """10,000 source files: markdown lists the first ones, folds the rest with counts, < 60,000."""
+    raw = json.loads((CASES / "fresh-namespace" / "live.json").read_text())
+    template = raw["source"]["files"][0]
+    raw["source"]["files"] = [
+        {**template, "url": f"file:///data/products/very/long/prefix/part-{i:05d}.ndjson"}
+        for i in range(10_000)
+    ]
+    spec = load_plan(CASES / "fresh-namespace" / "plan.yaml", env={})
+    doc = build_plan(spec, live_state(raw)).to_json()
+    md = render_markdown(doc)
+    assert len(md) < 60_000
+    assert "… and 9,950 more files: 9,950 new (+)." in md
+    assert "(truncated" not in md
+    text = render_text(doc)
+    assert "part-09999.ndjson" in text  # the terminal lists every file to be written
