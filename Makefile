@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_SCALE ?= full
 
 .PHONY: test lint typecheck unit demo soak bench clean
 
@@ -36,6 +37,12 @@ demo: $(STAMP)
 # Crash-safety soak: 50 kill -9 trials of apply, each re-run to the exact dataset.
 soak: $(STAMP)
 	ELAX_CRASH_TRIALS=50 $(BIN)/pytest tests/apply/test_crash.py -q
+
+# Issue #7's benchmarks: prints the table of targets and writes benchmarks/results/latest.json
+# (full: ~5 min on a 2-core machine, and benchmarks/results/full-<date>.md). BENCH_SCALE=small
+# runs the same method on smaller datasets in a minute or two.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --scale $(BENCH_SCALE)
 
 clean:
 	rm -rf $(VENV) .elax-demo .pytest_cache .mypy_cache .ruff_cache

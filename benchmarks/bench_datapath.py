@@ -8,7 +8,9 @@ temporary NDJSON and Parquet file, then measures, pinned to one CPU:
 (c) Parquet (float32 fixed-size-list vectors) → bodies;
 (d) time from ``open_source`` to the first row when resuming at 90 % of a large NDJSON file.
 
-Prints one JSON line. Issue #7's targets: (b)/(a) ≥ 0.7, (c) ≥ 60,000 rows/s.
+Each figure is the median of ``--repeats`` interleaved runs (CPU seconds of the pinned process;
+wall seconds are printed too). Prints one JSON line. Issue #7's targets: (b)/(a) ≥ 0.7,
+(c) ≥ 60,000 rows/s.
 
     .venv/bin/python -m benchmarks.bench_datapath [--rows 20000] [--digits f32|f64]
         [--resume-mb 1024] [--encoding source|float32]
@@ -18,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from benchmarks.common import interleaved, machine, pin_to_one_core, unpin
 from elax_plan.apply.chunker import Chunker
 from elax_plan.apply.rows import InvalidRow, RowMapper
 from elax_plan.apply.sources import ResumePoint, open_source
@@ -37,12 +38,14 @@ DIMS = 768
 WORDS = ["ultralight", "down", "jacket", "trail", "shoe", "wool", "sock", "tent", "stove", "lamp"]
 
 
-def documents(rows: int, seed: int, f64_digits: bool) -> Iterator[dict[str, Any]]:
+def documents(
+    rows: int, seed: int, f64_digits: bool, first_id: int = 0
+) -> Iterator[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     for start in range(0, rows, 1024):
         block = rng.standard_normal((min(1024, rows - start), DIMS)).astype(np.float32)
         for k, vector in enumerate(block):
-            i = start + k
+            i = first_id + start + k
             yield {
                 "id": i,
                 # f64 digits: what json.dumps(vector.tolist()) writes (17 significant digits);
@@ -54,12 +57,14 @@ def documents(rows: int, seed: int, f64_digits: bool) -> Iterator[dict[str, Any]
             }
 
 
-def write_ndjson(path: Path, rows: int, seed: int, f64_digits: bool) -> list[int]:
+def write_ndjson(
+    path: Path, rows: int, seed: int, f64_digits: bool, first_id: int = 0
+) -> list[int]:
     """Write the file; return the byte offset at which each line starts."""
     offsets = []
     position = 0
     with path.open("wb") as out:
-        for doc in documents(rows, seed, f64_digits):
+        for doc in documents(rows, seed, f64_digits, first_id):
             line = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
             offsets.append(position)
             position += len(line)
@@ -108,17 +113,8 @@ def bodies(url: str, mapper: RowMapper) -> tuple[int, int, int]:
     return rows, count, size
 
 
-def best_of(repeats: int, run: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def loads_in_memory(path: Path, repeats: int) -> float:
-    """(a) orjson.loads on each line, the lines already split in memory: seconds."""
+def in_memory_lines(path: Path) -> Callable[[], None]:
+    """(a) orjson.loads on each line, the lines already split in memory (the strictest baseline)."""
     lines = path.read_bytes().splitlines()
     loads = orjson.loads
 
@@ -126,11 +122,11 @@ def loads_in_memory(path: Path, repeats: int) -> float:
         for line in lines:
             loads(line)  # each result dropped at once, as the data path does
 
-    return best_of(repeats, parse)
+    return parse
 
 
-def loads_from_file(path: Path, repeats: int) -> float:
-    """(a') the plain script: ``for line in open(path, "rb"): orjson.loads(line)``: seconds."""
+def file_loop(path: Path) -> Callable[[], None]:
+    """(a') the plain script: ``for line in open(path, "rb"): orjson.loads(line)``."""
     loads = orjson.loads
 
     def parse() -> None:
@@ -138,10 +134,10 @@ def loads_from_file(path: Path, repeats: int) -> float:
             for line in f:
                 loads(line)
 
-    return best_of(repeats, parse)
+    return parse
 
 
-def format_only(path: Path, repeats: int) -> float:
+def format_only(path: Path) -> Callable[[], None]:
     """(c0) the ceiling of (c): orjson formatting each float32 vector alone, nothing else."""
     import pyarrow.parquet as pq
 
@@ -153,7 +149,83 @@ def format_only(path: Path, repeats: int) -> float:
         for vector in matrix:
             dumps(vector, option=option)
 
-    return best_of(repeats, run)
+    return run
+
+
+def measure(
+    rows: int,
+    *,
+    seed: int = 7,
+    repeats: int = 5,
+    digits: str = "f32",
+    encoding: str = "source",
+) -> dict[str, Any]:
+    """Measure (a), (a'), (b), (c0) and (c) on ``rows`` generated rows, pinned to one core.
+
+    Each measurement runs ``repeats`` times, interleaved with the others; rates are computed
+    from the median CPU seconds (the process is single-threaded and pinned), and the median
+    wall seconds are reported next to them.
+    """
+    f64_digits = digits == "f64"
+    mapper = RowMapper(vector_dims=DIMS, vector_encoding=encoding)  # type: ignore[arg-type]
+    results: dict[str, tuple[int, int, int]] = {}
+    before = pin_to_one_core()
+    try:
+        with tempfile.TemporaryDirectory(prefix="elax-bench-") as tmp:
+            ndjson = Path(tmp) / "rows.ndjson"
+            parquet = Path(tmp) / "rows.parquet"
+            write_ndjson(ndjson, rows, seed, f64_digits)
+            write_parquet(parquet, rows, seed)
+            ndjson_bytes, parquet_bytes = ndjson.stat().st_size, parquet.stat().st_size
+            timings = interleaved(
+                repeats,
+                {
+                    "a_orjson_loads": in_memory_lines(ndjson),
+                    "a_file_loop_loads": file_loop(ndjson),
+                    "b_ndjson_bodies": lambda: results.update(
+                        ndjson=bodies(ndjson.as_uri(), mapper)
+                    ),
+                    "c0_orjson_format_only": format_only(parquet),
+                    "c_parquet_bodies": lambda: results.update(
+                        parquet=bodies(parquet.as_uri(), mapper)
+                    ),
+                },
+            )
+    finally:
+        unpin(before)
+    rate = {name: rows / t.cpu_median for name, t in timings.items()}
+    wall_rate = {name: rows / t.wall_median for name, t in timings.items()}
+    rows_ndjson, bodies_ndjson, bytes_ndjson = results["ndjson"]
+    rows_parquet, bodies_parquet, bytes_parquet = results["parquet"]
+    assert rows_ndjson == rows_parquet == rows
+    out: dict[str, Any] = {
+        "rows": rows,
+        "dims": DIMS,
+        "digits": digits,
+        "vector_encoding": encoding,
+        "ndjson_bytes": ndjson_bytes,
+        "parquet_bytes": parquet_bytes,
+        "repeats": repeats,
+        "clock": "median CPU seconds of a single-threaded process pinned to one core",
+    }
+    for name in timings:
+        out[f"{name}_rows_per_s"] = round(rate[name])
+        out[f"{name}_rows_per_s_wall"] = round(wall_rate[name])
+    out.update(
+        {
+            "b_over_a": round(rate["b_ndjson_bodies"] / rate["a_orjson_loads"], 3),
+            "b_over_a_wall": round(wall_rate["b_ndjson_bodies"] / wall_rate["a_orjson_loads"], 3),
+            "b_over_a_file_loop": round(rate["b_ndjson_bodies"] / rate["a_file_loop_loads"], 3),
+            "ndjson_bodies": bodies_ndjson,
+            "ndjson_body_bytes": bytes_ndjson,
+            "ndjson_body_bytes_per_row": round(bytes_ndjson / rows_ndjson),
+            "parquet_bodies": bodies_parquet,
+            "parquet_body_bytes": bytes_parquet,
+            "parquet_body_bytes_per_row": round(bytes_parquet / rows_parquet),
+            "timings": {name: t.to_json() for name, t in timings.items()},
+        }
+    )
+    return out
 
 
 def resume_time(tmp: Path, megabytes: int, seed: int, f64_digits: bool) -> tuple[int, float]:
@@ -177,60 +249,25 @@ def main() -> None:
     parser.add_argument("--digits", choices=["f32", "f64"], default="f32")
     parser.add_argument("--encoding", choices=["source", "float32"], default="source")
     parser.add_argument("--resume-mb", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, honestly
-    f64_digits = args.digits == "f64"
-    mapper = RowMapper(vector_dims=DIMS, vector_encoding=args.encoding)
-    results: dict[str, tuple[int, int, int]] = {}
-    with tempfile.TemporaryDirectory(prefix="elax-bench-") as tmp:
-        ndjson = Path(tmp) / "rows.ndjson"
-        parquet = Path(tmp) / "rows.parquet"
-        write_ndjson(ndjson, args.rows, args.seed, f64_digits)
-        write_parquet(parquet, args.rows, args.seed)
-        t_loads = loads_in_memory(ndjson, args.repeats)
-        t_loads_file = loads_from_file(ndjson, args.repeats)
-        t_ndjson = best_of(
-            args.repeats, lambda: results.update(ndjson=bodies(ndjson.as_uri(), mapper))
-        )
-        t_format = format_only(parquet, args.repeats)
-        t_parquet = best_of(
-            args.repeats, lambda: results.update(parquet=bodies(parquet.as_uri(), mapper))
-        )
-        ndjson.unlink()
-        parquet.unlink()
-        resume_bytes, t_resume = resume_time(Path(tmp), args.resume_mb, args.seed, f64_digits)
-
-    rows_ndjson, bodies_ndjson, bytes_ndjson = results["ndjson"]
-    rows_parquet, bodies_parquet, bytes_parquet = results["parquet"]
-    ndjson_rate = rows_ndjson / t_ndjson
-    parquet_rate = rows_parquet / t_parquet
-    print(
-        json.dumps(
-            {
-                "rows": args.rows,
-                "dims": DIMS,
-                "digits": args.digits,
-                "vector_encoding": args.encoding,
-                "a_orjson_loads_rows_per_s": round(args.rows / t_loads),
-                "a_file_loop_loads_rows_per_s": round(args.rows / t_loads_file),
-                "b_ndjson_bodies_rows_per_s": round(ndjson_rate),
-                "b_over_a": round(ndjson_rate * t_loads / args.rows, 3),
-                "b_over_a_file_loop": round(ndjson_rate * t_loads_file / args.rows, 3),
-                "ndjson_bodies": bodies_ndjson,
-                "ndjson_body_bytes_per_row": round(bytes_ndjson / rows_ndjson),
-                "c0_orjson_format_only_rows_per_s": round(args.rows / t_format),
-                "c_parquet_bodies_rows_per_s": round(parquet_rate),
-                "parquet_bodies": bodies_parquet,
-                "parquet_body_bytes_per_row": round(bytes_parquet / rows_parquet),
-                "d_resume_file_bytes": resume_bytes,
-                "d_resume_at_90pct_first_row_s": round(t_resume, 4),
-                "python": sys.version.split()[0],
-            }
-        )
+    out = measure(
+        args.rows,
+        seed=args.seed,
+        repeats=args.repeats,
+        digits=args.digits,
+        encoding=args.encoding,
     )
+    out.pop("timings")
+    with tempfile.TemporaryDirectory(prefix="elax-bench-") as tmp:
+        resume_bytes, t_resume = resume_time(
+            Path(tmp), args.resume_mb, args.seed, args.digits == "f64"
+        )
+    out["d_resume_file_bytes"] = resume_bytes
+    out["d_resume_at_90pct_first_row_s"] = round(t_resume, 4)
+    out.update(machine())
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ a keep-alive connection. Prints one JSON line with the figures.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -19,7 +20,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -66,6 +70,65 @@ def start_emulator(store: str, *extra: str) -> tuple[subprocess.Popen[str], str]
         proc.kill()
         raise SystemExit("emulator did not start")
     return proc, line[0].split(" listening on ", 1)[1].split(" ", 1)[0]
+
+
+@contextmanager
+def running_emulator(store: str, *extra: str) -> Iterator[str]:
+    """An emulator process on ``store`` for the ``with`` block; yields its URL, then stops it."""
+    proc, url = start_emulator(store, *extra)
+    try:
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
+def replay(url: str, namespace: str, bodies: Sequence[bytes], concurrency: int = 1) -> float:
+    """POST ``bodies`` in order from ``concurrency`` keep-alive connections; seconds taken.
+
+    The minimal client: stdlib ``http.client``, one connection per thread, each thread taking
+    the next body as soon as its previous one is acknowledged. Every answer must be 200 with a
+    ``wal_sequence`` (the same acknowledgement check apply makes).
+    """
+    parts = urlsplit(url)
+    path = f"/v2/namespaces/{namespace}"
+    headers = {"content-type": "application/json"}
+    lock = threading.Lock()
+    next_body = iter(range(len(bodies)))
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=120)
+        try:
+            while True:
+                with lock:
+                    i = next(next_body, None)
+                if i is None or errors:
+                    return
+                conn.request("POST", path, body=bodies[i], headers=headers)
+                response = conn.getresponse()
+                answer = response.read()
+                if response.status != 200 or "wal_sequence" not in orjson.loads(answer):
+                    raise RuntimeError(f"POST {path} answered {response.status}: {answer[:200]!r}")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, concurrency))]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
 
 
 def main() -> None:
