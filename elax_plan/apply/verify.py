@@ -290,16 +290,18 @@ class Verifier:
 
     # --- smoke queries ------------------------------------------------------------------------
 
-    def _query(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a JSON body; the answer object, or ``QueryFailed`` with status and text."""
         response = self.client.post(
-            self.query_path,
-            content=orjson.dumps(body),
-            headers={"content-type": "application/json"},
+            path, content=orjson.dumps(body), headers={"content-type": "application/json"}
         )
         if response.status_code != 200:
             raise QueryFailed(response.status_code, response.text[:500])
         data = orjson.loads(response.content)
         return data if isinstance(data, dict) else {}
+
+    def _query(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._post(self.query_path, body)
 
     def _base_body(self, q: SmokeQuery) -> dict[str, Any]:
         body: dict[str, Any] = {"top_k": q.top_k, "metric": self.spec.target.distance_metric}
@@ -430,15 +432,7 @@ class Verifier:
         }
         if ann:
             body["ann_params"] = ann
-        response = self.client.post(
-            self.recall_path,
-            content=orjson.dumps(body),
-            headers={"content-type": "application/json"},
-        )
-        if response.status_code != 200:
-            raise QueryFailed(response.status_code, response.text[:500])
-        data = orjson.loads(response.content)
-        return data if isinstance(data, dict) else {}
+        return self._post(self.recall_path, body)
 
     def recall(self) -> CheckResult:
         r = self.spec.verify.recall
