@@ -45,7 +45,7 @@ from elax_plan.live.target import open_client
 from elax_plan.planner import build_plan
 from elax_plan.report.run_record import build_run_record, render_summary
 from elax_plan.spec import PlanSpec, redact_value, reveal
-from elax_plan.state import Heartbeat, acquire, open_backend
+from elax_plan.state import Heartbeat, Lease, acquire, open_backend
 from elax_plan.state.backend import StateBackend
 from elax_plan.state.ledger import (
     FileEntry,
@@ -263,7 +263,7 @@ def apply_plan(
 def _apply_locked(
     spec: PlanSpec,
     backend: StateBackend,
-    lease: Any,
+    lease: Lease,
     heartbeat: Heartbeat,
     saved: Mapping[str, Any] | None,
     hooks: ApplyHooks,
@@ -306,7 +306,7 @@ def _apply_locked(
 def _execute(
     spec: PlanSpec,
     backend: StateBackend,
-    lease: Any,
+    lease: Lease,
     heartbeat: Heartbeat,
     plan: ExecutionPlan,
     doc: dict[str, Any],
