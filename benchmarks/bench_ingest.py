@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks import common
 from benchmarks.bench_datapath import DIMS, write_ndjson
 from benchmarks.common import machine
 from benchmarks.emulator_ingest import replay, running_emulator
@@ -97,29 +98,18 @@ def apply_bodies(paths: list[str]) -> list[bytes]:
 
 
 def write_plan(root: Path, url: str, store: str, source_glob: str, name: str) -> Path:
-    plan = root / f"{name}.yaml"
-    plan.write_text(
-        f"""version: 1
-name: {name}
-target:
-  url: {url}
-  store: {store}
-  namespace: {NAMESPACE}
-  distance_metric: cosine
-  vector_dims: {DIMS}
-source:
-  uri: {source_glob}
-ingest:
-  chunk_bytes: {CHUNK_BYTES}
-  concurrency: {CONCURRENCY}
-throttle:
-  max_wal_lag: 1000000
-  resume_wal_lag: 1000
-state:
-  uri: {(root / "state").as_uri()}
-"""
+    return common.write_plan(
+        root / f"{name}.yaml",
+        name=name,
+        url=url,
+        store=store,
+        namespace=NAMESPACE,
+        source=source_glob,
+        state=(root / "state").as_uri(),
+        vector_dims=DIMS,
+        sections=f"ingest:\n  chunk_bytes: {CHUNK_BYTES}\n  concurrency: {CONCURRENCY}\n"
+        "throttle:\n  max_wal_lag: 1000000\n  resume_wal_lag: 1000\n",
     )
-    return plan
 
 
 def run_apply(root: Path, url: str, store: str, source_glob: str) -> dict[str, Any]:

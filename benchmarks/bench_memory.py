@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from benchmarks.common import write_plan
 from benchmarks.emulator_ingest import start_emulator
 
 
@@ -41,25 +42,15 @@ def write_source(path: Path, rows: int, dims: int = 768, seed: int = 3) -> int:
 
 
 def peak_rss_mb(root: Path, url: str, store: str, source: Path, name: str) -> float:
-    plan = root / f"{name}.yaml"
-    plan.write_text(
-        f"""version: 1
-name: {name}
-target:
-  url: {url}
-  store: {store}
-  namespace: {name}
-  distance_metric: cosine
-source:
-  uri: {source}
-ingest:
-  chunk_bytes: 1MiB
-throttle:
-  max_wal_lag: 64
-  resume_wal_lag: 8
-state:
-  uri: {(root / "state").as_uri()}
-"""
+    plan = write_plan(
+        root / f"{name}.yaml",
+        name=name,
+        url=url,
+        store=store,
+        namespace=name,
+        source=source,
+        state=(root / "state").as_uri(),
+        sections="ingest:\n  chunk_bytes: 1MiB\nthrottle:\n  max_wal_lag: 64\n  resume_wal_lag: 8\n",
     )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     done = subprocess.run(

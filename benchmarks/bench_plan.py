@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import write_plan
+
 
 def make_files(folder: Path, count: int, size: int) -> None:
     folder.mkdir(parents=True)
@@ -30,20 +32,14 @@ def make_files(folder: Path, count: int, size: int) -> None:
 
 
 def plan_seconds(root: Path, folder: Path, repeat: int) -> list[float]:
-    plan = root / f"{folder.name}.yaml"
-    plan.write_text(
-        f"""version: 1
-name: bench-{folder.name.lower()}
-target:
-  url: embedded
-  store: {(root / "store").as_uri()}
-  namespace: bench
-  distance_metric: cosine
-source:
-  uri: {folder}/*.ndjson
-state:
-  uri: {(root / "state").as_uri()}
-"""
+    plan = write_plan(
+        root / f"{folder.name}.yaml",
+        name=f"bench-{folder.name.lower()}",
+        url="embedded",
+        store=(root / "store").as_uri(),
+        namespace="bench",
+        source=f"{folder}/*.ndjson",
+        state=(root / "state").as_uri(),
     )
     times = []
     for _ in range(repeat):

@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks import common
 from benchmarks.bench_datapath import DIMS, documents, write_ndjson
 from benchmarks.common import machine, quiet_logs
 from benchmarks.emulator_ingest import running_emulator
@@ -46,23 +47,16 @@ PLAN_NAME = "bench-resume"
 
 
 def write_plan(root: Path, url: str, store: str, source: Path) -> Path:
-    plan = root / "resume.yaml"
-    plan.write_text(
-        f"""version: 1
-name: {PLAN_NAME}
-target:
-  url: {url}
-  store: {store}
-  namespace: {NAMESPACE}
-  distance_metric: cosine
-  vector_dims: {DIMS}
-source:
-  uri: {source}
-state:
-  uri: {(root / "state").as_uri()}
-"""
+    return common.write_plan(
+        root / "resume.yaml",
+        name=PLAN_NAME,
+        url=url,
+        store=store,
+        namespace=NAMESPACE,
+        source=source,
+        state=(root / "state").as_uri(),
+        vector_dims=DIMS,
     )
-    return plan
 
 
 def record_interrupted_run(plan: Path, offset: int, line: int) -> None:

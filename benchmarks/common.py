@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
@@ -109,3 +110,35 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.machine(),
     }
+
+
+def write_plan(
+    path: Path,
+    *,
+    name: str,
+    url: str,
+    store: str,
+    namespace: str,
+    source: str | Path,
+    state: str,
+    vector_dims: int | None = None,
+    sections: str = "",
+) -> Path:
+    """A benchmark's plan file: cosine target, one source, state; ``sections`` adds YAML
+    (``ingest:``, ``throttle:``…) verbatim."""
+    dims = f"  vector_dims: {vector_dims}\n" if vector_dims is not None else ""
+    path.write_text(
+        f"""version: 1
+name: {name}
+target:
+  url: {url}
+  store: {store}
+  namespace: {namespace}
+  distance_metric: cosine
+{dims}source:
+  uri: {source}
+{sections}state:
+  uri: {state}
+"""
+    )
+    return path
