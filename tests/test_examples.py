@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -62,10 +63,15 @@ def elax_env(cwd: Path, env: dict[str, str], *args: str) -> subprocess.Completed
     )
 
 
-def s3(server: S3Server) -> object:
+def s3_with_buckets(server: S3Server, *buckets: str) -> Any:
+    """An s3fs filesystem on the moto server in which ``buckets`` exist."""
     import s3fs
 
-    return s3fs.S3FileSystem(skip_instance_cache=True, **server.storage_options())
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, **server.storage_options())
+    for bucket in buckets:
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
+    return fs
 
 
 def clustered(n: int, dims: int, seed: int) -> np.ndarray:
@@ -103,10 +109,7 @@ def test_migration_example_runs_against_s3(
     tmp_path: Path, s3_server: S3Server, serve_emulator: Callable[..., RunningEmulator]
 ) -> None:
     """plans/examples/migration-verified.yaml: gzipped NDJSON and state on S3, every check passes."""
-    fs = s3(s3_server)
-    for bucket in ("exports", "elax-plan-state"):
-        if not fs.exists(bucket):  # type: ignore[attr-defined]
-            fs.mkdir(bucket)  # type: ignore[attr-defined]
+    fs = s3_with_buckets(s3_server, "exports", "elax-plan-state")
     vectors = clustered(400, 8, 2)
     vectors[0] = np.array([0.12, -0.3, 0.44, 0.05, -0.21, 0.33, 0.0, 0.9], dtype=np.float32)
     for part in range(2):
@@ -124,9 +127,7 @@ def test_migration_example_runs_against_s3(
                     option=orjson.OPT_SERIALIZE_NUMPY,
                 )
             )
-        fs.pipe(  # type: ignore[attr-defined]
-            f"exports/legacy-docs/part-{part:03d}.ndjson.gz", gzip.compress(b"\n".join(rows))
-        )
+        fs.pipe(f"exports/legacy-docs/part-{part:03d}.ndjson.gz", gzip.compress(b"\n".join(rows)))
     config = tmp_path / "aws-config"
     config.write_text("[profile migration]\nregion = us-east-1\n")
     creds = tmp_path / "aws-credentials"
@@ -143,7 +144,7 @@ def test_migration_example_runs_against_s3(
     done = elax_env(tmp_path, env, "apply", str(plan), "--auto-approve")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Backfill succeeded" in done.stdout
-    assert fs.exists("elax-plan-state/migrations/docs-migration-2026/state.json")  # type: ignore[attr-defined]
+    assert fs.exists("elax-plan-state/migrations/docs-migration-2026/state.json")
     assert (tmp_path / "migration-summary.md").exists()
 
 
@@ -155,10 +156,7 @@ def test_s3_parquet_example_runs(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    fs = s3(s3_server)
-    for bucket in ("datasets", "elax-plan-state"):
-        if not fs.exists(bucket):  # type: ignore[attr-defined]
-            fs.mkdir(bucket)  # type: ignore[attr-defined]
+    fs = s3_with_buckets(s3_server, "datasets", "elax-plan-state")
     n = 300
     vectors = clustered(n, 768, 3)
     table = pa.table(
@@ -174,7 +172,7 @@ def test_s3_parquet_example_runs(
     )
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, row_group_size=100)
-    fs.pipe("datasets/products/2026-11/part-0.parquet", sink.getvalue().to_pybytes())  # type: ignore[attr-defined]
+    fs.pipe("datasets/products/2026-11/part-0.parquet", sink.getvalue().to_pybytes())
     emu = serve_emulator(EmulatorConfig((tmp_path / "store").as_uri()))
     env = {
         "ELACSYM_URL": emu.url,
