@@ -95,7 +95,7 @@ def bodies(url: str, mapper: RowMapper) -> tuple[int, int, int]:
     """Run the data path; return (rows, bodies, body bytes)."""
     chunker = Chunker(1 << 20, 2 << 20)
     rows = count = size = 0
-    for raw in open_source(url, columns=mapper.columns):
+    for raw in open_source(url, columns=mapper.columns, decode=False):
         mapped = mapper.map(raw)
         if isinstance(mapped, InvalidRow):
             raise SystemExit(f"benchmark row invalid: {mapped.location}: {mapped.reason}")

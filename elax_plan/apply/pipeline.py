@@ -395,6 +395,7 @@ def file_rows(
             storage_options,
             fr.start,
             columns=columns,
+            decode=False,  # the row mapper decodes NDJSON lines itself, faster
         )
 
     return rows

@@ -111,7 +111,9 @@ class RawRow:
 
     ``record`` is a ``dict`` for NDJSON and a ``ParquetRecord`` for Parquet; it is ``None`` when
     the line could not be decoded, and ``error`` then says why (the row is invalid, not fatal).
-    ``text`` is the NDJSON line's bytes (without the newline), ``None`` for Parquet.
+    ``text`` is the NDJSON line's bytes (without the newline), ``None`` for Parquet. An NDJSON
+    row read with ``decode=False`` has ``record`` and ``error`` both ``None``: it is not decoded
+    yet, and ``decode_line`` does it (the row mapper decodes the vector faster on its own).
     Not frozen: one is built per row on the hot path.
     """
 
@@ -153,13 +155,15 @@ def open_source(
     block_bytes: int = BLOCK_BYTES,
     max_line_bytes: int = MAX_LINE_BYTES,
     batch_rows: int = PARQUET_BATCH_ROWS,
+    decode: bool = True,
 ) -> Iterator[RawRow]:
     """Stream the rows of one source file, starting after ``start`` (from the beginning if None).
 
     ``compression`` is ``"infer"``/``None`` (from the name), ``"none"``, or an fsspec codec name
     (``gzip``, ``bz2``, ``xz``, ``zstd``). ``columns`` limits the Parquet columns read (names the
-    file lacks are ignored); NDJSON ignores it. Raises ``SourceError`` when the file cannot be
-    opened or the resume point does not fit the file.
+    file lacks are ignored); NDJSON ignores it. ``decode=False`` leaves NDJSON lines undecoded
+    (see ``RawRow``); lines too long to be a row are still reported. Raises ``SourceError`` when
+    the file cannot be opened or the resume point does not fit the file.
     """
     inferred_format, inferred_codec = _infer(url, format)
     fmt = format or inferred_format
@@ -178,7 +182,7 @@ def open_source(
         return _parquet_rows(url, options, point, columns, batch_rows)
     if fmt == "ndjson":
         # The generator is returned, not delegated to: each "yield from" level costs per row.
-        return _ndjson_rows(url, codec, options, point, block_bytes, max_line_bytes)
+        return _ndjson_rows(url, codec, options, point, block_bytes, max_line_bytes, decode)
     raise SourceError(f"Unknown source format {fmt!r} for {url}.", hint="Use ndjson or parquet.")
 
 
@@ -240,18 +244,24 @@ def _ndjson_rows(
     start: ResumePoint,
     block_bytes: int,
     max_line_bytes: int,
+    decode: bool,
 ) -> Iterator[RawRow]:
     handle = _open_ndjson(url, codec, options)
     try:
         if start.offset:
             _position(url, handle, start.offset, seekable=codec is None, block_bytes=block_bytes)
-        yield from _ndjson_lines(url, handle, start, block_bytes, max_line_bytes)
+        yield from _ndjson_lines(url, handle, start, block_bytes, max_line_bytes, decode)
     finally:
         handle.close()
 
 
 def _ndjson_lines(
-    url: str, handle: IO[bytes], start: ResumePoint, block_bytes: int, max_line_bytes: int
+    url: str,
+    handle: IO[bytes],
+    start: ResumePoint,
+    block_bytes: int,
+    max_line_bytes: int,
+    decode: bool,
 ) -> Iterator[RawRow]:
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
@@ -289,7 +299,7 @@ def _ndjson_lines(
                 yield _too_long(url, line_no, offset, pending, size)
             else:
                 pending.append(block[:newline])
-                row = _decode(url, b"".join(pending), line_no, offset)
+                row = _row(url, b"".join(pending), line_no, offset, decode)
                 if row is not None:
                     yield row
             pending, pending_bytes, skipping = [], 0, False
@@ -309,6 +319,9 @@ def _ndjson_lines(
             if len(line) > max_line_bytes:
                 yield _too_long(url, line_no, offset, [line], len(line))
                 continue
+            if not decode:
+                yield RawRow(Location(url, line_no), ResumePoint(offset, line_no), None, line)
+                continue
             try:
                 record = loads(line)
             except decode_error:
@@ -316,7 +329,7 @@ def _ndjson_lines(
             if type(record) is dict:
                 yield RawRow(Location(url, line_no), ResumePoint(offset, line_no), record, line)
             else:
-                row = _decode(url, line, line_no, offset)  # says why it is not a row
+                row = _row(url, line, line_no, offset, decode)  # says why it is not a row
                 if row is not None:
                     yield row
         if pos < len(block):
@@ -331,24 +344,31 @@ def _ndjson_lines(
         if skipping:
             yield _too_long(url, line_no, offset, pending, pending_bytes)
         else:
-            row = _decode(url, b"".join(pending), line_no, offset)
+            row = _row(url, b"".join(pending), line_no, offset, decode)
             if row is not None:
                 yield row
 
 
-def _decode(url: str, line: bytes, line_no: int, offset: int) -> RawRow | None:
-    """The slow path for one line: None if blank, else a row or an invalid row with the reason."""
+def _row(url: str, line: bytes, line_no: int, offset: int, decode: bool) -> RawRow | None:
+    """The slow path for one line: None if blank, else a row (an invalid one says why)."""
     if not line or line.isspace():
         return None
     location, resume = Location(url, line_no), ResumePoint(offset, line_no)
+    if not decode:
+        return RawRow(location, resume, None, line)
+    record, error = decode_line(line)
+    return RawRow(location, resume, record, line, error)
+
+
+def decode_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """One NDJSON line as ``(record, None)``, or ``(None, why it is not a row)``."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return RawRow(location, resume, None, line, _json_error(line, exc))
+        return None, _json_error(line, exc)
     if type(record) is not dict:
-        error = f"line is a JSON {_json_kind(record)}, not an object"
-        return RawRow(location, resume, None, line, error)
-    return RawRow(location, resume, record, line)
+        return None, f"line is a JSON {_json_kind(record)}, not an object"
+    return record, None
 
 
 def _too_long(url: str, line_no: int, offset: int, parts: list[bytes], size: int) -> RawRow:

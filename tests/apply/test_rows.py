@@ -21,10 +21,15 @@ VEC = "[0.5,1,-2.25,3e-05]"
 
 
 def map_lines(tmp_path: Path, lines: list[bytes], **mapper: Any) -> list[MappedRow | InvalidRow]:
+    """Map the lines both ways a mapper gets them: decoded by the source, and undecoded (the
+    mapper's own fast path, as apply reads them); the two must agree byte for byte."""
     path = tmp_path / f"rows{random.random()}.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
     rows = RowMapper(**mapper)
-    return [rows.map(raw) for raw in open_source(path.as_uri())]
+    decoded = [rows.map(raw) for raw in open_source(path.as_uri())]
+    undecoded = [rows.map(raw) for raw in open_source(path.as_uri(), decode=False)]
+    assert undecoded == decoded
+    return decoded
 
 
 def map_one(tmp_path: Path, line: str | bytes, **mapper: Any) -> MappedRow | InvalidRow:
@@ -83,7 +88,7 @@ def test_float32_limits_are_exact(tmp_path: Path) -> None:
     assert isinstance(largest, MappedRow)
     overflow = map_one(tmp_path, '{"id":"a","vector":[1,3.4028235677973366e38]}')
     assert isinstance(overflow, InvalidRow)
-    assert overflow.reason == "vector[1] is 3.40282e+38, outside float32 range"
+    assert overflow.reason == "vector[1] is 3.4028235677973366e+38, outside float32 range"
 
 
 INVALID = [
@@ -106,7 +111,10 @@ INVALID = [
     ('{"id":"a","vector":[1,2,1e39,4]}', "vector[2] is 1e+39, outside float32 range"),
     ('{"id":"a","vector":[-1e39,2,3,4]}', "vector[0] is -1e+39, outside float32 range"),
     ('{"id":"a","vector":[1,2,3,1e400]}', "line is not valid JSON: number is infinity"),
-    ('{"id":"a","vector":[1,' + "1" * 41 + ",3,4]}", "vector[1] is 1.11111e+40, outside float32"),
+    (
+        '{"id":"a","vector":[1,' + "1" * 41 + ",3,4]}",
+        "vector[1] is 1.111111111111111e+40, outside float32",
+    ),
     ('{"id":"a","vector":[1,"0.5",3,4]}', 'vector[1] is the string "0.5", not a number'),
     ('{"id":"a","vector":[1,null,3,4]}', "vector[1] is null, not a number"),
     ('{"id":"a","vector":[1,2,3,true]}', "vector[3] is true, not a number"),
@@ -234,6 +242,67 @@ TRICKY = [
     b'{"id":1,"x":{"vector":[5,5]},"vector":[1,2],"y":{"vector":[6,6]}}',
     b'{"id":1,"vector":[1,2],"note":"\\u00e9t\\u00e9"}',
 ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"meta":{"vector":[9,9]},"vector":0,"id":1}',
+        b'{"vector":0,"id":1,"meta":{"vector":[9,9]}}',
+        b'{"vec\\u0074or":0,"id":1,"x":{"vector":[1,2]}}',
+        b'{"id":1,"vector":[1,2],"vector":0}',
+        b'{"id":1,"x":"\\"vector\\":[1,2]","vector":0}',
+    ],
+)
+def test_a_decoy_vector_never_stands_in_for_an_invalid_one(tmp_path: Path, line: bytes) -> None:
+    """The top-level vector is 0 (invalid); a well-formed vector elsewhere must not be sent."""
+    result = map_one(tmp_path, line)
+    assert isinstance(result, InvalidRow)
+    assert result.reason == "vector must be a list of numbers, got 0"
+
+
+@pytest.mark.parametrize(
+    ("vector", "reason"),
+    [
+        ("[1,true]", "vector[1] is true, not a number"),
+        ("[1,null]", "vector[1] is null, not a number"),
+        ('[1,"2"]', 'vector[1] is the string "2", not a number'),
+        ("[1,[2]]", "vector[1] is a list, not a number"),
+        ("[]", "vector is empty"),
+        ("[1,1e39]", "vector[1] is 1e+39, outside float32 range"),
+        ("[1,-3.4028236e38]", "vector[1] is -3.4028236e+38, outside float32 range"),
+        ("[1,123456789012345678901234567890]", None),
+        (
+            "[1,-123456789012345678901234567890123456789012]",
+            "vector[1] is -1.2345678901234568e+41, outside float32 range",
+        ),
+        ("[1,18446744073709551616]", None),
+        ("[3.4028234e38,-3.4028234e38]", None),
+        ("[1e-400,0,-0]", None),
+    ],
+)
+def test_vectors_the_fast_path_leaves_to_the_full_one(
+    tmp_path: Path, vector: str, reason: str | None
+) -> None:
+    """Non-numbers, huge integers and out-of-range values get the full path's exact reason."""
+    result = map_one(tmp_path, '{"id":1,"vector":' + vector + "}")
+    if reason is None:
+        assert document(result)["vector"] == orjson.loads(vector)
+    else:
+        assert isinstance(result, InvalidRow) and result.reason == reason
+
+
+def test_the_fast_path_takes_usual_rows_even_after_a_failure() -> None:
+    """simdjson's parser is reused row after row; a row it refused must not leave it stuck."""
+    mapper = RowMapper(vector_dims=2)
+    usual = b'{"id":1,"vector":[0.5,-1],"title":"t\\u00e9"}'
+    assert mapper._fast_line(usual) is not None
+    for bad in (b'{"id":1,"vector":[1,true]}', b'{"id":1,"vector":[1,2,3]}', b'{"vector":[1'):
+        assert mapper._fast_line(bad) is None
+        assert mapper._fast_line(usual) == (
+            "1",
+            b'{"id":"1","vector":[0.5,-1],"attributes":{"title":"t\xc3\xa9"}}',
+        )
 
 
 @pytest.mark.parametrize("line", TRICKY)
