@@ -95,7 +95,9 @@ class Chunker:
         reject policy.
         """
         size = len(row.document)
-        self._check_file(row.location)
+        items = self._items
+        if items and items[0].location.url != row.location.url:  # _check_file, inlined
+            self._check_file(row.location)
         if FRAME_BYTES + size > self.max_bytes:
             invalid = InvalidRow(
                 row.location,
@@ -107,13 +109,14 @@ class Chunker:
             self.skip(invalid)
             return invalid
         closed = None
-        if self._items and self._size + 1 + size > self._target:
+        if items and self._size + 1 + size > self._target:
             closed = self._close()
-        if self._items:
+            items = self._items
+        if items:
             self._size += 1 + size
         else:
             self._size = FRAME_BYTES + size
-        self._items.append(row)
+        items.append(row)
         self._skipped = None
         self._consumed = row.resume
         return closed

@@ -61,6 +61,7 @@ from elax_plan.apply.sources import (
     VectorColumn,
     decode_line,
 )
+from elax_plan.apply.vector_text import float32_row_document, float32_row_json
 
 FLOAT32_LIMIT = 3.4028235677973366e38
 """2**128 - 2**103: the smallest magnitude that float64 → float32 narrowing turns into ±inf."""
@@ -71,11 +72,12 @@ MAX_DOCUMENT_BYTES = 64 << 20
 
 VectorEncoding = Literal["source", "float32"]
 
-_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 _MISSING: Any = object()
 _UNSEEN: Any = object()
 _MAX_LEARNED_NAMES = 10_000  # cap on cached field names, for sources whose keys are data
 _COLON_BRACKET = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*\[")
+_VECTOR = b',"vector":'
+_NO_MATRIX: np.ndarray[Any, Any] = np.empty((0, 0), dtype=np.float32)
 _SQUARED_LIMIT = 1e76  # below FLOAT32_LIMIT**2: a sum of squares under it bounds every element
 
 
@@ -109,8 +111,8 @@ class _BatchPlan:
 
     ids: list[Any] | None
     vectors: VectorColumn | None
-    good: np.ndarray[Any, np.dtype[np.bool_]] | None  # rows whose vector passed, when known
-    float32: np.ndarray[Any, Any] | None  # the batch's vectors as a float32 matrix, when uniform
+    good: list[bool] | None  # rows whose vector passed, when known (then float32 is set)
+    float32: np.ndarray[Any, Any]  # the batch's vectors as a C-contiguous float32 matrix
     attributes: list[dict[str, Any]] | None
     attribute_error: str | None
     drop_nulls: bool
@@ -292,11 +294,7 @@ class RowMapper:
             doc_id = str(doc_id)
         elif type(doc_id) is not str or not doc_id:
             return None
-        vector = (
-            span
-            if self._source_numbers
-            else orjson.dumps(numbers.astype(np.float32), option=_NUMPY)
-        )
+        vector = span if self._source_numbers else _vector_json(numbers.astype(np.float32))
         attributes = record if self._every_field else self._attributes(record)
         return doc_id, self._document(doc_id, vector, attributes)
 
@@ -422,14 +420,13 @@ class RowMapper:
             batch.memo[self] = plan
         i = record.index
         doc_id, id_json = self._id(plan.ids[i] if plan.ids is not None else _MISSING)
-        parts: list[bytes] = [b'{"id":', id_json]
-        if self.vector_field is not None:
-            if plan.good is not None and plan.float32 is not None and plan.good[i]:
-                parts += (b',"vector":', orjson.dumps(plan.float32[i], option=_NUMPY))
-            else:
-                parts += (b',"vector":', self._array_vector(plan.vectors, i))
+        fast = self.vector_field is not None and plan.good is not None and plan.good[i]
+        vector_text = None
+        if self.vector_field is not None and not fast:
+            vector_text = self._array_vector(plan.vectors, i)  # raises with the reason
         if plan.attribute_error is not None:
             raise _Invalid(plan.attribute_error)
+        tail = b"}"
         if plan.attributes is not None:
             attributes = plan.attributes[i]
             if plan.drop_nulls:
@@ -439,13 +436,21 @@ class RowMapper:
                     text = orjson.dumps(attributes, default=_json_default)
                 except TypeError as exc:
                     raise _Invalid(f"an attribute value cannot be written as JSON: {exc}") from None
-                parts += (b',"attributes":', text)
-        parts.append(b"}")
-        return doc_id, b"".join(parts)
+                tail = b',"attributes":' + text + b"}"
+        if fast:
+            # The whole document in one allocation: the vector's text is most of it.
+            document = float32_row_document(plan.float32, i, b'{"id":' + id_json + _VECTOR, tail)
+            if document is not None:  # always: a row that passed is finite
+                return doc_id, document
+            vector_text = self._array_vector(plan.vectors, i)
+        if vector_text is None:
+            return doc_id, b'{"id":' + id_json + tail
+        return doc_id, b"".join((b'{"id":', id_json, _VECTOR, vector_text, tail))
 
     def _plan(self, batch: ParquetBatch) -> _BatchPlan:
         ids = batch.column(self.id_field) if batch.has(self.id_field) else None
-        vectors = good = float32 = None
+        vectors = good = None
+        float32 = _NO_MATRIX
         if self.vector_field is not None and batch.has(self.vector_field):
             vectors = batch.vectors(self.vector_field)
             good, float32 = self._batch_vectors(vectors)
@@ -467,7 +472,7 @@ class RowMapper:
 
     def _batch_vectors(
         self, vectors: VectorColumn
-    ) -> tuple[np.ndarray[Any, np.dtype[np.bool_]] | None, np.ndarray[Any, Any] | None]:
+    ) -> tuple[list[bool] | None, np.ndarray[Any, Any]]:
         """Which rows of a uniform batch pass, and the batch as float32, in a few numpy calls.
 
         Rows are serialised one at a time when mapped: formatting a whole batch up front holds
@@ -475,10 +480,10 @@ class RowMapper:
         """
         matrix = vectors.matrix
         if matrix is None or vectors.error is not None:
-            return None, None
+            return None, _NO_MATRIX
         rows, dims = matrix.shape
         if dims == 0 or (self.vector_dims is not None and dims != self.vector_dims):
-            return None, None  # every row fails; the per-row path says why
+            return None, _NO_MATRIX  # every row fails; the per-row path says why
         good: np.ndarray[Any, np.dtype[np.bool_]] = np.asarray(_in_range(matrix).all(axis=1))
         if vectors.row_null is not None:
             good &= ~vectors.row_null
@@ -487,7 +492,7 @@ class RowMapper:
         if matrix.dtype != np.float32:
             with np.errstate(over="ignore"):  # failing rows only; their text is never used
                 matrix = matrix.astype(np.float32)
-        return good, matrix
+        return good.tolist(), np.ascontiguousarray(matrix)
 
     def _array_vector(self, vectors: VectorColumn | None, i: int) -> bytes:
         """The per-row path for Parquet vectors: the reason a vector fails, or its bytes."""
@@ -510,9 +515,7 @@ class RowMapper:
         if bad.size:
             k = int(bad[0])
             raise _Invalid(_bad_number(k, float(row[k])))
-        if row.dtype != np.float32:
-            row = row.astype(np.float32)
-        return orjson.dumps(row, option=_NUMPY)
+        return _vector_json(np.ascontiguousarray(row, dtype=np.float32))
 
     # --- shared checks ----------------------------------------------------------------------
 
@@ -590,7 +593,14 @@ def _float32_text(vector: list[Any], line: bytes | None) -> bytes:
         _check_no_bools(vector)  # hypot takes booleans as 1 and 0; JSON does not
     # struct packs a list of Python floats into doubles 2.5x faster than np.array(list) does.
     packed = np.frombuffer(struct.pack(f"{len(vector)}d", *vector), dtype=np.float64)
-    return orjson.dumps(packed.astype(np.float32), option=_NUMPY)
+    return _vector_json(packed.astype(np.float32))
+
+
+def _vector_json(vector: np.ndarray[Any, Any]) -> bytes:
+    """The text of a finite float32 vector (1-d, C-contiguous), its range already checked."""
+    text = float32_row_json(vector, 0)
+    assert text is not None  # finite: checked before narrowing
+    return text
 
 
 def _check_no_bools(vector: list[Any]) -> None:
