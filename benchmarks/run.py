@@ -6,8 +6,9 @@
 machine); ``small`` is a quick check of a minute or two with smaller datasets and the same
 method. Writes ``<out>/latest.json`` — one entry per target, each with the value, the target,
 whether it is met, the raw figures it was computed from, the dataset and the machine — and, for
-``full``, ``<out>/full-<date>.md`` with the table (``small`` writes its table under
-``<out>/tmp/``, which git ignores). Every dataset is generated with a fixed seed into a
+``full``, ``<out>/full-<date>.md`` with the table and ``<out>/full-<date>.json``, a copy of the
+JSON that later runs do not overwrite (``small`` writes its pair under ``<out>/tmp/``, which git
+ignores). Every dataset is generated with a fixed seed into a
 temporary folder that is removed afterwards.
 """
 
@@ -350,9 +351,12 @@ def main() -> None:
     day = results["date"][:10]
     folder = args.out if args.scale == "full" else args.out / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
+    # latest.json is whatever ran last (a small run too); the dated pair keeps each run.
     md = folder / f"{args.scale}-{day}.md"
     md.write_text(f"# Benchmarks: `{args.scale}`, {day}\n\n{text}")
-    print(f"wrote {args.out / 'latest.json'} and {md}", file=sys.stderr)
+    dated = folder / f"{args.scale}-{day}.json"
+    dated.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out / 'latest.json'}, {md} and {dated}", file=sys.stderr)
 
 
 if __name__ == "__main__":
