@@ -23,6 +23,8 @@ FilterOp = Literal["eq", "not_eq", "in", "not_in", "gt", "gte", "lt", "lte", "ex
 SmokeKind = Literal["sample_vectors", "vector", "bm25"]
 
 EMBEDDED = "embedded"
+RESERVED_PLAN_NAMES = frozenset({"namespaces"})
+"""Plan names that cannot name a state folder: <state.uri>/namespaces/ holds the namespace records."""
 
 
 class _Spec:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from elax_plan.spec import schema as plan_schema_mod
 from elax_plan.spec.issues import PlanIssue
 from elax_plan.spec.locations import is_local, is_within, join, resolve_location, scheme_of
+from elax_plan.spec.model import RESERVED_PLAN_NAMES
 from elax_plan.spec.secrets import is_credential_name, register_secret
 from elax_plan.spec.units import (
     DURATION_PATTERN,
@@ -572,6 +573,13 @@ def source_format_from(uri: str) -> str | None:
 
 
 def _semantic_issues(checker: _Checker, d: dict[str, Any], base_dir: Path) -> None:
+    name = d.get("name")
+    if isinstance(name, str) and name in RESERVED_PLAN_NAMES:
+        checker.add(
+            ("name",),
+            f"name {name!r} is reserved: <state.uri>/{name}/ holds the namespace records; "
+            "choose another plan name",
+        )
     _size_checks(checker, d)
     _duration_checks(checker, d)
     _throttle_checks(checker, d)

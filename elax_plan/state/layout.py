@@ -17,16 +17,13 @@ from typing import Any
 import orjson
 
 from elax_plan.errors import StateError
+from elax_plan.spec.model import RESERVED_PLAN_NAMES
 from elax_plan.spec.secrets import redact_value
 
 Clock = Callable[[], float]
 """Seconds since the epoch, like ``time.time``; injectable so tests can move time."""
 
 PLAN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
-# The namespace records live in <state.uri>/namespaces/, so a plan of that name
-# would share a folder with them (and a namespace called "state" would collide
-# with its ledger).
-RESERVED_PLAN_NAMES = frozenset({"namespaces"})
 _NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 

@@ -123,6 +123,14 @@ def test_state_beside_store_is_fine(tmp_path: Path) -> None:
     assert parse_plan(text, base_dir=tmp_path).state.uri.endswith("/store-state")
 
 
+def test_the_reserved_plan_name_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    """ "namespaces" would share <state.uri>/namespaces/ with the namespace records."""
+    text = MINIMAL_PLAN.replace("name: demo", "name: namespaces")
+    [(line, column, message)] = _issues(text, tmp_path)
+    assert (line, column) == (2, 7)
+    assert message.startswith("name 'namespaces' is reserved: <state.uri>/namespaces/")
+
+
 def test_s3_state_inside_s3_store_namespaces_is_refused(tmp_path: Path) -> None:
     """The namespaces/ rule holds for object storage URLs too."""
     text = MINIMAL_PLAN.replace("store: ./store", "store: s3://lake/elacsym").replace(
