@@ -452,8 +452,11 @@ def _execute(
                 upserts_acked=run.upserts_acked + pipeline.stats.rows_acked,
                 resends=run.resends + pipeline.stats.resends,
             )
+            # Decided once: a stop that arrives after the last write goes to the verification,
+            # which it interrupts, so the outcome agrees with the event written here.
+            wrote_everything = failure is None and not stop.is_set()
             events(
-                "writes_finished" if failure is None and not stop.is_set() else "writes_stopped",
+                "writes_finished" if wrote_everything else "writes_stopped",
                 {
                     "rows": pipeline.stats.rows_acked,
                     "bytes": pipeline.stats.bytes_acked,
@@ -469,7 +472,7 @@ def _execute(
         writes_finished = time.time()
         if failure is None:
             heartbeat.check()
-        if failure is not None or stop.is_set():
+        if failure is not None or not wrote_everything:
             outcome = "interrupted" if failure is None else "failed"
             error = None if failure is None else _describe(failure)
             report.write(outcome, stats, writes_finished, [], None, error)

@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+from elax_plan.apply.run import ApplyHooks, apply_plan
 from elax_plan.apply.verify import sample_source_rows
 from elax_plan.emulator import EmulatorConfig
+from elax_plan.errors import EXIT_INTERRUPTED
 from elax_plan.spec import load_plan
 from tests.apply.support import (
     SUMMARY_SECTIONS,
@@ -314,6 +317,29 @@ def test_stalled_indexer_fails_the_wait_naming_the_cause_then_apply_finishes_it(
     assert parts["evidence"]["wal_range"][1] == record["ingest"]["last_acked_wal_sequence"]
     third = env.apply()
     assert third.returncode == 0 and "No changes" in third.stdout, third.stdout + third.stderr
+
+
+def test_a_stop_right_after_the_last_write_leaves_the_verification_pending(
+    setup: Callable[..., Setup],
+) -> None:
+    """A stop between "writes_finished" and the verification: the data is written, the
+    verification is what the next apply finishes (not a resume of writes)."""
+    env = setup("")
+    stop = threading.Event()
+
+    def on_event(name: str, _: dict[str, Any]) -> None:
+        if name == "writes_finished":
+            stop.set()
+
+    outcome = apply_plan(load_plan(env.plan), hooks=ApplyHooks(on_event=on_event), stop=stop)
+    assert outcome.exit_code == EXIT_INTERRUPTED
+    assert outcome.message.startswith("Interrupted during verification: the data is written")
+    assert env.record()["outcome"] == "interrupted"
+    assert "verification pending" in run_cli("status", str(env.plan)).stdout
+    again = env.apply()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "the last run stopped before its verification finished" in again.stdout
+    assert env.record()["workload"]["rows"] == 0  # nothing was written twice
 
 
 def test_sigterm_during_the_wait_stops_at_once_and_leaves_verification_pending(
