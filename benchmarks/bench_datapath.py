@@ -4,7 +4,8 @@ Generates N rows (fixed seed) of 768-d float vectors with a few text attributes 
 temporary NDJSON and Parquet file, then measures, pinned to one CPU:
 
 (a) ``orjson.loads`` on each line alone (lines already in memory: the strictest baseline);
-(b) NDJSON → bodies: ``open_source`` → ``RowMapper.map`` → ``Chunker.add``;
+(b) NDJSON → bodies: ``open_source(decode=False)`` (as apply reads) → ``RowMapper.map`` →
+    ``Chunker.add``;
 (c) Parquet (float32 fixed-size-list vectors) → bodies;
 (d) time from ``open_source`` to the first row when resuming at 90 % of a large NDJSON file.
 
