@@ -238,42 +238,24 @@ class RowMapper:
         Anything unusual (invalid JSON, a wrong length, a non-number, a value out of float32
         range, a second vector key) returns None: the full path then finds the exact reason.
         """
-        key = self._vector_key
-        at = line.find(key)
-        if at < 0:
+        found = self._vector_span(line)
+        if found is None:
             return None
-        after = at + len(key)
-        if line.startswith(b":[", after):
-            start = after + 1
-        else:
-            bracket = _COLON_BRACKET.match(line, after)
-            if bracket is None:
-                return None
-            start = bracket.end() - 1
-        end = line.find(b"]", start) + 1  # the elements are numbers: the first "]" closes it
-        if end == 0:
-            return None
-        view = memoryview(line)
-        try:
-            record = orjson.loads(b"".join((view[:start], b"0", view[end:])))
-        except orjson.JSONDecodeError:
-            return None
-        if type(record) is not dict:
+        at, start, end = found
+        record = _decode_with(line, start, end, b"0")
+        if record is None:
             return None
         placed = record.pop(self.vector_field, None)
-        if type(placed) is not int or placed != 0:
+        if type(placed) is not int or placed != 0:  # exactly the 0 put there, not False or 0.0
             return None
-        if not _plainly_top_level(line, key, at, end):
+        if not _plainly_top_level(line, self._vector_key, at, end):
             # The 0 might be another value of the key that happens to be 0: with 1 in the
             # span's place the key must read 1, or the span is not the key's value.
-            try:
-                other = orjson.loads(b"".join((view[:start], b"1", view[end:])))
-            except orjson.JSONDecodeError:
-                return None
-            placed = other.get(self.vector_field)
+            other = _decode_with(line, start, end, b"1")
+            placed = None if other is None else other.get(self.vector_field)
             if type(placed) is not int or placed != 1:
                 return None
-        span = view[start:end]
+        span = memoryview(line)[start:end]
         try:
             parsed = self._parser.parse(span)
             if type(parsed) is not simdjson.Array:
@@ -289,21 +271,15 @@ class RowMapper:
         # every element is finite; a small sum of squares bounds them all at once.
         if not numbers.dot(numbers) < _SQUARED_LIMIT and not np.abs(numbers).max() < FLOAT32_LIMIT:
             return None
-        doc_id = record.pop(self.id_field, _MISSING)
-        if type(doc_id) is int:
-            doc_id = str(doc_id)
-        elif type(doc_id) is not str or not doc_id:
-            return None
+        # An invalid id raises the reason the full path gives (it checks the id first, and
+        # the vector is valid by now).
+        doc_id, id_json = self._id(record.pop(self.id_field, _MISSING))
         vector = span if self._source_numbers else _vector_json(numbers.astype(np.float32))
         attributes = record if self._every_field else self._attributes(record)
-        return doc_id, self._document(doc_id, vector, attributes)
+        return doc_id, self._document(id_json, vector, attributes)
 
     def _map_dict(self, record: dict[str, Any], line: bytes | None) -> tuple[str, bytes]:
-        doc_id = record.get(self.id_field, _MISSING)
-        if type(doc_id) is int:
-            doc_id = str(doc_id)
-        elif type(doc_id) is not str or not doc_id:
-            raise _Invalid(self._bad_id(doc_id))
+        doc_id, id_json = self._id(record.get(self.id_field, _MISSING))
         vector_text: bytes | memoryview | None = None
         if self.vector_field is not None:
             vector = record.get(self.vector_field, _MISSING)
@@ -332,7 +308,7 @@ class RowMapper:
                 attributes.pop(self.vector_field, None)
         else:
             attributes = self._attributes(record)
-        return doc_id, self._document(doc_id, vector_text, attributes)
+        return doc_id, self._document(id_json, vector_text, attributes)
 
     def _attributes(self, record: dict[str, Any]) -> dict[str, Any]:
         """The record's fields that are written, under their attribute names."""
@@ -347,9 +323,9 @@ class RowMapper:
         return attributes
 
     def _document(
-        self, doc_id: str, vector_text: bytes | memoryview | None, attributes: dict[str, Any]
+        self, id_json: bytes, vector_text: bytes | memoryview | None, attributes: dict[str, Any]
     ) -> bytes:
-        parts: list[bytes | memoryview] = [b'{"id":', orjson.dumps(doc_id)]
+        parts: list[bytes | memoryview] = [b'{"id":', id_json]
         if vector_text is not None:
             parts.append(b',"vector":')
             parts.append(vector_text)
@@ -374,6 +350,29 @@ class RowMapper:
 
     def _source_span(self, line: bytes, vector: list[Any]) -> memoryview | None:
         """The bytes of ``line`` that orjson decoded into ``vector``, or None if not proven."""
+        found = self._vector_span(line)
+        if found is None:
+            return None
+        at, start, end = found
+        if line.find(b"t", start, end) >= 0 or line.find(b"f", start, end) >= 0:
+            _check_no_bools(vector)  # "true"/"false" are the only JSON tokens with t or f
+        # The span must be exactly the value orjson kept for the top-level key, not a nested key,
+        # text inside a string, or one of two duplicate keys. Full proof, when the quick one
+        # fails: with the span replaced by 0, the row must decode with 0 as its vector (the
+        # vector decoded is a list, so no other 0 can stand in). It re-parses only the rest.
+        if not _plainly_top_level(line, self._vector_key, at, end):
+            rest = _decode_with(line, start, end, b"0")
+            placed = None if rest is None else rest.get(self.vector_field)
+            if type(placed) is not int or placed != 0:
+                return None
+        return memoryview(line)[start:end]
+
+    def _vector_span(self, line: bytes) -> tuple[int, int, int] | None:
+        """Where the vector key's array is in ``line``: (key offset, start, end of the array).
+
+        Textual only: the first occurrence of the key followed by ``:`` and ``[``; the callers
+        prove it is the top-level key's value.
+        """
         key = self._vector_key
         at = line.find(key)
         if at < 0:
@@ -391,24 +390,7 @@ class RowMapper:
         end = line.find(b"]", start) + 1  # the elements are numbers: the first "]" closes it
         if end == 0:
             return None
-        if line.find(b"t", start, end) >= 0 or line.find(b"f", start, end) >= 0:
-            _check_no_bools(vector)  # "true"/"false" are the only JSON tokens with t or f
-        # The span must be exactly the value orjson kept for the top-level key, not a nested key,
-        # text inside a string, or one of two duplicate keys.
-        if _plainly_top_level(line, key, at, end):
-            return memoryview(line)[start:end]
-        # Full proof: with the span replaced by 0, the row must decode with 0 as its vector.
-        # This re-parses only the non-vector bytes.
-        try:
-            rest = orjson.loads(b"".join((memoryview(line)[:start], b"0", memoryview(line)[end:])))
-        except orjson.JSONDecodeError:
-            return None
-        if type(rest) is not dict:
-            return None
-        placed = rest.get(self.vector_field)
-        if type(placed) is not int or placed != 0:
-            return None
-        return memoryview(line)[start:end]
+        return at, start, end
 
     # --- Parquet ----------------------------------------------------------------------------
 
@@ -554,6 +536,16 @@ def excerpt(raw: RawRow) -> str:
     if isinstance(raw.record, ParquetRecord):
         return raw.record.excerpt()
     return ""
+
+
+def _decode_with(line: bytes, start: int, end: int, filler: bytes) -> dict[Any, Any] | None:
+    """``line`` decoded with ``filler`` in place of ``line[start:end]``; None unless an object."""
+    view = memoryview(line)
+    try:
+        record = orjson.loads(b"".join((view[:start], filler, view[end:])))
+    except orjson.JSONDecodeError:
+        return None
+    return record if type(record) is dict else None
 
 
 def _plainly_top_level(line: bytes, key: bytes, at: int, end: int) -> bool:
