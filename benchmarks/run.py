@@ -347,7 +347,8 @@ def main() -> None:
     text = f"{table(results)}\n\n{details(results)}\n"
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    results_json = json.dumps(results, indent=2) + "\n"
+    (args.out / "latest.json").write_text(results_json)
     day = results["date"][:10]
     folder = args.out if args.scale == "full" else args.out / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
@@ -355,7 +356,7 @@ def main() -> None:
     md = folder / f"{args.scale}-{day}.md"
     md.write_text(f"# Benchmarks: `{args.scale}`, {day}\n\n{text}")
     dated = folder / f"{args.scale}-{day}.json"
-    dated.write_text(json.dumps(results, indent=2) + "\n")
+    dated.write_text(results_json)
     print(f"wrote {args.out / 'latest.json'}, {md} and {dated}", file=sys.stderr)
 
 

@@ -422,9 +422,8 @@ class RowMapper:
         if fast:
             # The whole document in one allocation: the vector's text is most of it.
             document = float32_row_document(plan.float32, i, b'{"id":' + id_json + _VECTOR, tail)
-            if document is not None:  # always: a row that passed is finite
-                return doc_id, document
-            vector_text = self._array_vector(plan.vectors, i)
+            assert document is not None  # a row that passed is finite
+            return doc_id, document
         if vector_text is None:
             return doc_id, b'{"id":' + id_json + tail
         return doc_id, b"".join((b'{"id":', id_json, _VECTOR, vector_text, tail))
