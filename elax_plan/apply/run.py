@@ -265,6 +265,8 @@ def apply_plan(
             lease.release()
         except StateError as exc:
             log.warning("lease not released", error=exc.message)
+        # Bound by _apply_locked; a later apply in this process must not log under this run.
+        structlog.contextvars.unbind_contextvars("run_id")
 
 
 def _apply_locked(

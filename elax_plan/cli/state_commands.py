@@ -106,11 +106,14 @@ def summary_command(
     """Print the markdown summary of the last (or given) run again."""
     from elax_plan.report.run_record import render_summary
     from elax_plan.state import open_backend
-    from elax_plan.state.records import RunFiles, last_run_id, list_runs
+    from elax_plan.state.records import RunFiles, list_runs
+    from elax_plan.state.status import read_status
 
     spec = load_plan_from_cli(plan_file, var_items)
     backend = open_backend(spec.state.uri, spec.state.storage_options)
-    chosen = run_id or last_run_id(backend, spec.name)
+    # The ledger names the last run (written under the lease), so this is the run `status`
+    # reports even when clocks of different hosts disagree about the run ids' order.
+    chosen = run_id or read_status(backend, spec.name).last_run_id
     if chosen is None:
         raise StateError(
             f"Plan '{spec.name}' has no runs yet.",

@@ -25,7 +25,9 @@ Clock = Callable[[], float]
 
 PLAN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+# Milliseconds so that two runs started in the same second still sort in start order; ids
+# without them (from earlier builds) stay valid.
+RUN_ID = re.compile(r"\d{8}T\d{6}(?:\.\d{3})?Z-[0-9a-f]{6}")
 
 
 def check_plan_name(plan_name: str) -> str:
@@ -61,7 +63,7 @@ def run_key(plan_name: str, run_id: str, name: str) -> str:
     if not RUN_ID.fullmatch(run_id):
         raise StateError(
             f"{run_id!r} is not a run id.",
-            "Run ids look like 20261125T190000Z-1a2b3c.",
+            "Run ids look like 20261125T190000.123Z-1a2b3c.",
             "Take the id from `elax-plan status` or the runs/ folder of the plan's state.",
         )
     return f"{runs_prefix(plan_name)}/{run_id}/{name}"

@@ -178,8 +178,9 @@ def record_namespace_use(
 
 
 def new_run_id(clock: Clock = time.time) -> str:
-    """A run id that sorts by start time: ``20261125T190000Z-1a2b3c``."""
-    stamp = datetime.fromtimestamp(clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    """A run id that sorts by start time: ``20261125T190000.123Z-1a2b3c``."""
+    moment = datetime.fromtimestamp(clock(), UTC)
+    stamp = moment.strftime("%Y%m%dT%H%M%S") + f".{moment.microsecond // 1000:03d}Z"
     return f"{stamp}-{secrets.token_hex(3)}"
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import structlog
 
 from elax_plan.apply.run import ApplyHooks, apply_plan
 from elax_plan.apply.verify import sample_source_rows
@@ -271,6 +272,13 @@ def test_smoke_query_that_cannot_match_fails_with_its_evidence(
     unknown = run_cli("summary", str(env.plan), "--run", "20200101T000000Z-000000")
     assert unknown.returncode == 1 and record["run_id"] in unknown.stderr
     assert "Traceback" not in unknown.stderr
+    # The last run is the one the ledger names, not the greatest id: a host whose clock runs
+    # ahead may have left a run that sorts later.
+    ahead = env.state / "backfill" / "runs" / "29991231T000000.000Z-ffffff"
+    ahead.mkdir()
+    (ahead / "summary.json").write_text(json.dumps({**record, "run_id": ahead.name}))
+    (ahead / "summary.md").write_text("# not the last run\n")
+    assert run_cli("summary", str(env.plan)).stdout == summary
 
 
 def test_stalled_indexer_fails_the_wait_naming_the_cause_then_apply_finishes_it(
@@ -334,6 +342,7 @@ def test_a_stop_right_after_the_last_write_leaves_the_verification_pending(
     outcome = apply_plan(load_plan(env.plan), hooks=ApplyHooks(on_event=on_event), stop=stop)
     assert outcome.exit_code == EXIT_INTERRUPTED
     assert outcome.message.startswith("Interrupted during verification: the data is written")
+    assert "run_id" not in structlog.contextvars.get_contextvars()  # not left bound for the next
     assert env.record()["outcome"] == "interrupted"
     assert "verification pending" in run_cli("status", str(env.plan)).stdout
     again = env.apply()

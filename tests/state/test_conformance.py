@@ -674,5 +674,18 @@ def test_run_files(backend: StateBackend, clock: FakeClock) -> None:
     assert list_runs(backend, PLAN) == [first, second]
     assert last_run_id(backend, PLAN) == second
     assert RunFiles(backend, PLAN, new_run_id(clock)).read_events() == []
+    # Runs started within one second still sort in start order (a resume right after a stop).
+    same_second = []
+    for _ in range(20):
+        clock.advance(0.04)
+        same_second.append(new_run_id(clock))
+    assert same_second == sorted(same_second) and second < same_second[0]
+    third = same_second[-1]
+    assert second[:15] == third[:15]
+    RunFiles(backend, PLAN, third).write_summary("# Third\n", {"rows": 2})
+    assert last_run_id(backend, PLAN) == third
+    # Ids from builds without milliseconds stay valid.
+    RunFiles(backend, PLAN, "20200101T000000Z-abcdef").write_summary("# Older\n", {"rows": 0})
+    assert list_runs(backend, PLAN)[0] == "20200101T000000Z-abcdef"
     with pytest.raises(StateError, match="not a run id"):
         RunFiles(backend, PLAN, "../etc")
