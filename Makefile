@@ -7,7 +7,7 @@ BENCH_SCALE ?= full
 
 .PHONY: test lint typecheck unit demo soak bench clean
 
-$(STAMP): pyproject.toml setup.py elax_plan/_f32json.c
+$(STAMP): pyproject.toml setup.py elax_plan/_f32json.c elax_plan/_json_numbers.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

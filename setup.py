@@ -1,7 +1,11 @@
-"""Build configuration beyond pyproject.toml: the optional C extension elax_plan._f32json.
+"""Build configuration beyond pyproject.toml: the optional C extensions.
 
-The extension formats float32 vectors as JSON text (elax_plan/apply/vector_text.py). It is
-optional: without a C compiler the install still succeeds, and orjson does the formatting.
+- ``elax_plan._f32json`` formats float32 vectors as JSON text (elax_plan/apply/vector_text.py);
+- ``elax_plan._json_numbers`` checks a vector's JSON text without parsing its numbers (the
+  NDJSON fast path in elax_plan/apply/rows.py).
+
+Both are optional: without a C compiler the install still succeeds, orjson does the
+formatting and simdjson the checking, with the same results.
 """
 
 from setuptools import Extension, setup
@@ -9,10 +13,11 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "elax_plan._f32json",
-            ["elax_plan/_f32json.c"],
+            f"elax_plan.{name}",
+            [f"elax_plan/{name}.c"],
             optional=True,
             extra_compile_args=["-O3"],
         )
+        for name in ("_f32json", "_json_numbers")
     ]
 )

@@ -21,14 +21,20 @@ VEC = "[0.5,1,-2.25,3e-05]"
 
 
 def map_lines(tmp_path: Path, lines: list[bytes], **mapper: Any) -> list[MappedRow | InvalidRow]:
-    """Map the lines both ways a mapper gets them: decoded by the source, and undecoded (the
-    mapper's own fast path, as apply reads them); the two must agree byte for byte."""
+    """Map the lines every way a mapper gets them: decoded by the source, and undecoded (the
+    mapper's own fast path, as apply reads them), with the C check of the vector's text and
+    without it (an install without a compiler); all must agree byte for byte."""
     path = tmp_path / f"rows{random.random()}.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
     rows = RowMapper(**mapper)
     decoded = [rows.map(raw) for raw in open_source(path.as_uri())]
     undecoded = [rows.map(raw) for raw in open_source(path.as_uri(), decode=False)]
     assert undecoded == decoded
+    without_extension = RowMapper(**mapper)
+    without_extension._array_length = None
+    assert [without_extension.map(raw) for raw in open_source(path.as_uri(), decode=False)] == (
+        decoded
+    )
     return decoded
 
 
