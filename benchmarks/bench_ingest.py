@@ -9,6 +9,8 @@ process on a fresh ``file://`` store, all with the same flags (``EMULATOR_FLAGS`
   client, one after another (``emulator_ingest``'s method);
 - ``raw``: the very same pre-built bodies replayed by the minimal client at the plan's
   concurrency (stdlib ``http.client``, one keep-alive connection per thread);
+- ``raw_httpx``: the same replay through httpx, the HTTP library apply uses — not part of
+  any target; it shows how much of the gap between ``apply`` and ``raw`` is the library;
 - ``apply``: ``elax-plan apply PLAN --auto-approve`` as its own process (concurrency as
   ``raw``, ``throttle.max_wal_lag`` high enough never to pause, default verification);
   throughput is the run record's ingest phase (rows acknowledged ÷ seconds from the start of
@@ -50,6 +52,7 @@ CHUNK_BYTES = 1 << 20
 MAX_REQUEST_BYTES = 2 << 20
 CONCURRENCY = 2
 NAMESPACE = "bench"
+KINDS = ("ceiling", "raw", "raw_httpx", "apply", "naive")
 
 
 def write_dataset(folder: Path, rows: int, files: int, seed: int) -> dict[str, Any]:
@@ -197,7 +200,7 @@ def measure(rows: int, files: int, repeats: int, seed: int = 11) -> dict[str, An
         source_glob = f"{root / 'data'}/*.ndjson"
         bodies = apply_bodies(paths)
         body_bytes = sum(len(b) for b in bodies)
-        runs: dict[str, list[dict[str, Any]]] = {"ceiling": [], "raw": [], "apply": [], "naive": []}
+        runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
         for round_no in range(repeats):
             for kind in runs:
                 work = root / f"{kind}-{round_no}"
@@ -207,8 +210,9 @@ def measure(rows: int, files: int, repeats: int, seed: int = 11) -> dict[str, An
                     if kind == "ceiling":
                         seconds = replay(url, NAMESPACE, bodies, concurrency=1)
                         result = {"rows": rows, "bytes": body_bytes, "seconds": seconds}
-                    elif kind == "raw":
-                        seconds = replay(url, NAMESPACE, bodies, concurrency=CONCURRENCY)
+                    elif kind in ("raw", "raw_httpx"):
+                        library = "httpx" if kind == "raw_httpx" else "http.client"
+                        seconds = replay(url, NAMESPACE, bodies, CONCURRENCY, library)
                         result = {"rows": rows, "bytes": body_bytes, "seconds": seconds}
                     elif kind == "apply":
                         result = run_apply(work, url, store, source_glob)
@@ -236,6 +240,9 @@ def measure(rows: int, files: int, repeats: int, seed: int = 11) -> dict[str, An
         **figures,
         "ratio_vs_raw": round(apply_rate / figures["raw"]["rows_per_s"], 3),
         "ratio_vs_naive": round(apply_rate / figures["naive"]["rows_per_s"], 3),
+        "raw_httpx_vs_raw": round(
+            figures["raw_httpx"]["rows_per_s"] / figures["raw"]["rows_per_s"], 3
+        ),
         "apply_vs_emulator_best": round(apply_rate / best_emulator, 3),
         "apply_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["apply"]),
     }
@@ -248,7 +255,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     out = measure(args.rows, args.files, args.repeats)
-    for kind in ("ceiling", "raw", "apply", "naive"):
+    for kind in KINDS:
         out[kind].pop("runs")
     out["machine"] = machine()
     print(json.dumps(out))

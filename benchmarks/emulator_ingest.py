@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -87,12 +87,19 @@ def running_emulator(store: str, *extra: str) -> Iterator[str]:
             proc.wait(30)
 
 
-def replay(url: str, namespace: str, bodies: Sequence[bytes], concurrency: int = 1) -> float:
+def replay(
+    url: str,
+    namespace: str,
+    bodies: Sequence[bytes],
+    concurrency: int = 1,
+    library: str = "http.client",
+) -> float:
     """POST ``bodies`` in order from ``concurrency`` keep-alive connections; seconds taken.
 
-    The minimal client: stdlib ``http.client``, one connection per thread, each thread taking
-    the next body as soon as its previous one is acknowledged. Every answer must be 200 with a
-    ``wal_sequence`` (the same acknowledgement check apply makes).
+    The minimal client: one connection per thread, each thread taking the next body as soon as
+    its previous one is acknowledged. Every answer must be 200 with a ``wal_sequence`` (the
+    same acknowledgement check apply makes). ``library``: stdlib ``http.client`` (the baseline)
+    or ``httpx`` (the HTTP library apply uses, to show what it costs by itself).
     """
     parts = urlsplit(url)
     path = f"/v2/namespaces/{namespace}"
@@ -101,23 +108,42 @@ def replay(url: str, namespace: str, bodies: Sequence[bytes], concurrency: int =
     next_body = iter(range(len(bodies)))
     errors: list[BaseException] = []
 
-    def worker() -> None:
+    def stdlib_poster() -> tuple[Callable[[bytes], tuple[int, bytes]], Callable[[], None]]:
         conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=120)
+
+        def post(body: bytes) -> tuple[int, bytes]:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+
+        return post, conn.close
+
+    def httpx_poster() -> tuple[Callable[[bytes], tuple[int, bytes]], Callable[[], None]]:
+        client = httpx.Client(base_url=url, timeout=120)
+
+        def post(body: bytes) -> tuple[int, bytes]:
+            response = client.post(path, content=body, headers=headers)
+            return response.status_code, response.content
+
+        return post, client.close
+
+    poster = {"http.client": stdlib_poster, "httpx": httpx_poster}[library]
+
+    def worker() -> None:
+        post, close = poster()
         try:
             while True:
                 with lock:
                     i = next(next_body, None)
                 if i is None or errors:
                     return
-                conn.request("POST", path, body=bodies[i], headers=headers)
-                response = conn.getresponse()
-                answer = response.read()
-                if response.status != 200 or "wal_sequence" not in orjson.loads(answer):
-                    raise RuntimeError(f"POST {path} answered {response.status}: {answer[:200]!r}")
+                status, answer = post(bodies[i])
+                if status != 200 or "wal_sequence" not in orjson.loads(answer):
+                    raise RuntimeError(f"POST {path} answered {status}: {answer[:200]!r}")
         except BaseException as exc:
             errors.append(exc)
         finally:
-            conn.close()
+            close()
 
     threads = [threading.Thread(target=worker) for _ in range(max(1, concurrency))]
     start = time.perf_counter()

@@ -188,8 +188,10 @@ def run_all(scale_name: str) -> dict[str, Any]:
         for k in (
             "ceiling",
             "raw",
+            "raw_httpx",
             "apply",
             "naive",
+            "raw_httpx_vs_raw",
             "bodies",
             "concurrency",
             "emulator_flags",
@@ -304,6 +306,7 @@ def details(results: dict[str, Any]) -> str:
     for kind, label in (
         ("ceiling", "emulator ceiling (1 client, sequential)"),
         ("raw", f"raw replay (concurrency {ingest['concurrency']})"),
+        ("raw_httpx", "the same replay through httpx (apply's HTTP library; no target)"),
         ("apply", "elax-plan apply"),
         ("naive", "naive script"),
     ):
@@ -315,7 +318,8 @@ def details(results: dict[str, Any]) -> str:
         )
     rows += [
         f"  - apply reached {ingest['apply_vs_emulator_best']:.0%} of the best rate the "
-        "emulator took from the minimal client in this run.",
+        "emulator took from the minimal client in this run; the httpx replay reached "
+        f"{ingest['raw_httpx_vs_raw']:.0%} of the raw replay.",
         f"- Data path (median of {len(dp['processes'])} fresh processes × {dp['repeats']} "
         f"interleaved runs, one core, {dp['clock']}): "
         f"orjson.loads per line {dp['a_orjson_loads_rows_per_s']:,} rows/s; the file loop "
