@@ -202,7 +202,11 @@ def _open_ndjson(url: str, codec: str | None, options: dict[str, Any]) -> IO[byt
     try:
         opened = fsspec.open(url, mode="rb", compression=codec, **options)
     except ValueError as exc:  # fsspec: "Compression type zstd not supported"
-        hint = "pip install zstandard" if codec == "zstd" else "Check source.compression."
+        hint = (
+            "Install its package: pip install 'elax-plan[zstd]' (or pip install zstandard)."
+            if codec == "zstd"
+            else "Check source.compression."
+        )
         raise SourceError(f"Cannot read {url}: {exc}.", hint=hint) from exc
     try:
         return opened.open()  # type: ignore[no-any-return]

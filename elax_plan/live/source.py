@@ -440,7 +440,9 @@ def _decompress_generic(raw: bytes, codec: str) -> tuple[bytes, int, bool]:
         package = _CODEC_PACKAGES.get(codec, codec)
         raise SourceError(
             f"source.compression {codec} needs the {package} package, which is not installed.",
-            hint=f"Install it with: pip install {package}",
+            hint=f"Install it with: pip install 'elax-plan[zstd]' (or pip install {package})"
+            if codec == "zstd"
+            else f"Install it with: pip install {package}",
         )
     buffer = io.BytesIO(raw)
     out = bytearray()
@@ -457,7 +459,9 @@ def _decompress_generic(raw: bytes, codec: str) -> tuple[bytes, int, bool]:
                 ended = True
                 break
             out += chunk
-    return bytes(out), min(buffer.tell(), len(raw)), ended
+        # Read before the stream closes: zstandard's reader closes the buffer it wraps.
+        consumed = min(buffer.tell(), len(raw))
+    return bytes(out), consumed, ended
 
 
 def _read_prefix(url: str, storage_options: Mapping[str, Any], size: int) -> bytes:

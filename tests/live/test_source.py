@@ -304,6 +304,23 @@ def test_whole_small_gzip_file_is_sampled_exactly(tmp_path: Path) -> None:
     assert (sample.sampled_rows, sample.sampled_bytes) == (40, len(packed))
 
 
+def test_zstd_files_are_sampled_through_the_zstd_extra(tmp_path: Path) -> None:
+    """.zst (the zstd extra): a whole small file is sampled exactly; a large one's sample is a
+    prefix whose compressed bytes scale to the file."""
+    import zstandard
+
+    small = zstandard.ZstdCompressor().compress(ndjson(rows(40)))
+    (tmp_path / "s.ndjson.zst").write_bytes(small)
+    spec = source_spec(f"{tmp_path.as_uri()}/s.ndjson.zst")
+    sample = sample_source(list_source(spec), spec)
+    assert (sample.sampled_rows, sample.sampled_bytes) == (40, len(small))
+    big = zstandard.ZstdCompressor().compress(ndjson(rows(30_000, dims=8)))
+    (tmp_path / "b.ndjson.zst").write_bytes(big)
+    spec = source_spec(f"{tmp_path.as_uri()}/b.ndjson.zst")
+    sample = sample_source(list_source(spec), spec)
+    assert 0 < sample.sampled_rows < 30_000
+
+
 def test_sample_spans_the_first_few_small_files(tmp_path: Path) -> None:
     """Many tiny files: the sample reads the first SAMPLE_FILES of them, not one and not all."""
     for i in range(SAMPLE_FILES + 5):
