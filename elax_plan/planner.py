@@ -61,6 +61,7 @@ class LedgerView:
     files: Mapping[str, FileProgress]
     target: Mapping[str, Any] = field(default_factory=dict)  # store, namespace
     verification: Verification = "none"
+    verified_checks: str | None = None  # VerifySpec.checks_digest() behind a passed/failed verdict
     last_run_id: str | None = None
     summary_location: str | None = None
     run_in_progress: bool = False
@@ -324,14 +325,18 @@ def _projected_store_bytes(spec: PlanSpec, files: list[FileStep]) -> int:
 # --- post-steps ----------------------------------------------------------------------------
 
 
-def _verification_reason(live: LiveState, writes: bool) -> str:
+def _verification_reason(spec: PlanSpec, live: LiveState, writes: bool) -> str:
     if writes:
         return "data will be written in this run"
     ledger = live.ledger
-    if ledger is None:
+    if ledger is None or not ledger.files:
         return ""
-    if ledger.verification in ("pending", "none") and ledger.files:
+    if ledger.verification in ("pending", "none"):
         return "the last run stopped before its verification finished"
+    if ledger.verified_checks is not None and ledger.verified_checks != (
+        spec.verify.checks_digest()
+    ):
+        return "the smoke queries or the recall gate changed since the last verification"
     return ""
 
 
@@ -486,7 +491,7 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
     resuming = any(s.action == "resume" for s in files) or bool(
         live.ledger and live.ledger.run_in_progress and writes
     )
-    reason = _verification_reason(live, writes)
+    reason = _verification_reason(spec, live, writes)
     post = _post_steps(spec, live, verify=bool(reason))
     preconditions = _preconditions(spec, live, files, resuming)
     writing = [s for s in files if s.writes]

@@ -65,6 +65,7 @@ def live_state(raw: dict[str, Any]) -> LiveState:
             files={u: FileProgress(**p) for u, p in ledger["files"].items()},
             target=ledger.get("target", {}),
             verification=ledger.get("verification", "none"),
+            verified_checks=ledger.get("verified_checks"),
             last_run_id=ledger.get("last_run_id"),
             summary_location=ledger.get("summary_location"),
             run_in_progress=ledger.get("run_in_progress", False),
@@ -150,6 +151,23 @@ def test_failed_preconditions_name_live_values() -> None:
         failed = [c for c in doc["preconditions"] if not c["ok"]]
         assert [c["id"] for c in failed] == [check_id], case
         assert live_value in failed[0]["live"], case
+
+
+def test_changed_checks_verify_again_without_writing() -> None:
+    """A verdict given by other smoke queries or another recall gate: verification only."""
+    doc = compute(CASES / "verify-checks-changed")
+    assert [f["action"] for f in doc["files"]] == ["skip", "skip", "skip"]
+    assert doc["totals"]["changes"] is True and doc["totals"]["files_to_write"] == 0
+    assert doc["verification_reason"] == (
+        "the smoke queries or the recall gate changed since the last verification"
+    )
+    assert [p["id"] for p in doc["post_steps"] if p["check"]][:1] == ["post:wait_for_index"]
+    # The same checks as the verdict's: nothing to do.
+    raw = json.loads((CASES / "verify-checks-changed" / "live.json").read_text())
+    spec = load_plan(CASES / "verify-checks-changed" / "plan.yaml", env={})
+    raw["ledger"]["verified_checks"] = spec.verify.checks_digest()
+    same = build_plan(spec, live_state(raw)).to_json()
+    assert same["totals"]["changes"] is False and same["verification_reason"] == ""
 
 
 def test_no_changes_when_everything_is_done() -> None:

@@ -364,19 +364,21 @@ def _execute(
     started = time.time()
     previous = ledger.run
     resumed_run = previous.current_run_id
+    writing = [s for s in plan.files if s.writes]
+    # A run that writes nothing verifies (again) what the last run acknowledged.
+    carried = bool(resumed_run) or not writing
     ledger = ledger.with_run(
         RunState(
             current_run_id=run_id,
             last_run_id=previous.last_run_id,
             started=started,
-            first_acked_wal_sequence=previous.first_acked_wal_sequence if resumed_run else None,
+            first_acked_wal_sequence=previous.first_acked_wal_sequence if carried else None,
             last_acked_wal_sequence=previous.last_acked_wal_sequence,
-            upserts_acked=previous.upserts_acked if resumed_run else 0,
-            resends=previous.resends if resumed_run else 0,
+            upserts_acked=previous.upserts_acked if carried else 0,
+            resends=previous.resends if carried else 0,
             verification=Verification("pending"),
         )
     )
-    writing = [s for s in plan.files if s.writes]
     runs = []
     for step in writing:
         entry = _entry_for(step, ledger)
@@ -513,6 +515,7 @@ def _execute(
                 spec, client, reader, ledger, writing, stats, epoch_at_start, events, stop
             )
         passed = overall(checks)
+        checks_digest = spec.verify.checks_digest()
         # Checks without a verdict (the index never caught up, a check could not run, an
         # interrupt) leave the verification pending: the next apply runs it again.
         unfinished = stop.is_set() or any(c.incomplete for c in checks)
@@ -534,7 +537,7 @@ def _execute(
                     current_run_id=None,
                     last_run_id=run_id,
                     finished=time.time(),
-                    verification=Verification("passed", location),
+                    verification=Verification("passed", location, checks_digest),
                 )
                 checkpoints.save()
                 raise
@@ -547,7 +550,9 @@ def _execute(
         if unfinished:
             verification = Verification("pending", summary_location)
         elif checks:
-            verification = Verification("passed" if passed else "failed", summary_location)
+            verification = Verification(
+                "passed" if passed else "failed", summary_location, checks_digest
+            )
         else:
             # Nothing needed verifying (e.g. a run that only trims the WAL): the last
             # verdict stands; the run's ledger entry was reset to pending when it started.

@@ -52,6 +52,7 @@ def ledger_view(ledger: Ledger, backend: StateBackend | None = None) -> LedgerVi
         },
         target={"store": ledger.target.store, "namespace": ledger.target.namespace},
         verification=run.verification.status,
+        verified_checks=run.verification.checks,
         last_run_id=run.last_run_id or run.current_run_id,
         summary_location=summary,
         run_in_progress=run.current_run_id is not None,

@@ -10,10 +10,13 @@ parse, validate or do I/O. ``repr`` of every class is redacted.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import orjson
 
 from elax_plan.spec.secrets import REDACTED, Secret, redact
 
@@ -229,6 +232,15 @@ class VerifySpec(_Spec):
     index_timeout: float
     smoke_queries: tuple[SmokeQuery, ...]
     recall: RecallSpec | None
+
+    def checks_digest(self) -> str:
+        """sha256 of what decides the verdict (smoke queries, recall gate): a verification
+        done with other checks says nothing about these. Waiting settings are left out."""
+        checks = {
+            "smoke_queries": [q.to_dict() for q in self.smoke_queries],
+            "recall": self.recall.to_dict() if self.recall is not None else None,
+        }
+        return hashlib.sha256(orjson.dumps(checks, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)

@@ -110,6 +110,9 @@ class Verification:
     status: VerificationStatus = "none"
     summary: str | None = None
     """Where the run's summary is stored (e.g. ``runs/<run_id>/summary.md``)."""
+    checks: str | None = None
+    """``VerifySpec.checks_digest()`` of the checks that gave a passed or failed verdict (None
+    in ledgers written before it was kept): other checks in the plan mean verifying again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +296,7 @@ def _run_from_dict(raw: Mapping[str, Any]) -> RunState:
         verification=Verification(
             status=status,
             summary=_opt_str(verification, "summary"),
+            checks=_opt_str(verification, "checks"),
         ),
     )
 

@@ -327,6 +327,39 @@ def test_stalled_indexer_fails_the_wait_naming_the_cause_then_apply_finishes_it(
     assert third.returncode == 0 and "No changes" in third.stdout, third.stdout + third.stderr
 
 
+def test_changed_smoke_queries_verify_again_without_writing(setup: Callable[..., Setup]) -> None:
+    """A verdict says nothing about checks added since: the next apply verifies, writes nothing."""
+    env = setup("")
+    assert env.apply().returncode == 0
+    written = env.record()
+    assert run_cli("plan", str(env.plan), "--detailed-exitcode").returncode == 0
+    env.plan.write_text(
+        env.plan.read_text() + "verify:\n  smoke_queries:\n    - name: jacket\n"
+        "      bm25: {field: title, text: jacket}\n      min_hits: 1\n"
+    )
+    planned = run_cli("plan", str(env.plan), "--detailed-exitcode")
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert "the smoke queries or the recall gate changed since the last verification" in (
+        planned.stdout
+    )
+    again = env.apply()
+    assert again.returncode == 0, again.stdout + again.stderr
+    record = env.record()
+    assert record["run_id"] != written["run_id"] and record["workload"]["rows"] == 0
+    assert [c["key"] for c in record["verification"]] == [
+        "wait_for_index",
+        "verify_parts",
+        "smoke:jacket",
+    ]
+    assert all(c["passed"] for c in record["verification"])
+    # It checks the last run's writes, not an empty range.
+    parts = check(record, "verify_parts")["evidence"]
+    assert parts["upserts_acknowledged"] == written["workload"]["rows"] > 0
+    assert parts["wal_range"][1] == written["ingest"]["last_acked_wal_sequence"]
+    third = env.apply()
+    assert third.returncode == 0 and "No changes" in third.stdout, third.stdout + third.stderr
+
+
 def test_a_stop_right_after_the_last_write_leaves_the_verification_pending(
     setup: Callable[..., Setup],
 ) -> None:

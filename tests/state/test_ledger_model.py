@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -21,7 +22,7 @@ from elax_plan.state import (
     migrate,
     open_backend,
 )
-from elax_plan.state.ledger import MIGRATIONS
+from elax_plan.state.ledger import MIGRATIONS, Verification
 from tests.state.conftest import FakeClock
 
 
@@ -51,7 +52,21 @@ def test_document_shape() -> None:
         "wal_first": None,
         "wal_last": None,
     }
-    assert raw["run"]["verification"] == {"status": "none", "summary": None}
+    assert raw["run"]["verification"] == {"status": "none", "summary": None, "checks": None}
+
+
+def test_verification_checks_round_trip_and_may_be_absent() -> None:
+    """The digest of the checks behind a verdict is kept; ledgers written without it load."""
+    ledger = _ledger()
+    verified = ledger.with_run(
+        dataclasses.replace(ledger.run, verification=Verification("passed", "s.md", "ab12"))
+    )
+    assert Ledger.from_json(verified.to_json(), "x").run.verification.checks == "ab12"
+    raw = orjson.loads(verified.to_json())
+    del raw["run"]["verification"]["checks"]
+    assert Ledger.from_json(orjson.dumps(raw), "x").run.verification == Verification(
+        "passed", "s.md", None
+    )
 
 
 def test_lineage_is_new_per_ledger() -> None:
