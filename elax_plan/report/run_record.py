@@ -84,11 +84,16 @@ def _distinct_x(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 def _charts(events: Sequence[Mapping[str, Any]], start: float) -> dict[str, Any]:
     lag = [(e["ts"] - start, float(e["lag"])) for e in events if e["event"] == "lag"]
+    # Throughput is the writes' own: samples taken while the verification waits would add
+    # 0 rows/s points, and the end of the writes closes the last interval.
+    end = next((e for e in events if e["event"] in ("writes_finished", "writes_stopped")), None)
     progress = [
         (e["ts"] - start, float(e.get("rows_acked", 0)))
         for e in events
-        if e["event"] == "lag" and "rows_acked" in e
+        if e["event"] == "lag" and "rows_acked" in e and (end is None or e["ts"] <= end["ts"])
     ]
+    if end is not None and "rows" in end:
+        progress.append((end["ts"] - start, float(end["rows"])))
     throughput: list[tuple[float, float]] = []
     for (t0, r0), (t1, r1) in itertools.pairwise(progress):
         if t1 > t0:

@@ -202,6 +202,35 @@ def big_run_record() -> dict[str, Any]:
     )
 
 
+def test_throughput_covers_the_writes_and_ends_with_them() -> None:
+    """Lag samples taken during the verification add no 0 rows/s points; the last interval
+    ends with the writes (a 0.3 s quickstart run charts its real rate, not a trailing 0)."""
+    events = [
+        {"ts": START + 0.0, "event": "lag", "lag": 0, "rows_acked": 0},
+        {"ts": START + 0.1, "event": "lag", "lag": 1, "rows_acked": 500},
+        {"ts": START + 0.2, "event": "lag", "lag": 2, "rows_acked": 1_000},
+        {"ts": START + 0.3, "event": "writes_finished", "rows": 2_000},
+        {"ts": START + 1.3, "event": "lag", "lag": 0, "rows_acked": 2_000},
+        {"ts": START + 2.3, "event": "lag", "lag": 0, "rows_acked": 2_000},
+    ]
+    record = build_run_record(
+        run_id="20261125T190000.000Z-abcdef",
+        plan_doc=PLAN_DOC,
+        outcome="succeeded",
+        started=START,
+        writes_finished=START + 0.3,
+        finished=START + 2.5,
+        stats={"rows_acked": 2_000, "bytes_acked": 20_000, "requests": 2, "max_acked_seq": 2},
+        events=events,
+        checks=[],
+        trim=None,
+        rejects={"count": 0, "location": "file:///state/p/runs/r/rejects.ndjson"},
+    )
+    VALIDATOR.validate(record)
+    assert record["charts"]["throughput"] == [[0.1, 5_000], [0.2, 5_000], [0.3, 10_000]]
+    assert [x for x, _ in record["charts"]["lag"]] == [0.0, 0.1, 0.2, 1.3, 2.3]
+
+
 def test_ten_thousand_file_run_stays_under_60000_characters_and_valid() -> None:
     """A 10,000-file run's summary fits a PR comment without cutting: long tables fold."""
     record = big_run_record()
