@@ -150,6 +150,23 @@ def _requests(request_bytes: int, chunk_bytes: int) -> int:
     return math.ceil(request_bytes / chunk_bytes) if request_bytes > 0 else 0
 
 
+def _total_requests(request_bytes: list[int], chunk_bytes: int) -> int:
+    """Requests for files written in this order: the last, partial chunks of consecutive files
+    share requests up to ``chunk_bytes`` (as apply packs them); a file with a full chunk sends
+    the shared one first."""
+    total = waiting = 0
+    for size in request_bytes:
+        full, rest = divmod(size, chunk_bytes)
+        if full and waiting:
+            total, waiting = total + 1, 0
+        total += full
+        if rest:
+            if waiting + rest > chunk_bytes:
+                total, waiting = total + 1, 0
+            waiting += rest
+    return total + (1 if waiting else 0)
+
+
 # --- file steps ----------------------------------------------------------------------------
 
 
@@ -500,7 +517,7 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
         resumed=sum(1 for s in files if s.action == "resume"),
         rows=sum(s.est_rows for s in writing),
         bytes=sum(s.est_bytes for s in writing),
-        requests=sum(s.est_requests for s in writing),
+        requests=_total_requests([s.est_bytes for s in writing], spec.ingest.chunk_bytes),
         skipped=sum(1 for s in files if s.action == "skip"),
         gone=sum(1 for s in files if s.action == "gone"),
         checks=sum(1 for p in post if p.is_check),

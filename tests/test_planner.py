@@ -26,7 +26,14 @@ from elax_plan.live.model import (
     TargetLive,
     WalObject,
 )
-from elax_plan.planner import FileProgress, LedgerView, LiveState, NamespaceRecord, build_plan
+from elax_plan.planner import (
+    FileProgress,
+    LedgerView,
+    LiveState,
+    NamespaceRecord,
+    _total_requests,
+    build_plan,
+)
 from elax_plan.report.plan_render import render_markdown, render_text
 from elax_plan.spec import load_plan
 
@@ -246,3 +253,12 @@ def test_markdown_folds_ten_thousand_files_under_the_limit() -> None:
     assert "(truncated" not in md
     text = render_text(doc)
     assert "part-09999.ndjson" in text  # the terminal lists every file to be written
+
+
+def test_total_requests_count_the_requests_small_files_share() -> None:
+    """Last chunks of consecutive files share requests; a full chunk sends the shared one first."""
+    assert _total_requests([100] * 40, 1000) == 4  # per file it would be 40
+    # 2 full, then 500+100+100 shared, then 2 full and the last 500: 6 (per file: 8).
+    assert _total_requests([2500, 100, 100, 2500], 1000) == 6
+    assert _total_requests([1000, 1000], 1000) == 2
+    assert _total_requests([], 1000) == 0

@@ -12,9 +12,17 @@ and both chunks are re-sent; a chunk is never checkpointed while a request it
 could have collided with is still out. (Requests sent after an acknowledgement
 arrived cannot collide with it: the server had finished that write.)
 
-A 413 splits the chunk in two and lowers the chunk target for the rest of the
-run; a row that alone gets a 413 is an invalid row. It must not touch the
-ledger or the lease itself: it reports progress through ``on_checkpoint``.
+The last chunk of a file does not go out alone: it waits for the last chunks of
+the files after it, and they share one request while the body stays within the
+chunk target (a file that fills a chunk sends the waiting ones first). So a
+source of many small files makes a few WAL entries instead of one per file, and
+the throttle, which counts WAL entries, does not hold every file. Each file
+still checkpoints its own part once the shared request is settled.
+
+A 413 splits the chunk in two (a shared request: into its files' chunks) and
+lowers the chunk target for the rest of the run; a row that alone gets a 413 is
+an invalid row. It must not touch the ledger or the lease itself: it reports
+progress through ``on_checkpoint``.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from elax_plan.apply.chunker import FRAME_BYTES, Chunk, Chunker
+from elax_plan.apply.chunker import FRAME_BYTES, Chunk, Chunker, body_for
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import InvalidRow, MappedRow, RowMapper
 from elax_plan.apply.sources import ResumePoint, open_source
@@ -38,17 +46,58 @@ from elax_plan.errors import ElaxError
 EventSink = Callable[[str, dict[str, Any]], None]
 
 
-@dataclass(eq=False)
-class Flight:
-    """One chunk on its way: submitted (``index``), acknowledged (``seq``), settled."""
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One file's chunk in a request."""
 
     file: FileRun
     chunk: Chunk
+
+
+@dataclass(eq=False)
+class Flight:
+    """One request on its way: submitted (``index``), acknowledged (``seq``), settled.
+
+    It carries one chunk, or the last chunks of several files (``parts``, in file order); it
+    sits in the queue of every file it carries from the moment it is formed.
+    """
+
+    parts: list[Part]
     index: int = -1
     seq: int | None = None
     barrier: int = 0  # requests with a smaller index had to be answered before it settles
     done: bool = False
     dropped: bool = False  # its one row was rejected after a 413: nothing to acknowledge
+    _body: bytes | None = None
+
+    @classmethod
+    def of(cls, fr: FileRun, chunk: Chunk) -> Flight:
+        return cls([Part(fr, chunk)])
+
+    @property
+    def body(self) -> bytes:
+        """The request body; a shared request's is built once, when it is first sent."""
+        if self._body is None:
+            if len(self.parts) == 1:
+                self._body = self.parts[0].chunk.body
+            else:
+                self._body = body_for(
+                    [item.document for part in self.parts for item in part.chunk.items]
+                )
+        return self._body
+
+    @property
+    def rows(self) -> int:
+        return sum(part.chunk.rows for part in self.parts)
+
+    @property
+    def size(self) -> int:
+        """The body's size in bytes (known before the body is built)."""
+        inner = sum(part.chunk.size - FRAME_BYTES for part in self.parts)
+        return FRAME_BYTES + inner + len(self.parts) - 1
+
+    def part_of(self, fr: FileRun) -> Part:
+        return next(part for part in self.parts if part.file is fr)
 
 
 @dataclass(eq=False)
@@ -127,6 +176,7 @@ class Pipeline:
         self._seen: dict[int, Flight | None] = {}
         self._failure: BaseException | None = None
         self._chunker: Chunker | None = None
+        self._waiting: Flight | None = None  # last chunks of files, to be sent together
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -139,6 +189,8 @@ class Pipeline:
                 if self._halted():
                     break
                 self._write_file(fr)
+            if not self._halted():
+                self._send_waiting()
             while not self._halted() and (self._pending or self._outbox):
                 if self._outbox:
                     self._pump()
@@ -173,11 +225,12 @@ class Pipeline:
             if isinstance(closed, InvalidRow):
                 self.rejects.reject(closed)
             elif closed is not None:
-                self._submit(Flight(fr, closed))
+                self._send_waiting()  # a file's chunks go out in order, its last one last
+                self._submit(Flight.of(fr, closed))
             self._collect(block=False)
         last = chunker.flush()
         if last is not None:
-            self._submit(Flight(fr, last))
+            self._wait_with_others(Part(fr, last))
         fr.reader_done = True
         fr.tail = chunker.consumed
         self._advance(fr)
@@ -188,9 +241,31 @@ class Pipeline:
     # answer, so the number of requests in flight can never pass ``concurrency``.
 
     def _submit(self, flight: Flight) -> None:
-        flight.file.flights.append(flight)
+        for part in flight.parts:
+            part.file.flights.append(flight)
         self._outbox.append(flight)
         self._pump()
+
+    def _wait_with_others(self, part: Part) -> None:
+        """Hold a file's last chunk for a shared request (sending what waits if it is full)."""
+        waiting = self._waiting
+        if waiting is not None and waiting.size + 1 + part.chunk.size - FRAME_BYTES > (
+            self.target_bytes
+        ):
+            self._send_waiting()
+            waiting = None
+        if waiting is None:
+            waiting = self._waiting = Flight.of(part.file, part.chunk)
+        else:
+            waiting.parts.append(part)
+        # In the file's queue at once, so the file is not taken for done before it is sent.
+        part.file.flights.append(waiting)
+
+    def _send_waiting(self) -> None:
+        flight, self._waiting = self._waiting, None
+        if flight is not None:
+            self._outbox.append(flight)
+            self._pump()
 
     def _pump(self) -> None:
         """Send everything queued, waiting for capacity and for the throttle."""
@@ -204,7 +279,7 @@ class Pipeline:
             self._next_index += 1
             flight.done, flight.seq = False, None
             self._in_flight.add(flight.index)
-            future = self._executor.submit(self.writer.send, flight.chunk.body)
+            future = self._executor.submit(self.writer.send, flight.body)
             self._pending[future] = flight
             self.stats.requests += 1
 
@@ -240,9 +315,8 @@ class Pipeline:
             self._duplicate(seq, flight, self._seen[seq])
             return
         self._seen[seq] = flight
-        chunk = flight.chunk
-        self.stats.rows_acked += chunk.rows
-        self.stats.bytes_acked += chunk.size
+        self.stats.rows_acked += flight.rows
+        self.stats.bytes_acked += flight.size
         self.stats.last_acked_seq = seq
         self.stats.max_acked_seq = max(self.stats.max_acked_seq, seq)
         if self.stats.min_acked_seq is None or seq < self.stats.min_acked_seq:
@@ -251,7 +325,26 @@ class Pipeline:
         self._advance_all()
 
     def _too_large(self, flight: Flight) -> None:
-        chunk = flight.chunk
+        if len(flight.parts) > 1:
+            # A shared request: its files' chunks go again one by one (and split if need be).
+            self._lower_target(flight.size)
+            self.stats.splits += 1
+            self.on_event(
+                "split_413",
+                {
+                    "files": [part.file.url for part in flight.parts],
+                    "rows": flight.rows,
+                    "bytes": flight.size,
+                    "new_chunk_target": self.target_bytes,
+                },
+            )
+            singles = [Flight.of(part.file, part.chunk) for part in flight.parts]
+            for single in singles:
+                queue = single.parts[0].file.flights
+                queue[queue.index(flight)] = single
+            self._outbox.extendleft(reversed(singles))
+            return
+        fr, chunk = flight.parts[0].file, flight.parts[0].chunk
         if chunk.rows < 2:
             item = chunk.items[0]
             row = InvalidRow(
@@ -268,28 +361,31 @@ class Pipeline:
             return
         chunker = self._chunker or Chunker(self.target_bytes, self.max_request_bytes)
         first, second = chunker.split(chunk)
-        new_target = max(FRAME_BYTES + 1, chunk.size // 2)
-        self.target_bytes = min(self.target_bytes, new_target)
-        if self._chunker is not None:
-            self._chunker.lower_target(self.target_bytes)
+        self._lower_target(chunk.size)
         self.stats.splits += 1
         self.on_event(
             "split_413",
             {
-                "file": flight.file.url,
+                "file": fr.url,
                 "rows": chunk.rows,
                 "bytes": chunk.size,
                 "new_chunk_target": self.target_bytes,
             },
         )
-        queue = flight.file.flights
+        queue = fr.flights
         position = queue.index(flight)
-        a, b = Flight(flight.file, first), Flight(flight.file, second)
+        a, b = Flight.of(fr, first), Flight.of(fr, second)
         queue.remove(flight)
         queue.insert(position, b)
         queue.insert(position, a)
         self._outbox.appendleft(b)
         self._outbox.appendleft(a)
+
+    def _lower_target(self, refused_size: int) -> None:
+        """The server refused a body this large: aim at half of it for the rest of the run."""
+        self.target_bytes = min(self.target_bytes, max(FRAME_BYTES + 1, refused_size // 2))
+        if self._chunker is not None:
+            self._chunker.lower_target(self.target_bytes)
 
     def _duplicate(self, seq: int, flight: Flight, earlier: Flight | None) -> None:
         """Hazard H1: two answers with one sequence; the server kept one write. Re-send both."""
@@ -297,9 +393,9 @@ class Pipeline:
         again = [flight] + ([earlier] if earlier is not None else [])
         if earlier is not None:
             # The earlier one was counted when it came back; it is unsettled (it overlapped
-            # this request), so it is still in its file's queue.
-            self.stats.rows_acked -= earlier.chunk.rows
-            self.stats.bytes_acked -= earlier.chunk.size
+            # this request), so it is still in its files' queues.
+            self.stats.rows_acked -= earlier.rows
+            self.stats.bytes_acked -= earlier.size
         self.stats.duplicate_sequences += 1
         self.stats.resends += len(again)
         self.on_event(
@@ -307,8 +403,9 @@ class Pipeline:
             {
                 "wal_sequence": seq,
                 "chunks": [
-                    {"file": f.file.url, "first": str(f.chunk.first), "rows": f.chunk.rows}
+                    {"file": part.file.url, "first": str(part.chunk.first), "rows": part.chunk.rows}
                     for f in again
+                    for part in f.parts
                 ],
             },
         )
@@ -333,7 +430,8 @@ class Pipeline:
         moved = False
         while fr.flights and self._settled(fr.flights[0]):
             flight = fr.flights.popleft()
-            fr.committed = flight.chunk.resume
+            chunk = flight.part_of(fr).chunk
+            fr.committed = chunk.resume
             moved = True
             if flight.dropped:
                 continue
@@ -342,8 +440,8 @@ class Pipeline:
             # Settled: nothing in flight can collide with it any more. Keep its sequence (to
             # notice a server whose wal_highwater went backwards) but not its chunk's bytes.
             self._seen[seq] = None
-            fr.rows += flight.chunk.rows
-            fr.bytes += flight.chunk.size
+            fr.rows += chunk.rows
+            fr.bytes += chunk.size
             fr.wal_first = seq if fr.wal_first is None else min(fr.wal_first, seq)
             fr.wal_last = seq if fr.wal_last is None else max(fr.wal_last, seq)
         if fr.reader_done and not fr.flights and not fr.done:

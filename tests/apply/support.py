@@ -23,7 +23,13 @@ class Dataset:
 
 
 def make_dataset(
-    folder: Path, files: int = 2, rows: int = 200, dims: int = 8, seed: int = 1, start_id: int = 0
+    folder: Path,
+    files: int = 2,
+    rows: int = 200,
+    dims: int = 8,
+    seed: int = 1,
+    start_id: int = 0,
+    prefix: str = "part",
 ) -> Dataset:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -33,7 +39,7 @@ def make_dataset(
     docs: dict[str, tuple[list[float], dict[str, Any]]] = {}
     next_id = start_id
     for f in range(files):
-        path = folder / f"part-{f:03d}.ndjson"
+        path = folder / f"{prefix}-{f:03d}.ndjson"
         lines = []
         for _ in range(rows):
             vec = [round(float(v), 5) for v in rng.standard_normal(dims)]

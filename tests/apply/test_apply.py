@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -193,4 +194,46 @@ def test_tty_confirmation(setup: Setup, tmp_path: Path) -> None:
     assert not (tmp_path / "store" / "namespaces").exists()
     code, screen = run_on_tty(["apply", str(plan)], "yes")
     assert code == 0, screen
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def summary_record(tmp_path: Path) -> dict[str, Any]:
+    [path] = (tmp_path / "state" / "backfill" / "runs").glob("*/summary.json")
+    record: dict[str, Any] = orjson.loads(path.read_bytes())
+    return record
+
+
+def test_small_files_share_requests_and_each_checkpoints_its_own_rows(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """40 files of 2 rows: one request (one WAL entry), yet every file is done with its rows."""
+    _, plan, data = setup(dataset=make_dataset(tmp_path / "src", files=40, rows=2))
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert summary_record(tmp_path)["workload"]["requests"] == 1
+    files = ledger(tmp_path)["files"]
+    assert len(files) == 40  # type: ignore[arg-type]
+    for entry in files.values():  # type: ignore[attr-defined]
+        assert (entry["status"], entry["rows"], entry["wal_first"], entry["wal_last"]) == (
+            "done",
+            2,
+            1,
+            1,
+        )
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_a_shared_request_refused_with_413_goes_again_file_by_file(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """A server cap below the shared body but above each file's chunk: one request per file."""
+    _, plan, data = setup(
+        dataset=make_dataset(tmp_path / "src", files=6, rows=4), max_body_bytes=1500
+    )
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    splits = [e for e in events_of(tmp_path) if e["event"] == "split_413"]
+    assert splits and len(splits[0]["files"]) > 1  # type: ignore[arg-type]
+    assert summary_record(tmp_path)["workload"]["requests"] > 6
+    assert all(f["status"] == "done" for f in ledger(tmp_path)["files"].values())  # type: ignore[attr-defined]
     assert_exact(tmp_path / "store", "docs", data)

@@ -41,7 +41,9 @@ def test_second_apply_is_refused_naming_the_holder_and_lock_id(
     """While one apply holds the lease, another exits 1 with holder and lock id; one writes."""
     emu, plan, data = setup(
         stall_indexer=True,
-        extra="throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
+        # Small chunks: several writes, so the first apply is held by the stalled indexer.
+        extra="ingest:\n  chunk_bytes: 4KiB\n"
+        "throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
     )
     first = start_apply(plan)
     lock = tmp_path / "state" / "backfill" / "lock.json"
@@ -70,7 +72,9 @@ def test_lease_of_a_killed_apply_is_taken_over_at_once(setup: Setup, tmp_path: P
     """kill -9 leaves lock.json behind; the next apply on this host takes it over immediately."""
     emu, plan, data = setup(
         stall_indexer=True,
-        extra="throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
+        # Small chunks: several writes, so the first apply is held by the stalled indexer.
+        extra="ingest:\n  chunk_bytes: 4KiB\n"
+        "throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
     )
     first = start_apply(plan)
     lock = tmp_path / "state" / "backfill" / "lock.json"

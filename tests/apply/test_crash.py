@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from elax_plan.emulator import EmulatorConfig
-from tests.apply.support import assert_exact, make_dataset, run_cli, write_plan
+from tests.apply.support import Dataset, assert_exact, make_dataset, run_cli, write_plan
 from tests.conftest import RunningEmulator
 
 TRIALS = int(os.environ.get("ELAX_CRASH_TRIALS", "10"))
@@ -35,7 +35,13 @@ def test_kill_9_at_random_moments_then_resume(
     tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
 ) -> None:
     """Every trial ends with exactly the source documents and a ledger that says done."""
-    data = make_dataset(tmp_path / "src", files=3, rows=300, dims=8, seed=11)
+    large = make_dataset(tmp_path / "src", files=3, rows=300, dims=8, seed=11)
+    # Files smaller than a chunk share requests (listed first: the first WAL batches), so kills
+    # also land between the checkpoints of files written together.
+    tiny = make_dataset(
+        tmp_path / "src", files=24, rows=3, dims=8, seed=12, start_id=10_000, prefix="mini"
+    )
+    data = Dataset(large.files + tiny.files, {**large.docs, **tiny.docs})
     rng = random.Random(2026)
     killed_mid_run = 0
     for trial in range(TRIALS):
