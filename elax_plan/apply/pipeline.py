@@ -9,8 +9,12 @@ only once an acknowledgement is *settled*: every request that overlapped it
 has been answered too. That matters because of hazard H1 — two overlapping
 writes that come back with the same ``wal_sequence`` mean the server lost one,
 and both chunks are re-sent; a chunk is never checkpointed while a request it
-could have collided with is still out. (Requests sent after an acknowledgement
-arrived cannot collide with it: the server had finished that write.)
+could have collided with is still out. A later request can still reuse a
+settled chunk's sequence when a racing append set ``wal_highwater`` back (the
+server sets it, it does not raise it): that chunk's bytes are gone by then, so
+its file is marked to be written again from the chunk's start
+(``FileRun.redo_from``, saved at once), and the run ends with
+``WritesOverwritten``; the next apply resumes the file there.
 
 The last chunk of a file does not go out alone: it waits for the last chunks of
 the files after it, and they share one request while the body stays within the
@@ -117,6 +121,9 @@ class FileRun:
     reader_done: bool = False
     tail: ResumePoint | None = None  # consumed point at end of file (past trailing rejects)
     done: bool = False
+    # A checkpointed chunk from here was overwritten on the server: write the file again
+    # from this point (the ledger keeps it partial, resuming here).
+    redo_from: ResumePoint | None = None
 
 
 @dataclass
@@ -127,6 +134,7 @@ class PipelineStats:
     resends: int = 0
     duplicate_sequences: int = 0
     splits: int = 0
+    overwritten: int = 0  # settled chunks whose WAL file a later write reused
     files_done: int = 0
     last_acked_seq: int | None = None
     min_acked_seq: int | None = None
@@ -174,6 +182,9 @@ class Pipeline:
         self._in_flight: set[int] = set()
         self._outbox: deque[Flight] = deque()
         self._seen: dict[int, Flight | None] = {}
+        # Where each settled request's chunks started, per file: what to write again if a
+        # later write reuses its sequence.
+        self._landed: dict[int, list[tuple[FileRun, ResumePoint]]] = {}
         self._failure: BaseException | None = None
         self._chunker: Chunker | None = None
         self._waiting: Flight | None = None  # last chunks of files, to be sent together
@@ -205,6 +216,19 @@ class Pipeline:
             executor.shutdown(wait=False, cancel_futures=True)
         if self._failure is not None:
             raise self._failure
+        redo = [fr for fr in self.files if fr.redo_from is not None]
+        if redo:
+            raise WritesOverwritten(
+                f"{self.stats.overwritten} acknowledged write(s) were overwritten on the server "
+                "by a later write that got the same wal_sequence (hazard H1: a racing append "
+                f"set wal_highwater back). {len(redo)} file(s) are marked to be written again "
+                "from there: "
+                + ", ".join(_redo_place(fr) for fr in redo[:5])
+                + ("…" if len(redo) > 5 else "")
+                + ".",
+                hint="Run `elax-plan apply` again: it re-sends those rows (upserts are "
+                "idempotent). To avoid the race, set ingest.concurrency to 1.",
+            )
         return self.stats
 
     def _halted(self) -> bool:
@@ -388,8 +412,11 @@ class Pipeline:
             self._chunker.lower_target(self.target_bytes)
 
     def _duplicate(self, seq: int, flight: Flight, earlier: Flight | None) -> None:
-        """Hazard H1: two answers with one sequence; the server kept one write. Re-send both."""
+        """Hazard H1: two answers with one sequence; the server kept one write. Re-send both,
+        or, when the earlier one is settled (its bytes dropped), mark its files for redoing."""
         self._seen[seq] = None
+        if earlier is None:
+            self._overwritten(seq)
         again = [flight] + ([earlier] if earlier is not None else [])
         if earlier is not None:
             # The earlier one was counted when it came back; it is unsettled (it overlapped
@@ -413,6 +440,23 @@ class Pipeline:
             f.done, f.seq = False, None
             self._outbox.appendleft(f)
 
+    def _overwritten(self, seq: int) -> None:
+        landed = self._landed.pop(seq, [])
+        if not landed:  # a third answer with a sequence already handled as a duplicate
+            return
+        self.stats.overwritten += 1
+        self.on_event(
+            "overwritten_after_checkpoint",
+            {
+                "wal_sequence": seq,
+                "files": [{"file": fr.url, "from": start.to_dict()} for fr, start in landed],
+            },
+        )
+        for fr, start in landed:
+            if fr.redo_from is None or _position(start) < _position(fr.redo_from):
+                fr.redo_from = start
+            self.on_checkpoint(fr)
+
     # --- checkpoints --------------------------------------------------------------------------
 
     def _settled(self, flight: Flight) -> bool:
@@ -431,15 +475,17 @@ class Pipeline:
         while fr.flights and self._settled(fr.flights[0]):
             flight = fr.flights.popleft()
             chunk = flight.part_of(fr).chunk
-            fr.committed = chunk.resume
+            start, fr.committed = fr.committed, chunk.resume
             moved = True
             if flight.dropped:
                 continue
             seq = flight.seq
             assert seq is not None
-            # Settled: nothing in flight can collide with it any more. Keep its sequence (to
-            # notice a server whose wal_highwater went backwards) but not its chunk's bytes.
+            # Settled: nothing in flight can collide with it any more. Keep its sequence and
+            # where it started (a server whose wal_highwater went back may reuse it), not its
+            # chunk's bytes.
             self._seen[seq] = None
+            self._landed.setdefault(seq, []).append((fr, start))
             fr.rows += chunk.rows
             fr.bytes += chunk.size
             fr.wal_first = seq if fr.wal_first is None else min(fr.wal_first, seq)
@@ -475,6 +521,24 @@ class Pipeline:
             self._in_flight.update(f.index for f in self._pending.values())
             self._pending.clear()
         self._advance_all()
+
+
+def _redo_place(fr: FileRun) -> str:
+    point = fr.redo_from
+    assert point is not None
+    return (
+        f"{fr.url} from row {point.row + 1}"
+        if point.row
+        else f"{fr.url} from line {point.line + 1}"
+    )
+
+
+def _position(point: ResumePoint) -> tuple[int, int, int]:
+    return (point.offset, point.line, point.row)
+
+
+class WritesOverwritten(ElaxError):
+    """Acknowledged, checkpointed writes were overwritten on the server (hazard H1)."""
 
 
 def file_rows(

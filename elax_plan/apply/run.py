@@ -172,16 +172,19 @@ def _file_run(step: FileStep, entry: FileEntry) -> FileRun:
 
 
 def _entry_of(fr: FileRun) -> FileEntry:
+    if fr.redo_from is not None:  # overwritten on the server after its checkpoint: redo
+        status, resume = "partial", fr.redo_from
+    elif fr.done:
+        status, resume = "done", fr.committed
+    else:
+        status = "partial" if fr.rows or fr.committed != fr.start else "pending"
+        resume = fr.committed
     return FileEntry(
         url=fr.url,
         fingerprint=fr.fingerprint,
         size=fr.size,
-        status="done"
-        if fr.done
-        else ("partial" if fr.rows or fr.committed != fr.start else "pending")
-        if not fr.done
-        else "done",
-        resume=fr.committed.to_dict(),
+        status=status,  # type: ignore[arg-type]
+        resume=resume.to_dict(),
         rows=fr.rows,
         bytes=fr.bytes,
         wal_first=fr.wal_first,
@@ -222,10 +225,18 @@ class Checkpointer:
         self._entries: dict[str, FileEntry] = {}
 
     def update(self, fr: FileRun) -> None:
-        self._entries[fr.url] = _entry_of(fr)
+        entry = _entry_of(fr)
+        previous = self._entries.get(fr.url) or self.ledger.files.get(fr.url)
+        self._entries[fr.url] = entry
         since = self.clock() - self.last_save
-        if since >= self.interval or (
-            fr.done and since >= self.last_save_cost * BOUNDARY_SAVE_SPACING
+        # A file marked for redoing is saved at once: its checkpoint moved back.
+        moved_back = fr.redo_from is not None and (
+            previous is None or previous.resume != entry.resume
+        )
+        if (
+            moved_back
+            or since >= self.interval
+            or (fr.done and since >= self.last_save_cost * BOUNDARY_SAVE_SPACING)
         ):
             self.save()
 

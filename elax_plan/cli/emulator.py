@@ -85,6 +85,15 @@ def _storage_option(value: str) -> tuple[str, object]:
     is_flag=True,
     help="Reproduce hazard H1: concurrent appends may share a sequence and overwrite each other.",
 )
+@click.option(
+    "--regress-highwater-after",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Reproduce a racing append's late router update (hazard H1): after N appends to a "
+    "namespace, wal_highwater goes back by one, so the next append overwrites an "
+    "acknowledged WAL file. Once per namespace.",
+)
 @click.option("--seed", type=int, default=None, help="Seed for injected faults.")
 def emulator_command(
     store: str,
@@ -100,6 +109,7 @@ def emulator_command(
     fail_rate: float,
     latency: float,
     race_appends: bool,
+    regress_highwater_after: int | None,
     seed: int | None,
 ) -> None:
     """Run a local elacsym emulator (API, storage layout, background indexer).
@@ -125,6 +135,7 @@ def emulator_command(
             fail_rate=fail_rate,
             latency=latency,
             race_appends=race_appends,
+            regress_highwater_after=regress_highwater_after,
             seed=seed,
         )
     except ValueError as exc:

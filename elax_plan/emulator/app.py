@@ -110,7 +110,11 @@ class Emulator:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.store = Store(config.store_url, config.storage_options)
-        self.namespaces = Namespaces(self.store, race_appends=config.race_appends)
+        self.namespaces = Namespaces(
+            self.store,
+            race_appends=config.race_appends,
+            regress_highwater_after=config.regress_highwater_after,
+        )
         self.indexer = Indexer(
             self.namespaces,
             self.store,

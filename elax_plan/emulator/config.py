@@ -23,6 +23,7 @@ class EmulatorConfig:
     fail_rate: float = 0.0
     latency: float = 0.0
     race_appends: bool = False
+    regress_highwater_after: int | None = None
     seed: int | None = None
     retry_after_s: int = 1
 
@@ -37,5 +38,7 @@ class EmulatorConfig:
             raise ValueError("index_interval must be positive")
         if self.rows_per_part < 1 or self.max_active_parts < 1:
             raise ValueError("rows_per_part and max_active_parts must be at least 1")
+        if self.regress_highwater_after is not None and self.regress_highwater_after < 1:
+            raise ValueError("regress_highwater_after must be at least 1")
         if self.latency < 0:
             raise ValueError("latency must not be negative")

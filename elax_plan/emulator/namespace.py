@@ -4,7 +4,9 @@ Owns the in-memory documents (rebuilt from the WAL on first touch, as the real
 node does), the authoritative ``router.json`` of this process, WAL appends and
 strong-read catch-up. Every append and every router update by the indexer runs
 under the namespace's lock, so the emulator has none of the real code's races
-(H1, H2) unless ``race_appends`` asks for H1.
+(H1, H2) unless ``race_appends`` asks for H1, or ``regress_highwater_after`` for
+the late router update of a racing append (H1 too: ``wal_highwater`` goes back,
+and the next append overwrites an acknowledged WAL file).
 """
 
 from __future__ import annotations
@@ -64,10 +66,17 @@ def check_namespace_name(name: str) -> None:
 class Namespace:
     """Documents, router and search index of one namespace; all access under ``lock``."""
 
-    def __init__(self, name: str, store: Store, race_appends: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: Store,
+        race_appends: bool = False,
+        regress_highwater_after: int | None = None,
+    ) -> None:
         self.name = name
         self.store = store
         self.race_appends = race_appends
+        self.regress_highwater_after = regress_highwater_after
         self.lock = threading.RLock()
         self.router = Router(namespace=name, updated_at=now_ms())
         self.documents: dict[str, Document] = {}
@@ -163,6 +172,10 @@ class Namespace:
         while len(self.recent) > _RECENT_BATCHES:
             self.recent.popitem(last=False)
         self.write_count += 1
+        if self.write_count == self.regress_highwater_after and seq > 1:
+            # What a racing append's late `wal_highwater = its seq` leaves (once).
+            self.router = dataclasses.replace(self.router, wal_highwater=seq - 1)
+            self.store.write(router_key(self.name), encode_router(self.router))
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -237,9 +250,12 @@ class Namespace:
 class Namespaces:
     """The namespaces this emulator process serves, created on first use."""
 
-    def __init__(self, store: Store, race_appends: bool = False) -> None:
+    def __init__(
+        self, store: Store, race_appends: bool = False, regress_highwater_after: int | None = None
+    ) -> None:
         self.store = store
         self.race_appends = race_appends
+        self.regress_highwater_after = regress_highwater_after
         self._lock = threading.Lock()
         self._by_name: dict[str, Namespace] = {}
         self.on_create: Callable[[Namespace], None] | None = None
@@ -249,7 +265,7 @@ class Namespaces:
         with self._lock:
             ns = self._by_name.get(name)
             if ns is None:
-                ns = Namespace(name, self.store, self.race_appends)
+                ns = Namespace(name, self.store, self.race_appends, self.regress_highwater_after)
                 self._by_name[name] = ns
             return ns
 

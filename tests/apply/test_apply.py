@@ -80,7 +80,13 @@ def test_racing_appends_are_detected_and_resent(setup: Setup, tmp_path: Path) ->
         dataset=make_dataset(tmp_path / "src", files=2, rows=400),
         race_appends=True,
     )
-    done = run_cli("apply", str(plan), "--auto-approve")
+    # A racing append can also set wal_highwater back, so that a later write overwrites a
+    # settled one: that run ends with exit 1 naming the file, and the next one redoes it.
+    for _ in range(6):
+        done = run_cli("apply", str(plan), "--auto-approve")
+        if done.returncode == 0:
+            break
+        assert done.returncode == 1 and "overwritten on the server" in done.stderr, done.stderr
     assert done.returncode == 0, done.stderr
     dups = [e for e in events_of(tmp_path) if e["event"] == "duplicate_sequence"]
     assert dups, "no duplicate wal_sequence was detected under --race-appends"
@@ -236,4 +242,27 @@ def test_a_shared_request_refused_with_413_goes_again_file_by_file(
     assert splits and len(splits[0]["files"]) > 1  # type: ignore[arg-type]
     assert summary_record(tmp_path)["workload"]["requests"] > 6
     assert all(f["status"] == "done" for f in ledger(tmp_path)["files"].values())  # type: ignore[attr-defined]
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_a_settled_write_overwritten_later_is_redone_by_the_next_apply(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """wal_highwater goes back after the 3rd append (a racing append's late router update):
+    the 4th write reuses sequence 3 and overwrites a chunk that was already settled. Its file
+    is marked to be written again from that chunk, the run says so (exit 1), and the next
+    apply re-sends it: the namespace ends with exactly the source."""
+    _, plan, data = setup(extra="ingest:\n  chunk_bytes: 2KiB\n", regress_highwater_after=3)
+    first = run_cli("apply", str(plan), "--auto-approve")
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "overwritten on the server" in first.stderr
+    assert "part-000.ndjson from line" in first.stderr and "Traceback" not in first.stderr
+    [event] = [e for e in events_of(tmp_path) if e["event"] == "overwritten_after_checkpoint"]
+    assert event["wal_sequence"] == 3
+    entry = ledger(tmp_path)["files"][str(data.files[0].as_uri())]  # type: ignore[index]
+    assert entry["status"] == "partial" and entry["resume"]["line"] > 0
+    planned = run_cli("plan", str(plan))
+    assert "> " in planned.stdout and "part-000.ndjson" in planned.stdout
+    second = run_cli("apply", str(plan), "--auto-approve")
+    assert second.returncode == 0, second.stdout + second.stderr
     assert_exact(tmp_path / "store", "docs", data)

@@ -70,6 +70,25 @@ def test_serves_then_stops_cleanly_on_signal(
     assert "Traceback" not in p.stderr
 
 
+def test_regress_highwater_after_makes_the_next_append_reuse_a_sequence(
+    tmp_path: Path, processes: list[EmulatorProcess]
+) -> None:
+    """--regress-highwater-after 2: the third append gets sequence 2 and overwrites WAL 2."""
+    store = tmp_path / "store"
+    p = EmulatorProcess("--store", store.as_uri(), "--regress-highwater-after", "2")
+    processes.append(p)
+    seqs = [
+        httpx.post(
+            f"{p.url}/v2/namespaces/docs", json={"upserts": [{"id": str(i), "vector": [1.0]}]}
+        ).json()["wal_sequence"]
+        for i in range(4)
+    ]
+    assert seqs == [1, 2, 2, 3]
+    wal = store / "namespaces" / "docs" / "wal" / f"WAL-{2:020}.json"
+    assert '"id":"2"' in wal.read_text().replace(" ", "")  # the second write is gone
+    assert p.stop() == 0
+
+
 def test_second_process_on_same_store_serves_same_data(
     tmp_path: Path, processes: list[EmulatorProcess]
 ) -> None:
