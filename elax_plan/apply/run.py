@@ -50,6 +50,7 @@ from elax_plan.state import Heartbeat, Lease, acquire, open_backend
 from elax_plan.state.backend import StateBackend
 from elax_plan.state.ledger import (
     FileEntry,
+    FileStatus,
     Ledger,
     LedgerStore,
     LedgerWriter,
@@ -172,6 +173,7 @@ def _file_run(step: FileStep, entry: FileEntry) -> FileRun:
 
 
 def _entry_of(fr: FileRun) -> FileEntry:
+    status: FileStatus
     if fr.redo_from is not None:  # overwritten on the server after its checkpoint: redo
         status, resume = "partial", fr.redo_from
     elif fr.done:
@@ -183,7 +185,7 @@ def _entry_of(fr: FileRun) -> FileEntry:
         url=fr.url,
         fingerprint=fr.fingerprint,
         size=fr.size,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         resume=resume.to_dict(),
         rows=fr.rows,
         bytes=fr.bytes,
