@@ -31,6 +31,7 @@ progress through ``on_checkpoint``.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -48,6 +49,10 @@ from elax_plan.apply.writer import PayloadTooLarge, WriteInterrupted, Writer
 from elax_plan.errors import ElaxError
 
 EventSink = Callable[[str, dict[str, Any]], None]
+
+SETTLED_WINDOW = 10_000
+"""How many settled sequences are remembered to notice (and redo) a reuse."""
+_UNSETTLED: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,6 +491,8 @@ class Pipeline:
             # chunk's bytes.
             self._seen[seq] = None
             self._landed.setdefault(seq, []).append((fr, start))
+            if len(self._landed) > 2 * SETTLED_WINDOW:
+                self._forget_oldest_settled()
             fr.rows += chunk.rows
             fr.bytes += chunk.size
             fr.wal_first = seq if fr.wal_first is None else min(fr.wal_first, seq)
@@ -498,6 +505,14 @@ class Pipeline:
             self.stats.files_done += 1
         if moved:
             self.on_checkpoint(fr)
+
+    def _forget_oldest_settled(self) -> None:
+        """Keep the last ``SETTLED_WINDOW`` settled sequences: a sequence reused after that many
+        later writes is past any racing append; memory stays flat on long runs."""
+        for seq in list(itertools.islice(self._landed, len(self._landed) - SETTLED_WINDOW)):
+            del self._landed[seq]
+            if self._seen.get(seq, _UNSETTLED) is None:
+                del self._seen[seq]
 
     def _drain(self) -> None:
         """Wait (bounded) for requests in flight so their rows can be checkpointed."""

@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
+from elax_plan.apply import pipeline
+from elax_plan.apply.run import apply_plan
+from elax_plan.spec import load_plan
 from tests.apply.conftest import Setup
 from tests.apply.support import assert_exact, make_dataset, run_cli
 from tests.conftest import RunningEmulator
@@ -265,4 +269,18 @@ def test_a_settled_write_overwritten_later_is_redone_by_the_next_apply(
     assert "> " in planned.stdout and "part-000.ndjson" in planned.stdout
     second = run_cli("apply", str(plan), "--auto-approve")
     assert second.returncode == 0, second.stdout + second.stderr
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_a_long_run_forgets_old_settled_sequences_and_still_writes_everything(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a window of 3 remembered settled sequences (10,000 in production) and ~60
+    requests, the pruning runs many times; the data and the ledger are still exact."""
+    monkeypatch.setattr(pipeline, "SETTLED_WINDOW", 3)
+    _, plan, data = setup(extra="ingest:\n  chunk_bytes: 1KiB\n")
+    outcome = apply_plan(load_plan(plan))
+    assert outcome.exit_code == 0, outcome.message
+    assert outcome.stats is not None and outcome.stats.requests > 20
+    assert all(f["status"] == "done" for f in ledger(tmp_path)["files"].values())  # type: ignore[attr-defined]
     assert_exact(tmp_path / "store", "docs", data)
