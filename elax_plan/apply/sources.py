@@ -32,6 +32,7 @@ import numpy as np
 import orjson
 
 from elax_plan.errors import SourceError
+from elax_plan.live.source import codec_install_hint
 
 Format = Literal["ndjson", "parquet"]
 
@@ -203,7 +204,7 @@ def _open_ndjson(url: str, codec: str | None, options: dict[str, Any]) -> IO[byt
         opened = fsspec.open(url, mode="rb", compression=codec, **options)
     except ValueError as exc:  # fsspec: "Compression type zstd not supported"
         hint = (
-            "Install its package: pip install 'elax-plan[zstd]' (or pip install zstandard)."
+            f"Install its package: {codec_install_hint(codec)}."
             if codec == "zstd"
             else "Check source.compression."
         )

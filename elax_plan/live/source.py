@@ -86,6 +86,14 @@ _COMPRESSION_BY_SUFFIX = {
 _CODEC_PACKAGES = {"zstd": "zstandard", "lz4": "lz4", "snappy": "python-snappy"}
 
 
+def codec_install_hint(codec: str) -> str:
+    """The pip command that installs what ``codec`` needs (zstd has an extra of ours)."""
+    package = _CODEC_PACKAGES.get(codec, codec)
+    if codec == "zstd":
+        return f"pip install 'elax-plan[zstd]' (or pip install {package})"
+    return f"pip install {package}"
+
+
 def has_magic(text: str) -> bool:
     """Whether ``text`` holds a glob character (``*``, ``?``, ``[``)."""
     return _MAGIC.search(text) is not None
@@ -440,9 +448,7 @@ def _decompress_generic(raw: bytes, codec: str) -> tuple[bytes, int, bool]:
         package = _CODEC_PACKAGES.get(codec, codec)
         raise SourceError(
             f"source.compression {codec} needs the {package} package, which is not installed.",
-            hint=f"Install it with: pip install 'elax-plan[zstd]' (or pip install {package})"
-            if codec == "zstd"
-            else f"Install it with: pip install {package}",
+            hint=f"Install it with: {codec_install_hint(codec)}",
         )
     buffer = io.BytesIO(raw)
     out = bytearray()
