@@ -52,26 +52,23 @@ EventSink = Callable[[str, dict[str, Any]], None]
 
 SETTLED_WINDOW = 10_000
 """How many settled sequences are remembered to notice (and redo) a reuse."""
-_UNSETTLED: Any = object()
 
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One file's chunk in a request."""
-
-    file: FileRun
-    chunk: Chunk
+Landed = list[tuple["FileRun", ResumePoint]]
 
 
 @dataclass(eq=False)
 class Flight:
     """One request on its way: submitted (``index``), acknowledged (``seq``), settled.
 
-    It carries one chunk, or the last chunks of several files (``parts``, in file order); it
-    sits in the queue of every file it carries from the moment it is formed.
+    It carries one chunk, or the last chunks of several files (``chunks``: each file's, in
+    file order); it sits in the queue of every file it carries from the moment it is formed.
+    ``rows`` and ``size`` (the body's bytes) are kept as chunks are added: a shared request
+    can carry thousands.
     """
 
-    parts: list[Part]
+    chunks: dict[FileRun, Chunk]
+    rows: int
+    size: int
     index: int = -1
     seq: int | None = None
     barrier: int = 0  # requests with a smaller index had to be answered before it settles
@@ -81,32 +78,29 @@ class Flight:
 
     @classmethod
     def of(cls, fr: FileRun, chunk: Chunk) -> Flight:
-        return cls([Part(fr, chunk)])
+        return cls({fr: chunk}, chunk.rows, chunk.size)
+
+    def add(self, fr: FileRun, chunk: Chunk) -> None:
+        """Carry ``fr``'s last chunk too (before the request is first sent)."""
+        self.size = self.size_with(chunk)
+        self.rows += chunk.rows
+        self.chunks[fr] = chunk
+
+    def size_with(self, chunk: Chunk) -> int:
+        """The body's size if ``chunk`` were added: its documents and a comma."""
+        return self.size + 1 + chunk.size - FRAME_BYTES
 
     @property
     def body(self) -> bytes:
         """The request body; a shared request's is built once, when it is first sent."""
         if self._body is None:
-            if len(self.parts) == 1:
-                self._body = self.parts[0].chunk.body
+            if len(self.chunks) == 1:
+                self._body = next(iter(self.chunks.values())).body
             else:
                 self._body = body_for(
-                    [item.document for part in self.parts for item in part.chunk.items]
+                    [item.document for chunk in self.chunks.values() for item in chunk.items]
                 )
         return self._body
-
-    @property
-    def rows(self) -> int:
-        return sum(part.chunk.rows for part in self.parts)
-
-    @property
-    def size(self) -> int:
-        """The body's size in bytes (known before the body is built)."""
-        inner = sum(part.chunk.size - FRAME_BYTES for part in self.parts)
-        return FRAME_BYTES + inner + len(self.parts) - 1
-
-    def part_of(self, fr: FileRun) -> Part:
-        return next(part for part in self.parts if part.file is fr)
 
 
 @dataclass(eq=False)
@@ -186,10 +180,9 @@ class Pipeline:
         self._pending: dict[Future[int], Flight] = {}
         self._in_flight: set[int] = set()
         self._outbox: deque[Flight] = deque()
-        self._seen: dict[int, Flight | None] = {}
-        # Where each settled request's chunks started, per file: what to write again if a
-        # later write reuses its sequence.
-        self._landed: dict[int, list[tuple[FileRun, ResumePoint]]] = {}
+        # Every acknowledged sequence: its request while unsettled; once settled, where each
+        # file's chunk in it started (what to write again if a later write reuses it).
+        self._seen: dict[int, Flight | Landed] = {}
         self._failure: BaseException | None = None
         self._chunker: Chunker | None = None
         self._waiting: Flight | None = None  # last chunks of files, to be sent together
@@ -259,7 +252,7 @@ class Pipeline:
             self._collect(block=False)
         last = chunker.flush()
         if last is not None:
-            self._wait_with_others(Part(fr, last))
+            self._wait_with_others(fr, last)
         fr.reader_done = True
         fr.tail = chunker.consumed
         self._advance(fr)
@@ -270,25 +263,23 @@ class Pipeline:
     # answer, so the number of requests in flight can never pass ``concurrency``.
 
     def _submit(self, flight: Flight) -> None:
-        for part in flight.parts:
-            part.file.flights.append(flight)
+        for fr in flight.chunks:
+            fr.flights.append(flight)
         self._outbox.append(flight)
         self._pump()
 
-    def _wait_with_others(self, part: Part) -> None:
+    def _wait_with_others(self, fr: FileRun, chunk: Chunk) -> None:
         """Hold a file's last chunk for a shared request (sending what waits if it is full)."""
         waiting = self._waiting
-        if waiting is not None and waiting.size + 1 + part.chunk.size - FRAME_BYTES > (
-            self.target_bytes
-        ):
+        if waiting is not None and waiting.size_with(chunk) > self.target_bytes:
             self._send_waiting()
             waiting = None
         if waiting is None:
-            waiting = self._waiting = Flight.of(part.file, part.chunk)
+            waiting = self._waiting = Flight.of(fr, chunk)
         else:
-            waiting.parts.append(part)
+            waiting.add(fr, chunk)
         # In the file's queue at once, so the file is not taken for done before it is sent.
-        part.file.flights.append(waiting)
+        fr.flights.append(waiting)
 
     def _send_waiting(self) -> None:
         flight, self._waiting = self._waiting, None
@@ -354,26 +345,27 @@ class Pipeline:
         self._advance_all()
 
     def _too_large(self, flight: Flight) -> None:
-        if len(flight.parts) > 1:
+        if len(flight.chunks) > 1:
             # A shared request: its files' chunks go again one by one (and split if need be).
             self._lower_target(flight.size)
             self.stats.splits += 1
             self.on_event(
                 "split_413",
                 {
-                    "files": [part.file.url for part in flight.parts],
+                    "files": [fr.url for fr in flight.chunks],
                     "rows": flight.rows,
                     "bytes": flight.size,
                     "new_chunk_target": self.target_bytes,
                 },
             )
-            singles = [Flight.of(part.file, part.chunk) for part in flight.parts]
-            for single in singles:
-                queue = single.parts[0].file.flights
-                queue[queue.index(flight)] = single
+            singles = []
+            for fr, chunk in flight.chunks.items():
+                single = Flight.of(fr, chunk)
+                fr.flights[fr.flights.index(flight)] = single
+                singles.append(single)
             self._outbox.extendleft(reversed(singles))
             return
-        fr, chunk = flight.parts[0].file, flight.parts[0].chunk
+        ((fr, chunk),) = flight.chunks.items()
         if chunk.rows < 2:
             item = chunk.items[0]
             row = InvalidRow(
@@ -416,18 +408,19 @@ class Pipeline:
         if self._chunker is not None:
             self._chunker.lower_target(self.target_bytes)
 
-    def _duplicate(self, seq: int, flight: Flight, earlier: Flight | None) -> None:
+    def _duplicate(self, seq: int, flight: Flight, earlier: Flight | Landed) -> None:
         """Hazard H1: two answers with one sequence; the server kept one write. Re-send both,
         or, when the earlier one is settled (its bytes dropped), mark its files for redoing."""
-        self._seen[seq] = None
-        if earlier is None:
-            self._overwritten(seq)
-        again = [flight] + ([earlier] if earlier is not None else [])
-        if earlier is not None:
+        self._seen[seq] = []  # handled: a third answer with it has nothing left to redo
+        if isinstance(earlier, list):
+            self._overwritten(seq, earlier)
+            again = [flight]
+        else:
             # The earlier one was counted when it came back; it is unsettled (it overlapped
             # this request), so it is still in its files' queues.
             self.stats.rows_acked -= earlier.rows
             self.stats.bytes_acked -= earlier.size
+            again = [flight, earlier]
         self.stats.duplicate_sequences += 1
         self.stats.resends += len(again)
         self.on_event(
@@ -435,9 +428,9 @@ class Pipeline:
             {
                 "wal_sequence": seq,
                 "chunks": [
-                    {"file": part.file.url, "first": str(part.chunk.first), "rows": part.chunk.rows}
+                    {"file": fr.url, "first": str(chunk.first), "rows": chunk.rows}
                     for f in again
-                    for part in f.parts
+                    for fr, chunk in f.chunks.items()
                 ],
             },
         )
@@ -445,8 +438,7 @@ class Pipeline:
             f.done, f.seq = False, None
             self._outbox.appendleft(f)
 
-    def _overwritten(self, seq: int) -> None:
-        landed = self._landed.pop(seq, [])
+    def _overwritten(self, seq: int, landed: Landed) -> None:
         if not landed:  # a third answer with a sequence already handled as a duplicate
             return
         self.stats.overwritten += 1
@@ -479,7 +471,7 @@ class Pipeline:
         moved = False
         while fr.flights and self._settled(fr.flights[0]):
             flight = fr.flights.popleft()
-            chunk = flight.part_of(fr).chunk
+            chunk = flight.chunks[fr]
             start, fr.committed = fr.committed, chunk.resume
             moved = True
             if flight.dropped:
@@ -489,9 +481,11 @@ class Pipeline:
             # Settled: nothing in flight can collide with it any more. Keep its sequence and
             # where it started (a server whose wal_highwater went back may reuse it), not its
             # chunk's bytes.
-            self._seen[seq] = None
-            self._landed.setdefault(seq, []).append((fr, start))
-            if len(self._landed) > 2 * SETTLED_WINDOW:
+            landed = self._seen.get(seq)
+            if not isinstance(landed, list):  # the first of its files to settle
+                landed = self._seen[seq] = []
+            landed.append((fr, start))
+            if len(self._seen) > 2 * SETTLED_WINDOW:
                 self._forget_oldest_settled()
             fr.rows += chunk.rows
             fr.bytes += chunk.size
@@ -509,9 +503,9 @@ class Pipeline:
     def _forget_oldest_settled(self) -> None:
         """Keep the last ``SETTLED_WINDOW`` settled sequences: a sequence reused after that many
         later writes is past any racing append; memory stays flat on long runs."""
-        for seq in list(itertools.islice(self._landed, len(self._landed) - SETTLED_WINDOW)):
-            del self._landed[seq]
-            if self._seen.get(seq, _UNSETTLED) is None:
+        oldest = list(itertools.islice(self._seen.items(), len(self._seen) - SETTLED_WINDOW))
+        for seq, value in oldest:
+            if isinstance(value, list):  # requests still unsettled are kept
                 del self._seen[seq]
 
     def _drain(self) -> None:
