@@ -1,20 +1,42 @@
-"""Every exception elax-plan raises on purpose, and the exit code each one maps to.
+"""Every exception elax-plan raises on purpose, whether it is worth retrying, and its exit code.
 
 ::
 
-    ElaxError                 a user-facing failure: one-line summary + detail + next step
-    ├── PlanFileError         the plan file cannot be read, parsed or validated (exit 1)
-    ├── TargetError           the elacsym target answered badly or not at all (exit 1)
-    ├── StateError            the state store / ledger / lease cannot be used (exit 1)
-    ├── SourceError           a source file cannot be listed, opened or read (exit 1)
-    ├── InvalidRowError       a source row is invalid (on_invalid_row: fail, or too many) (exit 1)
-    └── VerificationFailed    data written, but verification failed (exit 3)
+    ElaxError                   a user-facing failure: one-line summary + detail + next step
+    ├── PlanFileError           the plan file cannot be read, parsed or validated      (exit 1)
+    │   └── PlanInvalid         … with one located issue or more (file:line:col)
+    ├── SavedPlanError          a saved plan (.elaxplan) is corrupt or hand-edited       (exit 1)
+    │   └── StalePlan           … or was computed from inputs that changed since         (exit 1)
+    ├── PreconditionFailed      a precondition failed; nothing was written               (exit 1)
+    ├── NotApproved             the operator declined (or no TTY, no --auto-approve)     (exit 1)
+    ├── TargetError             the elacsym target answered badly or not at all          (exit 1)
+    │   ├── TargetUnavailable   … transiently: connect error, timeout, 429, 5xx, store
+    │   │                         read failure                              (retryable)
+    │   ├── WriteRejected       a write refused for good, or its retries ran out
+    │   ├── IndexerStalled      paused on WAL lag and the indexer made no progress
+    │   └── WritesOverwritten   acknowledged, checkpointed writes overwritten (hazard H1)
+    ├── StateError              the state store / ledger / lease cannot be used          (exit 1)
+    │   ├── StateUnavailable    … transiently                                (retryable)
+    │   ├── Conflict            a compare-and-swap write lost
+    │   ├── LeaseHeld           another run holds the lease
+    │   └── LeaseLost           our lease was taken over or could not be renewed
+    ├── SourceError             a source file cannot be listed, opened or read           (exit 1)
+    └── InvalidRowError         a source row is invalid and the policy stops the run     (exit 1)
 
-Anything that is not an ``ElaxError`` is a bug: the CLI prints a short report
-request instead of a traceback unless ``--debug`` is given.
+A run whose data was written but whose verification failed is not an exception:
+``apply`` returns its outcome with exit code 3.
+
+``retryable`` is the one place that decides retry versus fail: ``elax_plan.retry``
+retries exactly the errors that say so. Anything that is not an ``ElaxError`` is
+a bug: the CLI prints a short report request instead of a traceback unless
+``--debug`` is given. ``exit_code_for`` is the one mapping from an outcome to
+the process exit code (SPEC §2).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -27,6 +49,7 @@ class ElaxError(Exception):
     """A failure the user can act on; ``str()`` is the full one-paragraph message."""
 
     exit_code: int = EXIT_ERROR
+    retryable: bool = False
 
     def __init__(self, summary: str, detail: str | None = None, hint: str | None = None) -> None:
         self.summary = summary
@@ -44,22 +67,186 @@ class ElaxError(Exception):
         return " ".join(p.rstrip() for p in parts)
 
 
+def exit_code_for(exc: BaseException) -> int:
+    """The process exit code for an exception that ended a command (SPEC §2)."""
+    if isinstance(exc, ElaxError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR
+
+
+# --- the plan file ---------------------------------------------------------------------------
+
+
 class PlanFileError(ElaxError):
     """The plan file is missing, unreadable, not YAML, or not a valid plan."""
+
+
+class LocatedIssue(Protocol):
+    """What ``PlanInvalid`` needs of an issue (``elax_plan.spec.issues.PlanIssue``)."""
+
+    @property
+    def message(self) -> str: ...
+    @property
+    def line(self) -> int | None: ...
+    @property
+    def column(self) -> int | None: ...
+    def format(self) -> str: ...
+
+
+def sort_issues(issues: Iterable[LocatedIssue]) -> list[Any]:
+    """Issues in file order, without exact duplicates."""
+    unique = dict.fromkeys(issues)
+    return sorted(unique, key=lambda i: (i.line or 0, i.column or 0, i.message))
+
+
+class PlanInvalid(PlanFileError):
+    """A plan file with one or more problems; ``issues`` holds each with its position."""
+
+    def __init__(self, file: str, issues: Iterable[Any]) -> None:
+        self.file = file
+        self.issues: tuple[Any, ...] = tuple(sort_issues(issues))
+        count = len(self.issues)
+        # File-level problems (missing, binary…) carry their own next step.
+        in_content = any(issue.line is not None for issue in self.issues)
+        again = f"Fix the plan and run `elax-plan validate {file}` again." if in_content else ""
+        if count == 1 and not again:
+            summary = self.issues[0].format()
+        elif count == 1:
+            first = self.issues[0].format()
+            summary = f"{first}{' ' if first.endswith(('.', '?', '!')) else '. '}{again}"
+        else:
+            lines = "\n".join(issue.format() for issue in self.issues)
+            summary = f"{file} is not a valid plan ({count} problems):\n{lines}\n{again}"
+        super().__init__(summary)
+
+
+class SavedPlanError(ElaxError):
+    """A saved execution plan that cannot be used as it is (corrupt, edited, other version)."""
+
+
+class StalePlan(SavedPlanError):
+    """A saved plan whose inputs changed since it was computed."""
+
+
+# --- before any write ------------------------------------------------------------------------
+
+
+class PreconditionFailed(ElaxError):
+    """A precondition failed; nothing was written."""
+
+
+class NotApproved(ElaxError):
+    """The operator declined, or no TTY and no ``--auto-approve``."""
+
+
+# --- the target ------------------------------------------------------------------------------
 
 
 class TargetError(ElaxError):
     """The elacsym target (HTTP API or store) failed or answered unexpectedly."""
 
 
+class TargetUnavailable(TargetError):
+    """A transient failure of the target or its store; worth retrying.
+
+    ``retry_after`` is the server's ``Retry-After`` in seconds, when it sent one;
+    ``status`` the HTTP status (``None`` for a connection-level failure); ``cause``
+    a short token for events (``http_503``, ``ConnectTimeout``); ``text`` what the
+    server or the transport said.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        summary: str,
+        detail: str | None = None,
+        hint: str | None = None,
+        *,
+        cause: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+        text: str = "",
+    ) -> None:
+        self.cause = cause
+        self.text = text
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(summary, detail, hint)
+
+
+class WriteRejected(TargetError):
+    """A write the server refused for good (4xx other than 413/429), or retries ran out."""
+
+    def __init__(self, summary: str, status: int | None, server_text: str, hint: str) -> None:
+        self.status = status
+        self.server_text = server_text
+        super().__init__(summary, hint=hint)
+
+
+class IndexerStalled(TargetError):
+    """Paused on lag and the indexer made no progress for ``stall_timeout``."""
+
+
+class WritesOverwritten(TargetError):
+    """Acknowledged, checkpointed writes were overwritten on the server (hazard H1)."""
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
 class StateError(ElaxError):
     """The state location, ledger or lease cannot be used."""
 
 
-class VerificationFailed(ElaxError):
-    """The data was written but a verification step failed."""
+class StateUnavailable(StateError):
+    """A transient failure of the state store; worth retrying."""
 
-    exit_code = EXIT_VERIFY_FAILED
+    retryable = True
+
+
+class Conflict(StateError):
+    """A conditional write lost: the object was not in the state the caller expected.
+
+    ``current`` is what the object holds now (``None`` when absent; an
+    ``elax_plan.state.backend.Versioned``), read right after the failure so the caller
+    can decide without another round trip — e.g. recognise its own write when a
+    retried request already landed.
+    """
+
+    def __init__(self, location: str, operation: str, current: Any) -> None:
+        self.location = location
+        self.operation = operation
+        self.current = current
+        if current is None:
+            state = "does not exist (any more)"
+        elif operation == "create":
+            state = "already exists"
+        else:
+            state = "was changed by another writer since it was read"
+        super().__init__(
+            f"State object {location} {state}, so the {operation} was refused (compare-and-swap).",
+            "Another elax-plan process may be using the same state.",
+            "Run the command again; if it keeps failing, check with `elax-plan status`"
+            " who holds the lease.",
+        )
+
+
+class LeaseHeld(StateError):
+    """Another run holds the plan's lease; ``info`` (an ``elax_plan.state.LeaseInfo``) says who."""
+
+    def __init__(self, summary: str, detail: str, hint: str, info: Any) -> None:
+        super().__init__(summary, detail, hint)
+        self.info = info
+
+
+class LeaseLost(StateError):
+    """Our lease was taken over, force-released or could not be renewed in time."""
+
+
+# --- source and rows -------------------------------------------------------------------------
 
 
 class SourceError(ElaxError):

@@ -44,9 +44,10 @@ from elax_plan.apply.chunker import FRAME_BYTES, Chunk, Chunker, body_for
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import InvalidRow, MappedRow, RowMapper
 from elax_plan.apply.sources import ResumePoint, open_source
-from elax_plan.apply.throttle import Throttle, ThrottleInterrupted
-from elax_plan.apply.writer import PayloadTooLarge, WriteInterrupted, Writer
-from elax_plan.errors import ElaxError
+from elax_plan.apply.throttle import Throttle
+from elax_plan.apply.writer import PayloadTooLarge, Writer
+from elax_plan.errors import ElaxError, WritesOverwritten
+from elax_plan.retry import Interrupted
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -205,7 +206,7 @@ class Pipeline:
                     self._pump()
                 else:
                     self._collect(block=True)
-        except (ThrottleInterrupted, WriteInterrupted):
+        except Interrupted:
             pass
         except BaseException as exc:
             self._failure = exc
@@ -323,7 +324,7 @@ class Pipeline:
         except PayloadTooLarge:
             self._too_large(flight)
             return
-        except WriteInterrupted:
+        except Interrupted:
             return  # not acknowledged: re-sent on resume
         except ElaxError as exc:
             if self._failure is None:
@@ -544,10 +545,6 @@ def _redo_place(fr: FileRun) -> str:
 
 def _position(point: ResumePoint) -> tuple[int, int, int]:
     return (point.offset, point.line, point.row)
-
-
-class WritesOverwritten(ElaxError):
-    """Acknowledged, checkpointed writes were overwritten on the server (hazard H1)."""
 
 
 def file_rows(

@@ -31,12 +31,15 @@ from elax_plan.apply.sources import ResumePoint
 from elax_plan.apply.throttle import RouterReading, Throttle
 from elax_plan.apply.trim import TrimResult, trim_wal
 from elax_plan.apply.verify import CheckResult, Verifier, overall
-from elax_plan.apply.writer import RetryPolicy, Writer
+from elax_plan.apply.writer import Writer
 from elax_plan.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_VERIFY_FAILED,
     ElaxError,
+    NotApproved,
+    PreconditionFailed,
+    StalePlan,
     StateError,
 )
 from elax_plan.execution_plan import ExecutionPlan, FileStep, PlanInputs, stale_reasons
@@ -45,6 +48,7 @@ from elax_plan.live.store import StoreReader
 from elax_plan.live.target import open_client
 from elax_plan.planner import build_plan
 from elax_plan.report.run_record import build_run_record, render_summary
+from elax_plan.retry import RetryPolicy
 from elax_plan.spec import PlanSpec, redact_value, reveal
 from elax_plan.state import Heartbeat, Lease, acquire, open_backend
 from elax_plan.state.backend import StateBackend
@@ -66,18 +70,6 @@ CHECKPOINT_INTERVAL = 5.0
 # A finished file is checkpointed at once unless the last save was less than this many times
 # its own duration ago: saving then takes at most ~1/11 of the run, however many files.
 BOUNDARY_SAVE_SPACING = 10.0
-
-
-class StalePlan(ElaxError):
-    """A saved plan whose inputs changed since it was computed."""
-
-
-class PreconditionFailed(ElaxError):
-    """A precondition failed; nothing was written."""
-
-
-class NotApproved(ElaxError):
-    """The operator declined, or no TTY and no ``--auto-approve``."""
 
 
 @dataclass

@@ -16,15 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from elax_plan.errors import ElaxError
-
-
-class IndexerStalled(ElaxError):
-    """Paused on lag and the indexer made no progress for ``stall_timeout``."""
-
-
-class ThrottleInterrupted(Exception):
-    """The run is stopping while the throttle waited."""
+from elax_plan.errors import IndexerStalled
+from elax_plan.retry import Interrupted
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +111,7 @@ class Throttle:
         """Return when one more write may go out; blocks while paused."""
         while True:
             if self.stop.is_set():
-                raise ThrottleInterrupted()
+                raise Interrupted()
             now = self.clock()
             if self._last is None or now - self._last_poll >= self.poll_interval:
                 self.poll()
@@ -144,7 +137,7 @@ class Throttle:
                     "run resumes from its checkpoint.",
                 )
             if self.stop.wait(self.poll_interval):
-                raise ThrottleInterrupted()
+                raise Interrupted()
             self.poll()
 
     def _pause(self, in_flight: int) -> None:

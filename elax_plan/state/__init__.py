@@ -27,16 +27,15 @@ and by the CLI: ``read_status(backend, name)`` for ``status``,
 ``force_unlock(backend, name, lock_id, plan_file=path)`` for ``unlock``.
 """
 
-from elax_plan.state.backend import Conflict, StateBackend, Versioned, open_backend
+from elax_plan.errors import Conflict, LeaseHeld, LeaseLost
+from elax_plan.state.backend import StateBackend, Versioned, open_backend
 from elax_plan.state.lease import (
     DEFAULT_RENEW_INTERVAL,
     DEFAULT_TTL,
     Heartbeat,
     Holder,
     Lease,
-    LeaseHeld,
     LeaseInfo,
-    LeaseLost,
     acquire,
     force_unlock,
     holder_is_gone,

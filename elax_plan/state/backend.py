@@ -71,7 +71,7 @@ from urllib.parse import urlsplit, urlunsplit
 import fsspec
 import fsspec.asyn
 
-from elax_plan.errors import StateError
+from elax_plan.errors import Conflict, StateError
 from elax_plan.spec.secrets import redact, reveal
 
 # How many times append_lines re-reads and retries on S3 when other appenders
@@ -87,32 +87,6 @@ class Versioned:
 
     data: bytes
     version: str
-
-
-class Conflict(StateError):
-    """A conditional write lost: the object was not in the state the caller expected.
-
-    ``current`` is what the object holds now (``None`` when absent), read right
-    after the failure so the caller can decide without another round trip —
-    e.g. recognise its own write when a retried request already landed.
-    """
-
-    def __init__(self, location: str, operation: str, current: Versioned | None) -> None:
-        self.location = location
-        self.operation = operation
-        self.current = current
-        if current is None:
-            state = "does not exist (any more)"
-        elif operation == "create":
-            state = "already exists"
-        else:
-            state = "was changed by another writer since it was read"
-        super().__init__(
-            f"State object {location} {state}, so the {operation} was refused (compare-and-swap).",
-            "Another elax-plan process may be using the same state.",
-            "Run the command again; if it keeps failing, check with `elax-plan status`"
-            " who holds the lease.",
-        )
 
 
 def display_url(url: str) -> str:

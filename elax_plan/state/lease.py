@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from elax_plan.errors import StateError
+from elax_plan.errors import LeaseHeld, LeaseLost, StateError
 from elax_plan.state.backend import Conflict, StateBackend
 from elax_plan.state.layout import Clock, dumps, iso, loads_object, lock_key, parse_iso
 
@@ -50,21 +50,6 @@ LOCK_VERSION = 1
 DEFAULT_TTL = 60.0
 DEFAULT_RENEW_INTERVAL = 10.0
 DEFAULT_POLL_INTERVAL = 1.0
-
-
-class LeaseHeld(StateError):
-    """Another run holds the plan's lease; ``info`` says who."""
-
-    def __init__(self, summary: str, detail: str, hint: str, info: LeaseInfo) -> None:
-        super().__init__(summary, detail, hint)
-        self.info = info
-
-
-class LeaseLost(StateError):
-    """Our lease was taken over, force-released or could not be renewed in time."""
-
-    def __init__(self, summary: str, detail: str | None, hint: str | None) -> None:
-        super().__init__(summary, detail, hint)
 
 
 # --------------------------------------------------------------------------- holder

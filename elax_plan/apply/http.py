@@ -1,0 +1,59 @@
+"""One POST to the target, sorted into an answer or a transient failure.
+
+Owns what counts as transient on the HTTP side (connect errors, timeouts,
+resets, 429, 5xx) and reading ``Retry-After``: such answers become a
+retryable ``TargetUnavailable`` for ``elax_plan.retry``; every other answer
+is returned for the caller to judge. The writer and the verifier both post
+through here, so they retry the same things the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from elax_plan.errors import TargetUnavailable
+
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def post(client: httpx.Client, path: str, content: bytes) -> httpx.Response:
+    """POST ``content`` as JSON; the response, unless the failure is transient.
+
+    Raises ``TargetUnavailable`` (retryable) for a transport error, 429 or 5xx.
+    """
+    try:
+        response = client.post(path, content=content, headers=JSON_HEADERS)
+    except httpx.TransportError as exc:  # connect errors, timeouts, protocol errors, resets
+        cause = type(exc).__name__
+        text = str(exc) or cause
+        raise TargetUnavailable(
+            f"POST {path} failed: {text}.", cause=cause, status=None, text=text
+        ) from exc
+    status = response.status_code
+    if status == 429 or status >= 500:
+        text = response.text[:500]
+        raise TargetUnavailable(
+            f"POST {path} answered HTTP {status}: {text.strip()}.",
+            cause=f"http_{status}",
+            text=text,
+            status=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+    return response
