@@ -3,16 +3,30 @@
 Pure: no I/O, no clock. Owns the step dataclasses (one per source file, one per
 precondition, one per post-step), the closing ``Plan: …`` line, the JSON form
 (``"format_version": "1.0"``, described by ``schemas/execution-plan.schema.json``)
-that every renderer and ``apply SAVED`` read, and the staleness check of a
+that every renderer reads and ``apply`` executes, and the staleness check of a
 saved plan: ``PlanInputs`` records what a plan was computed from, and
 ``stale_reasons`` names exactly what changed since.
+
+``to_json`` and ``from_json`` are exact inverses: ``apply`` runs the steps of the
+document it showed (or was given), never a plan re-derived from the plan file.
+A document carries a ``checksum`` of everything else in it, so ``load_document``
+refuses a corrupt or hand-edited saved plan with the place that is wrong.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any, Literal
+
+import jsonschema
+import orjson
+
+from elax_plan.errors import SavedPlanError
 
 FORMAT_VERSION = "1.0"
 
@@ -113,6 +127,17 @@ class Check:
             "detail": self.detail,
         }
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Check:
+        return cls(
+            key=str(raw["id"]).removeprefix("pre:"),
+            title=raw["title"],
+            ok=bool(raw["ok"]),
+            live=raw["live"],
+            required=raw["required"],
+            detail=raw.get("detail", ""),
+        )
+
 
 PostKind = Literal["wait_for_index", "verify_parts", "smoke_query", "recall", "wal_trim"]
 
@@ -149,6 +174,18 @@ class PostStep:
             "params": dict(self.params),
             "warning": self.warning,
         }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> PostStep:
+        return cls(
+            kind=raw["kind"],
+            key=str(raw["id"]).removeprefix("post:"),
+            title=raw["title"],
+            detail=raw["detail"],
+            destructive=bool(raw["destructive"]),
+            params=dict(raw.get("params") or {}),
+            warning=raw.get("warning", ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +289,10 @@ class PlanTotals:
             "changes": self.changes,
         }
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> PlanTotals:
+        return cls(**{f: raw[f] for f in cls.__dataclass_fields__})
+
 
 def format_count(n: int) -> str:
     return f"{n:,}"
@@ -322,6 +363,11 @@ class ExecutionPlan:
         return "; ".join(c.describe() for c in self.preconditions if not c.ok)
 
     def to_json(self) -> dict[str, Any]:
+        doc = self._document()
+        doc["checksum"] = checksum(doc)
+        return doc
+
+    def _document(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "plan": dict(self.plan),
@@ -337,3 +383,82 @@ class ExecutionPlan:
             "warnings": list(self.warnings),
             "inputs": self.inputs.to_json(),
         }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ExecutionPlan:
+        """The plan a document describes; the document must be valid (``load_document``)."""
+        return cls(
+            plan=dict(doc["plan"]),
+            target=dict(doc["target"]),
+            namespace=dict(doc["namespace"]),
+            observed_at=doc["observed_at"],
+            files=[FileStep.from_json(f) for f in doc["files"]],
+            preconditions=[Check.from_json(c) for c in doc["preconditions"]],
+            post_steps=[PostStep.from_json(p) for p in doc["post_steps"]],
+            totals=PlanTotals.from_json(doc["totals"]),
+            inputs=PlanInputs.from_json(doc["inputs"]),
+            warnings=list(doc["warnings"]),
+            verification_reason=doc["verification_reason"],
+        )
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+
+def checksum(doc: Mapping[str, Any]) -> str:
+    """sha256 of a document without its ``checksum`` field, keys sorted."""
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@cache
+def _schema_validator() -> jsonschema.protocols.Validator:
+    raw = resources.files("elax_plan").joinpath("schemas/execution-plan.schema.json").read_bytes()
+    schema = orjson.loads(raw)
+    validator = jsonschema.validators.validator_for(schema)
+    return validator(schema)
+
+
+_RESAVE = "Save the plan again with `elax-plan plan PLAN.yaml --out FILE` and apply that file."
+
+
+def check_document(doc: Any, where: str) -> dict[str, Any]:
+    """``doc`` if it is a valid execution-plan document; else ``SavedPlanError`` naming the
+    JSON path that is wrong (``/post_steps/2/params: 'num' is a required property``)."""
+    if not isinstance(doc, dict):
+        raise SavedPlanError(f"{where} is not an elax-plan execution plan (not a JSON object).")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise SavedPlanError(
+            f"{where} has format_version {doc.get('format_version')!r}; this elax-plan "
+            f"reads {FORMAT_VERSION!r}.",
+            hint=_RESAVE,
+        )
+    error = jsonschema.exceptions.best_match(_schema_validator().iter_errors(doc))
+    if error is not None:
+        pointer = "/" + "/".join(str(p) for p in error.absolute_path)
+        raise SavedPlanError(
+            f"{where}: at {pointer}: {error.message}.",
+            detail="The saved plan is corrupt or was edited by hand.",
+            hint=_RESAVE,
+        )
+    if doc["checksum"] != checksum(doc):
+        raise SavedPlanError(
+            f"{where} was changed after `elax-plan plan --out` wrote it (its checksum does "
+            "not match its content).",
+            detail="A saved plan is applied exactly as reviewed, so it must not be edited.",
+            hint=_RESAVE,
+        )
+    return doc
+
+
+def load_document(data: bytes, where: str) -> ExecutionPlan:
+    """Parse, validate and check a saved plan's bytes; errors are ``SavedPlanError``."""
+    try:
+        doc = json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise SavedPlanError(f"{where} is not UTF-8 text ({exc.reason}).", hint=_RESAVE) from exc
+    except json.JSONDecodeError as exc:
+        raise SavedPlanError(
+            f"{where}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}).", hint=_RESAVE
+        ) from exc
+    return ExecutionPlan.from_json(check_document(doc, where))

@@ -357,66 +357,91 @@ def _verification_reason(spec: PlanSpec, live: LiveState, writes: bool) -> str:
     return ""
 
 
-def _post_steps(spec: PlanSpec, live: LiveState, verify: bool) -> list[PostStep]:
+def smoke_seed(spec: PlanSpec, name: str) -> int:
+    """The seed of a smoke query's sampled rows: the recall seed, offset by the name."""
+    seed = spec.verify.recall.seed if spec.verify.recall is not None else 0
+    return seed + sum(name.encode())
+
+
+def check_steps(spec: PlanSpec) -> list[PostStep]:
+    """The verification steps of ``spec``, each with every parameter its executor needs."""
     steps: list[PostStep] = []
     v = spec.verify
     metric = spec.target.distance_metric
-    if verify:
-        if v.wait_for_index:
-            steps.append(
-                PostStep(
-                    "wait_for_index",
-                    "wait_for_index",
-                    "Wait for the index",
-                    "until indexed_wal ≥ the last acknowledged wal_sequence "
-                    f"(timeout {format_duration(v.index_timeout)})",
-                    params={"timeout_s": v.index_timeout},
-                )
-            )
+    if v.wait_for_index:
         steps.append(
             PostStep(
-                "verify_parts",
-                "verify_parts",
-                "Verify parts and epoch",
-                "Σ rows of the parts covering the acknowledged WAL range ≥ upserts "
-                "acknowledged; router epoch advanced",
+                "wait_for_index",
+                "wait_for_index",
+                "Wait for the index",
+                "until indexed_wal ≥ the last acknowledged wal_sequence "
+                f"(timeout {format_duration(v.index_timeout)})",
+                params={
+                    "timeout_s": v.index_timeout,
+                    "poll_interval_s": spec.throttle.poll_interval,
+                },
             )
         )
-        for q in v.smoke_queries:
-            if q.kind == "sample_vectors":
-                what = f"{q.sample_vectors} sampled source rows each find their own id in top {q.top_k}"
-            elif q.kind == "bm25" and q.bm25 is not None:
-                what = (
-                    f'BM25 "{q.bm25.text}" on {q.bm25.field}: ≥ {q.min_hits} hits in top {q.top_k}'
-                )
-            else:
-                what = f"vector query: ≥ {q.min_hits} hits in top {q.top_k}"
-            if q.expect_ids:
-                what += f", expecting ids {', '.join(q.expect_ids)}"
-            if q.filters is not None:
-                what += f", filter {q.filters.field} {q.filters.op}"
-            steps.append(
-                PostStep(
-                    "smoke_query",
-                    f"smoke:{q.name}",
-                    f"Smoke query: {q.name}",
-                    what,
-                    params={"name": q.name, "metric": metric},
-                )
+    steps.append(
+        PostStep(
+            "verify_parts",
+            "verify_parts",
+            "Verify parts and epoch",
+            "Σ rows of the parts covering the acknowledged WAL range ≥ upserts "
+            "acknowledged; router epoch advanced",
+        )
+    )
+    for q in v.smoke_queries:
+        if q.kind == "sample_vectors":
+            what = f"{q.sample_vectors} sampled source rows each find their own id in top {q.top_k}"
+        elif q.kind == "bm25" and q.bm25 is not None:
+            what = f'BM25 "{q.bm25.text}" on {q.bm25.field}: ≥ {q.min_hits} hits in top {q.top_k}'
+        else:
+            what = f"vector query: ≥ {q.min_hits} hits in top {q.top_k}"
+        if q.expect_ids:
+            what += f", expecting ids {', '.join(q.expect_ids)}"
+        if q.filters is not None:
+            what += f", filter {q.filters.field} {q.filters.op}"
+        steps.append(
+            PostStep(
+                "smoke_query",
+                f"smoke:{q.name}",
+                f"Smoke query: {q.name}",
+                what,
+                params={
+                    "name": q.name,
+                    "metric": metric,
+                    "query": q.to_dict(),
+                    "seed": smoke_seed(spec, q.name),
+                },
             )
-        if v.recall is not None:
-            r = v.recall
-            steps.append(
-                PostStep(
-                    "recall",
-                    "recall",
-                    "Recall SLO",
-                    f"_debug/recall with {r.num} sampled source vectors, top {r.top_k}, "
-                    f"metric {metric}: avg_recall ≥ {r.min_avg_recall}"
-                    + (" (tune: find the cheapest passing setting)" if r.tune else ""),
-                    params={"num": r.num, "top_k": r.top_k, "min_avg_recall": r.min_avg_recall},
-                )
+        )
+    if v.recall is not None:
+        r = v.recall
+        steps.append(
+            PostStep(
+                "recall",
+                "recall",
+                "Recall SLO",
+                f"_debug/recall with {r.num} sampled source vectors, top {r.top_k}, "
+                f"metric {metric}: avg_recall ≥ {r.min_avg_recall}"
+                + (" (tune: find the cheapest passing setting)" if r.tune else ""),
+                params={
+                    "num": r.num,
+                    "top_k": r.top_k,
+                    "min_avg_recall": r.min_avg_recall,
+                    "ann_params": dict(r.ann_params.params),
+                    "tune": r.tune,
+                    "seed": r.seed,
+                    "metric": metric,
+                },
             )
+        )
+    return steps
+
+
+def _post_steps(spec: PlanSpec, live: LiveState, verify: bool) -> list[PostStep]:
+    steps = check_steps(spec) if verify else []
     trim = _wal_trim_step(spec, live, verify)
     if trim is not None:
         steps.append(trim)
@@ -479,6 +504,8 @@ def _wal_trim_step(spec: PlanSpec, live: LiveState, runs: bool) -> PostStep | No
         destructive=trim.mode == "delete",
         params={
             "mode": trim.mode,
+            "older_than_s": trim.older_than,
+            "keep_last": trim.keep_last,
             "objects": len(eligible),
             "bytes": size,
             "first_sequence": eligible[0].sequence if eligible else None,

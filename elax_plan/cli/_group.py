@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from elax_plan import __version__
-from elax_plan.errors import EXIT_ERROR, ElaxError
+from elax_plan.errors import EXIT_ERROR, EXIT_INTERRUPTED, ElaxError, exit_code_for
 from elax_plan.log import configure_logging
 from elax_plan.spec.secrets import redact
 
@@ -53,22 +53,26 @@ class ElaxGroup(click.Group):
             sys.exit(EXIT_ERROR)
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
+        """The command's exit code: what it returned, or ``exit_code_for`` its exception.
+
+        The one place exit codes are decided; ``main`` (or ``run``) hands it to the process.
+        """
         try:
             return super().invoke(ctx)
         except ElaxError as exc:
             click.echo(redact(f"Error: {exc.message}"), err=True)
             if _debug(ctx):
                 traceback.print_exc()
-            ctx.exit(exc.exit_code)
+            return exit_code_for(exc)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+            return exit_code_for(exc)
         except Exception as exc:
             if _debug(ctx):
                 traceback.print_exc()
@@ -79,7 +83,7 @@ class ElaxGroup(click.Group):
                 ),
                 err=True,
             )
-            ctx.exit(EXIT_ERROR)
+            return exit_code_for(exc)
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -138,5 +142,5 @@ def run(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return EXIT_ERROR
     except click.exceptions.Abort:
-        return 130
+        return EXIT_INTERRUPTED
     return 0

@@ -7,38 +7,38 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import orjson
 
 from elax_plan.cli._group import GlobalOptions, main
 from elax_plan.cli._plan_args import load_plan_from_cli, plan_argument, var_option
 from elax_plan.cli.emulator import Duration
 from elax_plan.errors import EXIT_INTERRUPTED, ElaxError, PlanFileError
+from elax_plan.execution_plan import ExecutionPlan, load_document
+
+if TYPE_CHECKING:
+    from elax_plan.apply.progress import ProgressReporter
+    from elax_plan.apply.run import ApplyHooks
 
 
-def read_saved_plan(path: str) -> dict[str, Any] | None:
-    """The saved plan in ``path``, or None when the file is not one (a YAML plan)."""
+def read_saved_plan(path: str) -> ExecutionPlan | None:
+    """The saved plan in ``path``, or None when the file is not one (a YAML plan).
+
+    A file that starts like JSON is a saved plan: it must parse, match the execution-plan
+    schema and its checksum, or the error says where it is wrong."""
     try:
-        head = Path(path).read_bytes()[:4096].lstrip()
+        with open(path, "rb") as f:
+            head = f.read(4096).lstrip()
     except OSError:
-        return None
+        return None  # the plan loader reports a missing or unreadable file
     if not head.startswith(b"{"):
         return None
     try:
-        doc = orjson.loads(Path(path).read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise PlanFileError(
-            f"{path} looks like a saved plan but is not valid JSON ({exc}).",
-            hint="Save it again with `elax-plan plan PLAN.yaml --out FILE`.",
-        ) from exc
-    if not isinstance(doc, dict) or doc.get("format_version") != "1.0" or "inputs" not in doc:
-        raise PlanFileError(
-            f"{path} is not a saved elax-plan plan (format_version 1.0).",
-            hint="Save one with `elax-plan plan PLAN.yaml --out FILE`.",
-        )
-    return doc
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise PlanFileError(f"Cannot read the saved plan {path}: {exc.strerror or exc}.") from exc
+    return load_document(data, path)
 
 
 class _Signals:
@@ -63,6 +63,57 @@ class _Signals:
     def __exit__(self, *_: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+class _Console:
+    """The terminal's part in an apply: show the plan, ask for "yes", draw the progress."""
+
+    def __init__(self, options: GlobalOptions, *, auto_approve: bool, no_progress: bool) -> None:
+        self.options = options
+        self.auto_approve = auto_approve
+        self.live_bar = not no_progress and sys.stderr.isatty() and not options.quiet
+        self.reporter: ProgressReporter | None = None
+
+    def hooks(self) -> ApplyHooks:
+        from elax_plan.apply.run import ApplyHooks
+
+        return ApplyHooks(
+            show_plan=self.show_plan,
+            confirm=self.confirm,
+            on_start=self.on_start,
+            on_progress=self.on_progress,
+        )
+
+    def show_plan(self, doc: dict[str, Any]) -> None:
+        from elax_plan.cli.plan import use_colour
+        from elax_plan.report.plan_render import render_text
+
+        if not self.options.quiet:
+            click.echo(render_text(doc, colour=use_colour(self.options)), nl=False)
+
+    def confirm(self, doc: dict[str, Any]) -> bool:
+        if self.auto_approve:
+            return True
+        answer = click.prompt(
+            "\nDo you want to apply this plan? Only 'yes' will be accepted",
+            default="",
+            show_default=False,
+        )
+        return bool(answer.strip() == "yes")
+
+    def on_start(self, doc: dict[str, Any]) -> None:
+        from elax_plan.apply.progress import ProgressReporter
+
+        totals = doc["totals"]
+        self.reporter = ProgressReporter(self.live_bar, totals["rows"], totals["bytes"])
+
+    def on_progress(self, stats: Any, throttle: Any) -> None:
+        if self.reporter is not None:
+            self.reporter(stats, throttle)
+
+    def close(self) -> None:
+        if self.reporter is not None:
+            self.reporter.close()
 
 
 @main.command("apply")
@@ -91,7 +142,7 @@ def apply_command(
     no_progress: bool,
     summary_out: str | None,
     lock_timeout: float,
-) -> None:
+) -> int:
     """Apply a plan: write the source into the namespace, then verify.
 
     PLAN.yaml is planned afresh and shown; on a terminal you confirm with
@@ -101,14 +152,11 @@ def apply_command(
     or failed run resumes from its checkpoint when apply runs again.
     Ctrl-C / SIGTERM stop cleanly (exit 130).
     """
-    from elax_plan.apply.progress import ProgressReporter
-    from elax_plan.apply.run import ApplyHooks, ApplyOptions, apply_plan
-    from elax_plan.cli.plan import use_colour
-    from elax_plan.report.plan_render import render_text
+    from elax_plan.apply.run import ApplyOptions, apply_plan
 
     saved = read_saved_plan(plan_file)
     if saved is not None:
-        spec = load_plan_from_cli(saved["plan"]["file"], var_items)
+        spec = load_plan_from_cli(saved.plan["file"], var_items)
     else:
         spec = load_plan_from_cli(plan_file, var_items)
         if not auto_approve and not sys.stdin.isatty():
@@ -117,41 +165,14 @@ def apply_command(
                 hint="Review `elax-plan plan` and re-run with --auto-approve, or apply a saved "
                 "plan (`elax-plan plan --out FILE`, then `elax-plan apply FILE`).",
             )
-    live_bar = not no_progress and sys.stderr.isatty() and not options.quiet
-    reporter: list[ProgressReporter] = []
-
-    def show_plan(doc: dict[str, Any]) -> None:
-        if not options.quiet:
-            click.echo(render_text(doc, colour=use_colour(options)), nl=False)
-
-    def confirm(doc: dict[str, Any]) -> bool:
-        if auto_approve:
-            return True
-        answer = click.prompt(
-            "\nDo you want to apply this plan? Only 'yes' will be accepted",
-            default="",
-            show_default=False,
-        )
-        return bool(answer.strip() == "yes")
-
-    def on_start(doc: dict[str, Any]) -> None:
-        totals = doc["totals"]
-        reporter.append(ProgressReporter(live_bar, totals["rows"], totals["bytes"]))
-
-    def on_progress(stats: Any, throttle: Any) -> None:
-        if reporter:
-            reporter[0](stats, throttle)
-
+    console = _Console(options, auto_approve=auto_approve, no_progress=no_progress)
     stop = threading.Event()
-    hooks = ApplyHooks(
-        show_plan=show_plan, confirm=confirm, on_start=on_start, on_progress=on_progress
-    )
     try:
         with _Signals(stop):
             outcome = apply_plan(
                 spec,
                 saved=saved,
-                hooks=hooks,
+                hooks=console.hooks(),
                 options=ApplyOptions(
                     lock_timeout=lock_timeout,
                     summary_out=Path(summary_out) if summary_out else None,
@@ -160,8 +181,7 @@ def apply_command(
                 plan_file=plan_file,
             )
     finally:
-        for r in reporter:
-            r.close()
+        console.close()
     if outcome.record is not None and not options.quiet:
         from elax_plan.report.run_record import render_summary
 
@@ -169,4 +189,4 @@ def apply_command(
         click.echo(render_summary(outcome.record), nl=False)
     if outcome.message and not (options.quiet and outcome.exit_code == 0):
         click.echo(outcome.message, err=outcome.exit_code == EXIT_INTERRUPTED)
-    sys.exit(outcome.exit_code)
+    return outcome.exit_code

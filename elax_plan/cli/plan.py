@@ -47,7 +47,7 @@ def plan_command(
     output_format: str,
     out_file: str | None,
     detailed_exitcode: bool,
-) -> None:
+) -> int:
     """Show what `apply` would do, without changing anything.
 
     Reads the target (GET /metrics), the namespace's router.json and parts in
@@ -91,7 +91,7 @@ def plan_command(
             "`apply` would stop before writing; fix it and run `elax-plan plan` again.",
             err=True,
         )
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
     if detailed_exitcode and doc["totals"]["changes"]:
-        sys.exit(EXIT_CHANGES)
-    sys.exit(EXIT_OK)
+        return EXIT_CHANGES
+    return EXIT_OK

@@ -15,7 +15,7 @@ import orjson
 
 from elax_plan.cli._group import main
 from elax_plan.cli._plan_args import parse_vars, plan_argument, var_option
-from elax_plan.errors import EXIT_ERROR, PlanFileError
+from elax_plan.errors import EXIT_ERROR, EXIT_OK, PlanFileError
 from elax_plan.spec import PlanInvalid, PlanSpec, format_size, load_plan, redact, redact_value
 
 FORMAT_VERSION = "1.0"
@@ -32,10 +32,7 @@ FORMAT_VERSION = "1.0"
     show_default=True,
     help="text: one line, or the problems; json: a document with every problem.",
 )
-@click.pass_context
-def validate_command(
-    ctx: click.Context, plan_file: str, var_items: tuple[str, ...], output_format: str
-) -> None:
+def validate_command(plan_file: str, var_items: tuple[str, ...], output_format: str) -> int:
     """Check PLAN.yaml without touching the network: YAML, schema and semantic checks.
 
     Reports every problem at once as FILE:LINE:COL: message. ${ENV},
@@ -48,17 +45,18 @@ def validate_command(
         if output_format != "json":
             raise
         _echo_json(_document(plan_file, None, [issue.to_dict() for issue in exc.issues]))
-        ctx.exit(EXIT_ERROR)
+        return EXIT_ERROR
     except PlanFileError as exc:
         if output_format != "json":
             raise
         problem = {"file": None, "line": None, "column": None, "path": None}
         _echo_json(_document(plan_file, None, [{**problem, "message": exc.message}]))
-        ctx.exit(EXIT_ERROR)
+        return EXIT_ERROR
     if output_format == "json":
         _echo_json(_document(plan_file, spec, []))
     else:
         click.echo(redact(f"{plan_file}: valid. {describe(spec)}"))
+    return EXIT_OK
 
 
 def describe(spec: PlanSpec) -> str:

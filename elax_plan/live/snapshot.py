@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from elax_plan.live.model import NamespaceLive
 from elax_plan.live.source import read_source
 from elax_plan.live.store import StoreReader
 from elax_plan.live.target import check_target
 from elax_plan.planner import FileProgress, LedgerView, LiveState, NamespaceRecord
+from elax_plan.retry import Retrier
 from elax_plan.spec import PlanSpec
 from elax_plan.state import StateBackend
 from elax_plan.state.ledger import Ledger, read_ledger
@@ -60,16 +62,25 @@ def ledger_view(ledger: Ledger, backend: StateBackend | None = None) -> LedgerVi
 
 
 def observe(
-    spec: PlanSpec, backend: StateBackend, *, clock: Callable[[], float] = time.time
+    spec: PlanSpec,
+    backend: StateBackend,
+    *,
+    clock: Callable[[], float] = time.time,
+    retrier: Retrier | None = None,
 ) -> Snapshot:
-    """Read target, namespace, source and state for ``spec``; raise ``ElaxError`` on failure."""
+    """Read target, namespace, source and state for ``spec``; raise ``ElaxError`` on failure.
+
+    With a ``retrier`` (apply's), a transient store failure reading the router is retried."""
     observed_at = clock()
     ledger = read_ledger(backend, spec.name)
     record = read_namespace_record(backend, spec.target.namespace)
     target = check_target(spec.target)
-    namespace = StoreReader(spec.target.store, spec.target.storage_options).read_namespace(
-        spec.target.namespace, with_wal=spec.wal_trim.enabled
-    )
+    reader = StoreReader(spec.target.store, spec.target.storage_options)
+
+    def read_namespace() -> NamespaceLive:
+        return reader.read_namespace(spec.target.namespace, with_wal=spec.wal_trim.enabled)
+
+    namespace = retrier.call(read_namespace, what="router") if retrier else read_namespace()
     listing = read_source(spec.source)
     live = LiveState(
         observed_at=observed_at,

@@ -6,7 +6,9 @@ call, no per-file reads) from ``target.store`` through fsspec, and turning what
 it finds into ``NamespaceLive``. A namespace never written is an empty namespace,
 not an error. It must never write, move or delete anything: readers of live state
 are read-only. Failures become a ``TargetError`` naming the store URL or file and
-the cause; storage credentials never appear in them.
+the cause — a ``TargetUnavailable`` (retryable) when the failure looks transient;
+storage credentials never appear in them. It does not retry: callers that poll
+(the throttle, the verification) wrap it in ``elax_plan.retry``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from elax_plan.errors import TargetError
+from elax_plan.errors import TargetError, TargetUnavailable
 from elax_plan.live._fs import describe, info_mtime, is_local_fs, is_object_store, open_fs
 from elax_plan.live.model import NamespaceLive, PartInfo, WalObject
 from elax_plan.spec.secrets import redact
@@ -165,7 +167,18 @@ class StoreReader:
 
     def _unreadable(self, key: str, exc: BaseException) -> TargetError:
         where = self._shown_key(key) if key else self._shown(self.url)
-        return TargetError(f"Cannot read {where}: {describe(exc)}.", hint=_STORE_HINT)
+        summary = f"Cannot read {where}: {describe(exc)}."
+        if _transient(exc):
+            return TargetUnavailable(summary, hint=_STORE_HINT, cause=type(exc).__name__)
+        return TargetError(summary, hint=_STORE_HINT)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A store failure worth retrying: I/O errors, timeouts and resets (an S3 503 or a
+    dropped connection arrives as one), not access, path or configuration problems."""
+    if isinstance(exc, PermissionError | IsADirectoryError | NotADirectoryError):
+        return False
+    return isinstance(exc, OSError | TimeoutError | ConnectionError)
 
 
 def _corrupt(where: str, what: str) -> TargetError:

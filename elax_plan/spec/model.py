@@ -211,6 +211,31 @@ class SmokeQuery(_Spec):
     filters: FilterSpec | None
     ann_params: AnnParams
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SmokeQuery:
+        """The inverse of ``to_dict`` (as the execution plan carries it)."""
+        bm25, filters = raw.get("bm25"), raw.get("filters")
+        vector = raw.get("vector")
+        return cls(
+            name=raw["name"],
+            kind=raw["kind"],
+            sample_vectors=raw.get("sample_vectors"),
+            vector=tuple(float(v) for v in vector) if vector is not None else None,
+            bm25=Bm25Query(field=bm25["field"], text=bm25["text"]) if bm25 else None,
+            top_k=int(raw["top_k"]),
+            min_hits=int(raw["min_hits"]),
+            expect_ids=tuple(str(i) for i in raw.get("expect_ids") or ()),
+            filters=FilterSpec(
+                op=filters["op"],
+                field=filters["field"],
+                value=filters.get("value"),
+                values=tuple(filters["values"]) if filters.get("values") is not None else None,
+            )
+            if filters
+            else None,
+            ann_params=AnnParams(params=dict((raw.get("ann_params") or {}).get("params") or {})),
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class RecallSpec(_Spec):

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from elax_plan.apply.checkpoints import BOUNDARY_SAVE_SPACING, CHECKPOINT_INTERVAL, Checkpointer
 from elax_plan.apply.pipeline import FileRun
-from elax_plan.apply.run import BOUNDARY_SAVE_SPACING, CHECKPOINT_INTERVAL, Checkpointer, _Events
+from elax_plan.apply.run_files import RunEvents
 from elax_plan.apply.sources import ResumePoint
 from elax_plan.state import open_backend
 from elax_plan.state.lease import acquire
@@ -47,7 +48,7 @@ def setup(tmp_path: Path, cost: float) -> tuple[Checkpointer, TimedWriter, FakeC
     checkpoints = Checkpointer(
         writer,  # type: ignore[arg-type]
         ledger,
-        _Events(lambda kind, data: None),
+        RunEvents(lambda kind, data: None),
         run_files,
         [],
         clock=clock,

@@ -1,4 +1,4 @@
-"""The Verifier's edge verdicts against a real emulator (or a closed port): no exception escapes."""
+"""The check executors' edge verdicts against a real emulator (or a closed port): no exception escapes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from pathlib import Path
 
 import httpx
 
-from elax_plan.apply.verify import Verifier
+from elax_plan.apply.samples import sampler
+from elax_plan.apply.verify import CheckResult, VerifyContext, run_checks
+from elax_plan.execution_plan import PostStep
 from elax_plan.live.store import StoreReader
+from elax_plan.planner import check_steps
+from elax_plan.retry import Retrier, RetryPolicy
 from elax_plan.spec import PlanSpec, load_plan
 from tests.apply.support import make_dataset, write_plan
 from tests.conftest import RunningEmulator, wait_until
@@ -27,19 +31,26 @@ def plan_for(tmp_path: Path, url: str, source: Path, extra: str) -> PlanSpec:
     return load_plan(path, env={})
 
 
-def verifier(spec: PlanSpec, client: httpx.Client, source: Path, last: int | None) -> Verifier:
+def context(spec: PlanSpec, client: httpx.Client, source: Path, last: int | None) -> VerifyContext:
     reader = StoreReader(spec.target.store, {})
-    return Verifier(
-        spec,
-        client,
-        lambda: reader.read_namespace(spec.target.namespace),
+    return VerifyContext(
+        client=client,
+        namespace=spec.target.namespace,
+        read_namespace=lambda: reader.read_namespace(spec.target.namespace),
+        sample=sampler(spec, sorted(p.as_uri() for p in source.glob("*.ndjson"))),
         last_acked_seq=last,
         wal_range=None if last is None else (1, last),
         upserts_acked=0,
         resends=0,
         epoch_at_start=-1,
-        source_urls=sorted(p.as_uri() for p in source.glob("*.ndjson")),
+        retrier=Retrier(RetryPolicy(attempts=2, initial=0.001, max=0.001)),
     )
+
+
+def run_kind(spec: PlanSpec, ctx: VerifyContext, kind: str) -> CheckResult:
+    steps: list[PostStep] = [s for s in check_steps(spec) if s.kind == kind]
+    [result] = run_checks(ctx, steps)
+    return result
 
 
 def test_recall_that_evaluates_nothing_fails(emu: RunningEmulator, tmp_path: Path) -> None:
@@ -51,7 +62,7 @@ def test_recall_that_evaluates_nothing_fails(emu: RunningEmulator, tmp_path: Pat
     spec = plan_for(
         tmp_path, emu.url, tmp_path / "src", "verify:\n  recall:\n    num: 5\n    tune: true\n"
     )
-    result = verifier(spec, emu.client, tmp_path / "src", last=1).recall()
+    result = run_kind(spec, context(spec, emu.client, tmp_path / "src", last=1), "recall")
     assert not result.passed
     assert result.detail == "_debug/recall evaluated 0 queries"
     assert result.evidence["evaluated"] == 0 and result.evidence["queries"] == 5
@@ -77,7 +88,7 @@ def test_unreachable_target_fails_the_checks_instead_of_raising(
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-        results = verifier(spec, client, tmp_path / "src", last=1).run()
+        results = run_checks(context(spec, client, tmp_path / "src", last=1), check_steps(spec))
     assert [r.key for r in results] == [
         "wait_for_index",
         "verify_parts",

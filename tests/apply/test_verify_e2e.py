@@ -25,7 +25,7 @@ import pytest
 import structlog
 
 from elax_plan.apply.run import ApplyHooks, apply_plan
-from elax_plan.apply.verify import sample_source_rows
+from elax_plan.apply.samples import sample_source_rows
 from elax_plan.emulator import EmulatorConfig
 from elax_plan.errors import EXIT_INTERRUPTED
 from elax_plan.spec import load_plan

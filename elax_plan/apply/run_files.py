@@ -1,0 +1,127 @@
+"""The run's own files under ``runs/<run_id>/``: its events and its summary.
+
+Owns ``RunEvents`` (timestamped events — lag samples, throttle actions,
+retries, overwritten writes — buffered and flushed to ``events.ndjson`` with
+each checkpoint) and ``RunReport`` (the run record and its markdown summary,
+stored with the run and copied to ``summary.path`` / ``--summary-out``). Both
+only record what the run did; neither decides anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from elax_plan.apply.pipeline import PipelineStats
+from elax_plan.apply.rejects import RejectPolicy
+from elax_plan.apply.trim import TrimResult
+from elax_plan.apply.verify import CheckResult
+from elax_plan.report.run_record import build_run_record, render_summary
+from elax_plan.spec import redact_value
+from elax_plan.state.records import RunFiles
+
+log = structlog.get_logger("elax_plan.apply")
+
+
+class RunEvents:
+    """Buffers run events with timestamps; flushed to the run's events.ndjson with checkpoints.
+
+    Lag samples also carry the rows and bytes acknowledged so far (``augment``), which is
+    what the summary's throughput chart is computed from.
+    """
+
+    def __init__(self, forward: Callable[[str, dict[str, Any]], None]) -> None:
+        self.forward = forward
+        self.augment: Callable[[], dict[str, Any]] | None = None
+        self.lock = threading.Lock()
+        self.pending: list[dict[str, Any]] = []
+        self.all: list[dict[str, Any]] = []
+        self.start = time.time()
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        record = {"ts": round(time.time(), 3), "event": kind, **data}
+        if kind == "lag" and self.augment is not None:
+            record.update(self.augment())
+        with self.lock:
+            self.pending.append(record)
+            self.all.append(record)
+        self.forward(kind, data)
+
+    def flush(self, files: RunFiles | None) -> None:
+        with self.lock:
+            batch, self.pending = self.pending, []
+        if files is not None and batch:
+            files.append_events(batch)
+
+
+class RunReport:
+    """Builds, stores and writes the run record and its markdown summary."""
+
+    def __init__(
+        self,
+        summary_paths: tuple[Path | None, ...],
+        doc: dict[str, Any],
+        run_id: str,
+        run_files: RunFiles,
+        started: float,
+        events: RunEvents,
+        policy: RejectPolicy,
+    ) -> None:
+        self.summary_paths = summary_paths
+        self.doc = doc
+        self.run_id = run_id
+        self.run_files = run_files
+        self.started = started
+        self.events = events
+        self.policy = policy
+        self.record: dict[str, Any] | None = None
+
+    def write(
+        self,
+        outcome: str,
+        stats: PipelineStats,
+        writes_finished: float,
+        checks: list[CheckResult],
+        trim: TrimResult | None,
+        error: str | None,
+    ) -> str:
+        """Store summary.json + summary.md with the run, copy to summary.path; its location."""
+        record = build_run_record(
+            run_id=self.run_id,
+            plan_doc=self.doc,
+            outcome=outcome,
+            started=self.started,
+            writes_finished=writes_finished,
+            finished=time.time(),
+            stats=dataclasses.asdict(stats),
+            events=self.events.all,
+            checks=[c.to_json() for c in checks],
+            trim=trim.to_json() if trim is not None else None,
+            rejects={
+                "count": self.policy.count,
+                "location": self.run_files.location("rejects.ndjson"),
+            },
+            error=error,
+            state_location=self.run_files.location("summary.json"),
+        )
+        record = redact_value(record)
+        markdown = render_summary(record)
+        self.events.flush(self.run_files)
+        self.run_files.write_summary(markdown, record)
+        self.record = record
+        for path in self.summary_paths:
+            if path is None:
+                continue
+            try:
+                target = Path(path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(markdown, encoding="utf-8")
+            except OSError as exc:
+                log.warning("summary not written", path=str(path), error=str(exc))
+        return self.run_files.location("summary.md")
