@@ -527,46 +527,7 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
     reason = _verification_reason(spec, live, writes)
     post = _post_steps(spec, live, verify=bool(reason))
     preconditions = _preconditions(spec, live, files, resuming)
-    writing = [s for s in files if s.writes]
-    totals = PlanTotals(
-        files_to_write=len(writing),
-        resumed=sum(1 for s in files if s.action == "resume"),
-        rows=sum(s.est_rows for s in writing),
-        bytes=sum(s.est_bytes for s in writing),
-        requests=_total_requests([s.est_bytes for s in writing], spec.ingest.chunk_bytes),
-        skipped=sum(1 for s in files if s.action == "skip"),
-        gone=sum(1 for s in files if s.action == "gone"),
-        checks=sum(1 for p in post if p.is_check),
-        destructive=sum(1 for p in post if p.destructive),
-        changes=writes or bool(post),
-    )
-    warnings: list[str] = []
-    if live.ledger is not None and not _same_target(spec, live.ledger):
-        warnings.append(
-            "The state ledger was written for another store or namespace "
-            f"({live.ledger.target.get('store')} / {live.ledger.target.get('namespace')}); "
-            "every file is planned as new."
-        )
-    if spec.ingest.concurrency > 1 and writes:
-        warnings.append(
-            f"concurrency {spec.ingest.concurrency}: the real elacsym can lose a write when "
-            "appends to one namespace overlap (hazard H1); elax-plan detects duplicate "
-            "wal_sequence answers and re-sends both chunks."
-        )
-    if totals.gone:
-        warnings.append(
-            f"{format_count(totals.gone)} file(s) in the ledger are gone from the source; "
-            "their rows stay in the namespace (nothing is deleted)."
-        )
-    if not totals.changes and live.ledger is not None:
-        status = live.ledger.verification
-        where = live.ledger.summary_location
-        warnings.append(
-            f"Last run {live.ledger.last_run_id or ''}: verification {status}"
-            + (f"; summary at {where}" if where else "")
-            + "."
-        )
-    ns = live.namespace
+    totals = _totals(spec, files, post)
     return ExecutionPlan(
         plan={
             "name": spec.name,
@@ -581,21 +542,75 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
             "metric": spec.target.distance_metric,
             "vector_dims": spec.target.vector_dims,
         },
-        namespace={
-            "exists": ns.exists,
-            "epoch": ns.epoch,
-            "wal_highwater": ns.wal_highwater,
-            "indexed_wal": ns.indexed_wal,
-            "wal_lag": ns.wal_lag,
-            "parts": len(ns.parts),
-            "part_rows": sum(p.rows for p in ns.parts),
-        },
+        namespace=_namespace_facts(live.namespace),
         observed_at=datetime.fromtimestamp(live.observed_at, UTC).isoformat(),
         files=files,
         preconditions=preconditions,
         post_steps=post,
         totals=totals,
         inputs=plan_inputs(spec, live),
-        warnings=warnings,
+        warnings=_warnings(spec, live, writes, totals),
         verification_reason=reason,
     )
+
+
+def _totals(spec: PlanSpec, files: list[FileStep], post: list[PostStep]) -> PlanTotals:
+    """The numbers of the closing line; requests counted as apply packs the writing files."""
+    writing = [s for s in files if s.writes]
+    return PlanTotals(
+        files_to_write=len(writing),
+        resumed=sum(1 for s in files if s.action == "resume"),
+        rows=sum(s.est_rows for s in writing),
+        bytes=sum(s.est_bytes for s in writing),
+        requests=_total_requests([s.est_bytes for s in writing], spec.ingest.chunk_bytes),
+        skipped=sum(1 for s in files if s.action == "skip"),
+        gone=sum(1 for s in files if s.action == "gone"),
+        checks=sum(1 for p in post if p.is_check),
+        destructive=sum(1 for p in post if p.destructive),
+        changes=bool(writing) or bool(post),
+    )
+
+
+def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals) -> list[str]:
+    """What the reviewer should know that is not a step: another target's ledger, the
+    concurrency hazard, files gone from the source, and the last run when nothing changes."""
+    ledger = live.ledger
+    warnings: list[str] = []
+    if ledger is not None and not _same_target(spec, ledger):
+        warnings.append(
+            "The state ledger was written for another store or namespace "
+            f"({ledger.target.get('store')} / {ledger.target.get('namespace')}); "
+            "every file is planned as new."
+        )
+    if spec.ingest.concurrency > 1 and writes:
+        warnings.append(
+            f"concurrency {spec.ingest.concurrency}: the real elacsym can lose a write when "
+            "appends to one namespace overlap (hazard H1); elax-plan detects duplicate "
+            "wal_sequence answers and re-sends both chunks."
+        )
+    if totals.gone:
+        warnings.append(
+            f"{format_count(totals.gone)} file(s) in the ledger are gone from the source; "
+            "their rows stay in the namespace (nothing is deleted)."
+        )
+    if not totals.changes and ledger is not None:
+        where = ledger.summary_location
+        warnings.append(
+            f"Last run {ledger.last_run_id or ''}: verification {ledger.verification}"
+            + (f"; summary at {where}" if where else "")
+            + "."
+        )
+    return warnings
+
+
+def _namespace_facts(ns: NamespaceLive) -> dict[str, Any]:
+    """The live router facts the plan's header shows."""
+    return {
+        "exists": ns.exists,
+        "epoch": ns.epoch,
+        "wal_highwater": ns.wal_highwater,
+        "indexed_wal": ns.indexed_wal,
+        "wal_lag": ns.wal_lag,
+        "parts": len(ns.parts),
+        "part_rows": sum(p.rows for p in ns.parts),
+    }
