@@ -235,20 +235,36 @@ def _file_steps(spec: PlanSpec, live: LiveState) -> list[FileStep]:
 def _preconditions(
     spec: PlanSpec, live: LiveState, files: list[FileStep], resuming: bool
 ) -> list[Check]:
-    checks: list[Check] = []
+    """The checks apply requires before writing, in a fixed order; each judged on live values."""
     writes = any(s.writes for s in files)
-    t = live.target
-    checks.append(
-        Check(
-            "target_reachable",
-            "elacsym target reachable",
-            t.reachable,
-            "reachable" if t.reachable else "unreachable",
-            "reachable",
-            t.detail,
-        )
+    checks = [
+        _reachable_check(live.target),
+        _indexer_check(spec, live.namespace, writes, resuming),
+        _metric_check(spec, live.namespace_record),
+    ]
+    dims = _dims_check(spec, live.namespace_record)
+    if dims is not None:
+        checks.append(dims)
+    budget = _store_budget_check(spec, files)
+    if budget is not None:
+        checks.append(budget)
+    return checks
+
+
+def _reachable_check(target: TargetLive) -> Check:
+    return Check(
+        "target_reachable",
+        "elacsym target reachable",
+        target.reachable,
+        "reachable" if target.reachable else "unreachable",
+        "reachable",
+        target.detail,
     )
-    lag, limit = live.namespace.wal_lag, spec.preconditions.max_initial_wal_lag
+
+
+def _indexer_check(spec: PlanSpec, ns: NamespaceLive, writes: bool, resuming: bool) -> Check:
+    """The indexer's lag is judged only for a fresh start that writes."""
+    lag, limit = ns.wal_lag, spec.preconditions.max_initial_wal_lag
     if resuming:
         ok, detail = True, "resuming an interrupted run: the throttle waits for the indexer"
     elif not writes:
@@ -261,74 +277,74 @@ def _preconditions(
             else "the indexer is behind; wait for it to catch up (is an indexer or "
             "`elax-cli compact` running?) before starting a backfill"
         )
-    checks.append(
-        Check(
-            "indexer_caught_up",
-            "indexer caught up (wal_highwater − indexed_wal)",
-            ok,
-            f"{format_count(lag)} (wal_highwater {live.namespace.wal_highwater}, "
-            f"indexed_wal {live.namespace.indexed_wal})",
-            f"≤ {limit}",
-            detail,
-        )
+    return Check(
+        "indexer_caught_up",
+        "indexer caught up (wal_highwater − indexed_wal)",
+        ok,
+        f"{format_count(lag)} (wal_highwater {ns.wal_highwater}, indexed_wal {ns.indexed_wal})",
+        f"≤ {limit}",
+        detail,
     )
-    record = live.namespace_record
+
+
+def _metric_check(spec: PlanSpec, record: NamespaceRecord | None) -> Check:
+    """The plan's metric against the namespace record; a namespace without one passes."""
     metric = spec.target.distance_metric
     if record is None:
-        checks.append(
-            Check(
-                "metric",
-                "distance metric matches the namespace",
-                True,
-                "no record yet",
-                metric,
-                "this plan's metric and dims will be recorded for the namespace",
-            )
+        return Check(
+            "metric",
+            "distance metric matches the namespace",
+            True,
+            "no record yet",
+            metric,
+            "this plan's metric and dims will be recorded for the namespace",
         )
-    else:
-        ok = record.metric == metric
-        checks.append(
-            Check(
-                "metric",
-                "distance metric matches the namespace",
-                ok,
-                record.metric,
-                metric,
-                ""
-                if ok
-                else f"the namespace was written with {record.metric}; mixing metrics across "
-                "parts is unsupported — write to another namespace or fix distance_metric",
-            )
-        )
-        dims = spec.target.vector_dims
-        if dims is not None and record.vector_dims is not None:
-            ok = dims == record.vector_dims
-            checks.append(
-                Check(
-                    "vector_dims",
-                    "vector dims match the namespace",
-                    ok,
-                    str(record.vector_dims),
-                    str(dims),
-                    "" if ok else "the namespace holds vectors of other dims; fix vector_dims",
-                )
-            )
+    ok = record.metric == metric
+    return Check(
+        "metric",
+        "distance metric matches the namespace",
+        ok,
+        record.metric,
+        metric,
+        ""
+        if ok
+        else f"the namespace was written with {record.metric}; mixing metrics across "
+        "parts is unsupported — write to another namespace or fix distance_metric",
+    )
+
+
+def _dims_check(spec: PlanSpec, record: NamespaceRecord | None) -> Check | None:
+    """The plan's vector dims against the record's; none when either side is unknown."""
+    dims = spec.target.vector_dims
+    if record is None or dims is None or record.vector_dims is None:
+        return None
+    ok = dims == record.vector_dims
+    return Check(
+        "vector_dims",
+        "vector dims match the namespace",
+        ok,
+        str(record.vector_dims),
+        str(dims),
+        "" if ok else "the namespace holds vectors of other dims; fix vector_dims",
+    )
+
+
+def _store_budget_check(spec: PlanSpec, files: list[FileStep]) -> Check | None:
+    """Projected store growth against ``preconditions.store_budget``, when one is set."""
     budget = spec.preconditions.store_budget
-    if budget is not None:
-        projected = _projected_store_bytes(spec, files)
-        ok = projected <= budget
-        checks.append(
-            Check(
-                "store_budget",
-                "projected store growth fits the budget",
-                ok,
-                format_bytes(projected),
-                f"≤ {format_bytes(budget)}",
-                "WAL ≈ request bytes, plus parts ≈ float32 vectors and attributes"
-                + ("" if ok else "; raise preconditions.store_budget or free space first"),
-            )
-        )
-    return checks
+    if budget is None:
+        return None
+    projected = _projected_store_bytes(spec, files)
+    ok = projected <= budget
+    return Check(
+        "store_budget",
+        "projected store growth fits the budget",
+        ok,
+        format_bytes(projected),
+        f"≤ {format_bytes(budget)}",
+        "WAL ≈ request bytes, plus parts ≈ float32 vectors and attributes"
+        + ("" if ok else "; raise preconditions.store_budget or free space first"),
+    )
 
 
 def _projected_store_bytes(spec: PlanSpec, files: list[FileStep]) -> int:
@@ -538,46 +554,7 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
     reason = _verification_reason(spec, live, writes)
     post = _post_steps(spec, live, verify=bool(reason))
     preconditions = _preconditions(spec, live, files, resuming)
-    writing = [s for s in files if s.writes]
-    totals = PlanTotals(
-        files_to_write=len(writing),
-        resumed=sum(1 for s in files if s.action == "resume"),
-        rows=sum(s.est_rows for s in writing),
-        bytes=sum(s.est_bytes for s in writing),
-        requests=_total_requests([s.est_bytes for s in writing], spec.ingest.chunk_bytes),
-        skipped=sum(1 for s in files if s.action == "skip"),
-        gone=sum(1 for s in files if s.action == "gone"),
-        checks=sum(1 for p in post if p.is_check),
-        destructive=sum(1 for p in post if p.destructive),
-        changes=writes or bool(post),
-    )
-    warnings: list[str] = []
-    if live.ledger is not None and not _same_target(spec, live.ledger):
-        warnings.append(
-            "The state ledger was written for another store or namespace "
-            f"({live.ledger.target.get('store')} / {live.ledger.target.get('namespace')}); "
-            "every file is planned as new."
-        )
-    if spec.ingest.concurrency > 1 and writes:
-        warnings.append(
-            f"concurrency {spec.ingest.concurrency}: the real elacsym can lose a write when "
-            "appends to one namespace overlap (hazard H1); elax-plan detects duplicate "
-            "wal_sequence answers and re-sends both chunks."
-        )
-    if totals.gone:
-        warnings.append(
-            f"{format_count(totals.gone)} file(s) in the ledger are gone from the source; "
-            "their rows stay in the namespace (nothing is deleted)."
-        )
-    if not totals.changes and live.ledger is not None:
-        status = live.ledger.verification
-        where = live.ledger.summary_location
-        warnings.append(
-            f"Last run {live.ledger.last_run_id or ''}: verification {status}"
-            + (f"; summary at {where}" if where else "")
-            + "."
-        )
-    ns = live.namespace
+    totals = _totals(spec, files, post)
     return ExecutionPlan(
         plan={
             "name": spec.name,
@@ -592,21 +569,75 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
             "metric": spec.target.distance_metric,
             "vector_dims": spec.target.vector_dims,
         },
-        namespace={
-            "exists": ns.exists,
-            "epoch": ns.epoch,
-            "wal_highwater": ns.wal_highwater,
-            "indexed_wal": ns.indexed_wal,
-            "wal_lag": ns.wal_lag,
-            "parts": len(ns.parts),
-            "part_rows": sum(p.rows for p in ns.parts),
-        },
+        namespace=_namespace_facts(live.namespace),
         observed_at=datetime.fromtimestamp(live.observed_at, UTC).isoformat(),
         files=files,
         preconditions=preconditions,
         post_steps=post,
         totals=totals,
         inputs=plan_inputs(spec, live),
-        warnings=warnings,
+        warnings=_warnings(spec, live, writes, totals),
         verification_reason=reason,
     )
+
+
+def _totals(spec: PlanSpec, files: list[FileStep], post: list[PostStep]) -> PlanTotals:
+    """The numbers of the closing line; requests counted as apply packs the writing files."""
+    writing = [s for s in files if s.writes]
+    return PlanTotals(
+        files_to_write=len(writing),
+        resumed=sum(1 for s in files if s.action == "resume"),
+        rows=sum(s.est_rows for s in writing),
+        bytes=sum(s.est_bytes for s in writing),
+        requests=_total_requests([s.est_bytes for s in writing], spec.ingest.chunk_bytes),
+        skipped=sum(1 for s in files if s.action == "skip"),
+        gone=sum(1 for s in files if s.action == "gone"),
+        checks=sum(1 for p in post if p.is_check),
+        destructive=sum(1 for p in post if p.destructive),
+        changes=bool(writing) or bool(post),
+    )
+
+
+def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals) -> list[str]:
+    """What the reviewer should know that is not a step: another target's ledger, the
+    concurrency hazard, files gone from the source, and the last run when nothing changes."""
+    ledger = live.ledger
+    warnings: list[str] = []
+    if ledger is not None and not _same_target(spec, ledger):
+        warnings.append(
+            "The state ledger was written for another store or namespace "
+            f"({ledger.target.get('store')} / {ledger.target.get('namespace')}); "
+            "every file is planned as new."
+        )
+    if spec.ingest.concurrency > 1 and writes:
+        warnings.append(
+            f"concurrency {spec.ingest.concurrency}: the real elacsym can lose a write when "
+            "appends to one namespace overlap (hazard H1); elax-plan detects duplicate "
+            "wal_sequence answers and re-sends both chunks."
+        )
+    if totals.gone:
+        warnings.append(
+            f"{format_count(totals.gone)} file(s) in the ledger are gone from the source; "
+            "their rows stay in the namespace (nothing is deleted)."
+        )
+    if not totals.changes and ledger is not None:
+        where = ledger.summary_location
+        warnings.append(
+            f"Last run {ledger.last_run_id or ''}: verification {ledger.verification}"
+            + (f"; summary at {where}" if where else "")
+            + "."
+        )
+    return warnings
+
+
+def _namespace_facts(ns: NamespaceLive) -> dict[str, Any]:
+    """The live router facts the plan's header shows."""
+    return {
+        "exists": ns.exists,
+        "epoch": ns.epoch,
+        "wal_highwater": ns.wal_highwater,
+        "indexed_wal": ns.indexed_wal,
+        "wal_lag": ns.wal_lag,
+        "parts": len(ns.parts),
+        "part_rows": sum(p.rows for p in ns.parts),
+    }

@@ -121,12 +121,7 @@ def build_run_record(
     state_location: str | None = None,
 ) -> dict[str, Any]:
     """The JSON run record of one apply."""
-    ingest_s = max(0.0, (writes_finished or finished) - started)
-    rows = int(stats.get("rows_acked", 0))
-    size = int(stats.get("bytes_acked", 0))
     retries = Counter(str(e.get("cause")) for e in events if e["event"] == "retry")
-    actions = _throttle_actions(events)
-    recall = next((c for c in checks if c["key"] == "recall"), None)
     return {
         "record_version": RECORD_VERSION,
         "run_id": run_id,
@@ -138,54 +133,77 @@ def build_run_record(
         "started": _iso(started),
         "finished": _iso(finished),
         "duration_s": round(finished - started, 3),
-        "workload": {
-            "files_planned": plan_doc["totals"]["files_to_write"],
-            "files_written": int(stats.get("files_done", 0)),
-            "files_skipped": plan_doc["totals"]["skipped"],
-            "rows": rows,
-            "bytes": size,
-            "requests": int(stats.get("requests", 0)),
-        },
-        "ingest": {
-            "duration_s": round(ingest_s, 3),
-            "rows_per_s": round(rows / ingest_s, 1) if ingest_s > 0 else 0.0,
-            "mb_per_s": round(size / 1e6 / ingest_s, 3) if ingest_s > 0 else 0.0,
-            "resends": int(stats.get("resends", 0)),
-            "duplicate_sequences": int(stats.get("duplicate_sequences", 0)),
-            "splits_413": int(stats.get("splits", 0)),
-            "last_acked_wal_sequence": stats.get("max_acked_seq") or None,
-        },
-        "throttle": {
-            "pauses": len(actions),
-            "paused_s": round(sum((a["end"] or finished) - a["start"] for a in actions), 3),
-            "actions": [
-                {
-                    "start": _iso(a["start"]),
-                    "end": _iso(a["end"]),
-                    # Pauses are often shorter than the timestamps' one-second resolution.
-                    "paused_s": round((a["end"] or finished) - a["start"], 3),
-                    "lag_before": a["lag_before"],
-                    "lag_after": a["lag_after"],
-                }
-                for a in actions
-            ],
-        },
+        "workload": _workload(plan_doc, stats),
+        "ingest": _ingest(stats, max(0.0, (writes_finished or finished) - started)),
+        "throttle": _throttle(_throttle_actions(events), finished),
         "retries": {"total": sum(retries.values()), "by_cause": dict(sorted(retries.items()))},
         "rejects": dict(rejects),
         "verification": [dict(c) for c in checks],
-        "recall": None
-        if recall is None
-        else {
-            "passed": recall["passed"],
-            "avg_recall": recall["evidence"].get("avg_recall"),
-            "min_avg_recall": recall["evidence"].get("min_avg_recall"),
-            "evaluated": recall["evidence"].get("evaluated"),
-            "advice": recall["advice"],
-            "tuning": recall["evidence"].get("tuning"),
-        },
+        "recall": _recall(checks),
         "wal_trim": dict(trim) if trim is not None else None,
         "charts": _charts(events, started),
         "state_location": state_location,
+    }
+
+
+def _workload(plan_doc: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
+    """What the plan asked for next to what the pipeline acknowledged."""
+    return {
+        "files_planned": plan_doc["totals"]["files_to_write"],
+        "files_written": int(stats.get("files_done", 0)),
+        "files_skipped": plan_doc["totals"]["skipped"],
+        "rows": int(stats.get("rows_acked", 0)),
+        "bytes": int(stats.get("bytes_acked", 0)),
+        "requests": int(stats.get("requests", 0)),
+    }
+
+
+def _ingest(stats: Mapping[str, Any], ingest_s: float) -> dict[str, Any]:
+    """The writes' rates over ``ingest_s`` (start to the end of the writes) and their repairs."""
+    rows = int(stats.get("rows_acked", 0))
+    size = int(stats.get("bytes_acked", 0))
+    return {
+        "duration_s": round(ingest_s, 3),
+        "rows_per_s": round(rows / ingest_s, 1) if ingest_s > 0 else 0.0,
+        "mb_per_s": round(size / 1e6 / ingest_s, 3) if ingest_s > 0 else 0.0,
+        "resends": int(stats.get("resends", 0)),
+        "duplicate_sequences": int(stats.get("duplicate_sequences", 0)),
+        "splits_413": int(stats.get("splits", 0)),
+        "last_acked_wal_sequence": stats.get("max_acked_seq") or None,
+    }
+
+
+def _throttle(actions: list[dict[str, Any]], finished: float) -> dict[str, Any]:
+    """The throttle's pauses; one still open at the end lasts until ``finished``."""
+    return {
+        "pauses": len(actions),
+        "paused_s": round(sum((a["end"] or finished) - a["start"] for a in actions), 3),
+        "actions": [
+            {
+                "start": _iso(a["start"]),
+                "end": _iso(a["end"]),
+                # Pauses are often shorter than the timestamps' one-second resolution.
+                "paused_s": round((a["end"] or finished) - a["start"], 3),
+                "lag_before": a["lag_before"],
+                "lag_after": a["lag_after"],
+            }
+            for a in actions
+        ],
+    }
+
+
+def _recall(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The recall gate's verdict and evidence, or None when the run had no recall check."""
+    recall = next((c for c in checks if c["key"] == "recall"), None)
+    if recall is None:
+        return None
+    return {
+        "passed": recall["passed"],
+        "avg_recall": recall["evidence"].get("avg_recall"),
+        "min_avg_recall": recall["evidence"].get("min_avg_recall"),
+        "evaluated": recall["evidence"].get("evaluated"),
+        "advice": recall["advice"],
+        "tuning": recall["evidence"].get("tuning"),
     }
 
 

@@ -71,41 +71,49 @@ def interpolate(
 ) -> Interpolated:
     """Substitute every ``${…}`` in the string values of ``data``; collect every problem."""
     result = Interpolated(data=None)
-    result.data = _walk(data, (), marks, file, variables, env, result)
+    context = _Context(marks, file, variables, env, result)
+    result.data = _walk(data, (), context)
     return result
 
 
-def _walk(
-    value: Any,
-    path: NodePath,
-    marks: Mapping[NodePath, Mark],
-    file: str,
-    variables: Mapping[str, str],
-    env: Mapping[str, str],
-    result: Interpolated,
-) -> Any:
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every substitution reads (marks, file, lookups) and the result it records into."""
+
+    marks: Mapping[NodePath, Mark]
+    file: str
+    variables: Mapping[str, str]
+    env: Mapping[str, str]
+    result: Interpolated
+
+    def issue(self, path: NodePath, offset: int, message: str) -> None:
+        """Report ``message`` at the ``${`` that starts ``offset`` characters into the value."""
+        mark = self.marks.get(path)
+        line = mark.line if mark else None
+        column = mark.column if mark else None
+        if mark is not None and mark.single_line:
+            # Point at the '${' itself when the scalar's text maps 1:1 onto the line.
+            if mark.style is None:
+                column = mark.column + offset
+            elif mark.style in ("'", '"'):
+                column = mark.column + 1 + offset
+        self.result.issues.append(
+            PlanIssue(self.file, message, line, column, format_path(path) or None)
+        )
+
+
+def _walk(value: Any, path: NodePath, context: _Context) -> Any:
     if isinstance(value, str):
-        return _substitute(value, path, marks, file, variables, env, result)
+        return _substitute(value, path, context)
     if isinstance(value, dict):
-        return {
-            k: _walk(v, (*path, k), marks, file, variables, env, result) for k, v in value.items()
-        }
+        return {k: _walk(v, (*path, k), context) for k, v in value.items()}
     if isinstance(value, list):
-        return [
-            _walk(v, (*path, i), marks, file, variables, env, result) for i, v in enumerate(value)
-        ]
+        return [_walk(v, (*path, i), context) for i, v in enumerate(value)]
     return value
 
 
-def _substitute(
-    text: str,
-    path: NodePath,
-    marks: Mapping[NodePath, Mark],
-    file: str,
-    variables: Mapping[str, str],
-    env: Mapping[str, str],
-    result: Interpolated,
-) -> str:
+def _substitute(text: str, path: NodePath, context: _Context) -> str:
+    """``text`` with its references replaced; unchanged (and ``path`` failed) if any fails."""
     if "$" not in text:
         return text
     references: list[str] = []
@@ -115,110 +123,71 @@ def _substitute(
     for match in _TOKEN_RE.finditer(text):
         out.append(text[position : match.start()])
         position = match.end()
-        token = match.group(0)
-        if token == "$${":
+        if match.group(0) == "$${":
             out.append("${")
             continue
-        body = match["body"]
-        if body is None:
-            _issue(
-                result,
-                file,
-                path,
-                marks,
-                match.start(),
-                "a '${' without its closing '}'; write ${NAME}, or $${ for a literal '${'",
-            )
+        resolved = _resolve(match["body"], path, match.start(), context)
+        if resolved is None:
             failed = True
             continue
-        parsed = _BODY_RE.match(body.strip())
-        if parsed is None:
-            _issue(
-                result,
-                file,
-                path,
-                marks,
-                match.start(),
-                f"'${{{body[:40]}}}' is not a variable reference; write ${{ENV_NAME}}, "
-                "${ENV_NAME:-default} or ${var.NAME}",
-            )
-            failed = True
-            continue
-        name, default, is_var = parsed["name"], parsed["default"], parsed["var"] is not None
-        if default is not None and "${" in default:
-            _issue(
-                result,
-                file,
-                path,
-                marks,
-                match.start(),
-                "a ${…} inside a default value is not supported; give a plain default",
-            )
-            failed = True
-            continue
-        if is_var:
-            reference = f"var.{name}"
-            result.used_variables.add(name)
-            found = variables.get(name)
-            if found is None and default is None:
-                _issue(
-                    result,
-                    file,
-                    path,
-                    marks,
-                    match.start(),
-                    f"${{var.{name}}} is not defined; pass --var {name}=VALUE, or write "
-                    f"${{var.{name}:-default}}",
-                )
-                failed = True
-                continue
-        else:
-            reference = name
-            found = env.get(name)
-            if found is None and default is None:
-                _issue(
-                    result,
-                    file,
-                    path,
-                    marks,
-                    match.start(),
-                    f"the environment variable {name} is not set; export it, or write "
-                    f"${{{name}:-default}}",
-                )
-                failed = True
-                continue
-        if found and is_credential_env_name(name):
-            # A credential-looking variable is scrubbed from all output wherever the
-            # plan uses it, even in a key that is not secret (or is misspelt).
-            register_secret(found)
-        # ":-" means "unset or empty", as in the shell.
-        chosen = found if found not in (None, "") else default
-        out.append(chosen or "")
+        value, reference = resolved
+        out.append(value)
         references.append(reference)
     out.append(text[position:])
     if failed:
-        result.failed.add(path)
+        context.result.failed.add(path)
         return text
     if references:
-        result.sources[path] = tuple(references)
+        context.result.sources[path] = tuple(references)
     return "".join(out)
 
 
-def _issue(
-    result: Interpolated,
-    file: str,
-    path: NodePath,
-    marks: Mapping[NodePath, Mark],
-    offset: int,
-    message: str,
-) -> None:
-    mark = marks.get(path)
-    line = mark.line if mark else None
-    column = mark.column if mark else None
-    if mark is not None and mark.single_line:
-        # Point at the '${' itself when the scalar's text maps 1:1 onto the line.
-        if mark.style is None:
-            column = mark.column + offset
-        elif mark.style in ("'", '"'):
-            column = mark.column + 1 + offset
-    result.issues.append(PlanIssue(file, message, line, column, format_path(path) or None))
+def _resolve(
+    body: str | None, path: NodePath, offset: int, context: _Context
+) -> tuple[str, str] | None:
+    """The value of one ``${body}`` and its reference (``NAME`` or ``var.NAME``), or None
+    after reporting why it has none. ``body`` is None for a ``${`` without its ``}``."""
+    if body is None:
+        context.issue(
+            path, offset, "a '${' without its closing '}'; write ${NAME}, or $${ for a literal '${'"
+        )
+        return None
+    parsed = _BODY_RE.match(body.strip())
+    if parsed is None:
+        context.issue(
+            path,
+            offset,
+            f"'${{{body[:40]}}}' is not a variable reference; write ${{ENV_NAME}}, "
+            "${ENV_NAME:-default} or ${var.NAME}",
+        )
+        return None
+    name, default, is_var = parsed["name"], parsed["default"], parsed["var"] is not None
+    if default is not None and "${" in default:
+        context.issue(
+            path, offset, "a ${…} inside a default value is not supported; give a plain default"
+        )
+        return None
+    if is_var:
+        reference = f"var.{name}"
+        context.result.used_variables.add(name)
+        found = context.variables.get(name)
+        missing = (
+            f"${{var.{name}}} is not defined; pass --var {name}=VALUE, or write "
+            f"${{var.{name}:-default}}"
+        )
+    else:
+        reference = name
+        found = context.env.get(name)
+        missing = (
+            f"the environment variable {name} is not set; export it, or write ${{{name}:-default}}"
+        )
+    if found is None and default is None:
+        context.issue(path, offset, missing)
+        return None
+    if found and is_credential_env_name(name):
+        # A credential-looking variable is scrubbed from all output wherever the
+        # plan uses it, even in a key that is not secret (or is misspelt).
+        register_secret(found)
+    # ":-" means "unset or empty", as in the shell.
+    chosen = found if found not in (None, "") else default
+    return chosen or "", reference
