@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from elax_plan.errors import TargetError
 from elax_plan.live.store import StoreReader
-from elax_plan.live.target import display_url
 from elax_plan.planner import eligible_wal_objects
+from elax_plan.spec import display_url
 
 
 @dataclass

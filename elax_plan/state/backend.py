@@ -66,13 +66,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import fsspec
 import fsspec.asyn
 
 from elax_plan.errors import Conflict, StateError
-from elax_plan.spec.secrets import redact, reveal
+from elax_plan.spec.secrets import display_url, redact, reveal
 
 # How many times append_lines re-reads and retries on S3 when other appenders
 # keep winning; far above any real contention on one run's files.
@@ -87,16 +87,6 @@ class Versioned:
 
     data: bytes
     version: str
-
-
-def display_url(url: str) -> str:
-    """``url`` without user info, query or fragment, and with registered secrets redacted."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    if parts.scheme and "://" in url and "://" not in shown:
-        shown = shown.replace(":", "://", 1)
-    return redact(shown)
 
 
 def _check_key(key: str) -> None:
@@ -673,6 +663,5 @@ __all__ = [
     "S3Backend",
     "StateBackend",
     "Versioned",
-    "display_url",
     "open_backend",
 ]
