@@ -30,7 +30,13 @@ from elax_plan.execution_plan import (
     format_bytes,
     format_count,
 )
-from elax_plan.live.model import NamespaceLive, SourceFile, SourceListing, TargetLive, WalObject
+from elax_plan.live.model import (
+    NamespaceLive,
+    SourceFile,
+    SourceListing,
+    TargetLive,
+    eligible_wal_objects,
+)
 from elax_plan.spec import PlanSpec, format_duration, redact
 
 FileStatus = Literal["pending", "partial", "done"]
@@ -421,23 +427,6 @@ def _post_steps(spec: PlanSpec, live: LiveState, verify: bool) -> list[PostStep]
     if trim is not None:
         steps.append(trim)
     return steps
-
-
-def eligible_wal_objects(
-    objects: tuple[WalObject, ...],
-    indexed_wal: int,
-    now: float,
-    older_than: float,
-    keep_last: int,
-) -> list[WalObject]:
-    """WAL objects a trim may move or delete: indexed, old enough, not among the newest kept."""
-    newest = sorted(objects, key=lambda o: o.sequence)
-    keep = {o.sequence for o in newest[-keep_last:]} if keep_last > 0 else set()
-    return [
-        o
-        for o in newest
-        if o.sequence <= indexed_wal and o.modified <= now - older_than and o.sequence not in keep
-    ]
 
 
 def _wal_trim_step(spec: PlanSpec, live: LiveState, runs: bool) -> PostStep | None:

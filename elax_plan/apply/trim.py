@@ -1,8 +1,9 @@
 """WAL trim (SPEC §5 step 7): archive or delete WAL objects the index no longer needs.
 
-Owns the one destructive step of elax-plan. Eligible objects are those the
-planner's rule selects (sequence ≤ ``indexed_wal``, older than
-``older_than``, not among the newest ``keep_last``), listed afresh here.
+Owns the one destructive step of elax-plan. Eligible objects are those
+``live.model.eligible_wal_objects`` selects, the same rule the plan showed
+(sequence ≤ ``indexed_wal``, older than ``older_than``, not among the newest
+``keep_last``), listed afresh here.
 ``archive`` copies each object under ``namespaces/<ns>/wal-archive/`` and
 deletes the original only once the copy is verified (same bytes), so an
 interruption at any point loses nothing and a re-run finishes the job;
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from elax_plan.errors import TargetError
+from elax_plan.live.model import eligible_wal_objects
 from elax_plan.live.store import StoreReader
-from elax_plan.planner import eligible_wal_objects
 from elax_plan.spec import display_url
 
 

@@ -26,6 +26,7 @@ from elax_plan.live.model import (
     SourceSample,
     TargetLive,
     WalObject,
+    eligible_wal_objects,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ __all__ = [
     "WalObject",
     "check_target",
     "count_rows",
+    "eligible_wal_objects",
     "ensure_reachable",
     "list_source",
     "open_client",
