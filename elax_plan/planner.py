@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -30,67 +30,13 @@ from elax_plan.execution_plan import (
     format_bytes,
     format_count,
 )
-from elax_plan.live.model import (
-    NamespaceLive,
-    SourceFile,
-    SourceListing,
-    TargetLive,
-    eligible_wal_objects,
-)
+from elax_plan.live.model import SourceFile, SourceListing, eligible_wal_objects
+from elax_plan.live.state_view import LedgerView, LiveState
 from elax_plan.spec import PlanSpec, format_duration, redact
-
-FileStatus = Literal["pending", "partial", "done"]
-Verification = Literal["none", "pending", "passed", "failed"]
 
 # Parts store vectors as float32 plus ids and attribute JSON; this is the estimate's overhead
 # per row on top of 4 bytes per dimension.
 PART_ROW_OVERHEAD = 64
-
-
-@dataclass(frozen=True, slots=True)
-class FileProgress:
-    """What the ledger says about one source file."""
-
-    fingerprint: str
-    status: FileStatus
-    resume_from: Mapping[str, Any] | None = None
-    rows_written: int = 0
-    size: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerView:
-    """The parts of the state ledger the planner reads."""
-
-    lineage: str
-    serial: int
-    files: Mapping[str, FileProgress]
-    target: Mapping[str, Any] = field(default_factory=dict)  # store, namespace
-    verification: Verification = "none"
-    verified_checks: str | None = None  # VerifySpec.checks_digest() behind a passed/failed verdict
-    last_run_id: str | None = None
-    summary_location: str | None = None
-    run_in_progress: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class NamespaceRecord:
-    """The metric and dims every plan so far wrote into the namespace (SPEC §6)."""
-
-    metric: str
-    vector_dims: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class LiveState:
-    """Everything the readers observed, at ``observed_at`` (Unix seconds)."""
-
-    observed_at: float
-    target: TargetLive
-    namespace: NamespaceLive
-    source: SourceListing
-    ledger: LedgerView | None = None
-    namespace_record: NamespaceRecord | None = None
 
 
 def spec_digest(spec: PlanSpec) -> str:
