@@ -31,6 +31,7 @@ from elax_plan.apply.sources import ResumePoint
 from elax_plan.apply.throttle import RouterReading, Throttle
 from elax_plan.apply.trim import TrimResult, trim_wal
 from elax_plan.apply.verify import CheckResult, Verifier, overall
+from elax_plan.apply.wal_store import WalStoreWriter
 from elax_plan.apply.writer import Writer
 from elax_plan.errors import (
     EXIT_INTERRUPTED,
@@ -528,7 +529,7 @@ def _execute(
         if spec.wal_trim.enabled and passed and not unfinished:
             try:
                 trim = trim_wal(
-                    reader,
+                    WalStoreWriter(t.store, t.storage_options),
                     t.namespace,
                     mode=spec.wal_trim.mode,
                     older_than=spec.wal_trim.older_than,
