@@ -51,19 +51,24 @@ from elax_plan.planner import build_plan
 from elax_plan.report.run_record import build_run_record, render_summary
 from elax_plan.retry import RetryPolicy
 from elax_plan.spec import PlanSpec, redact_value, reveal
-from elax_plan.state import Heartbeat, Lease, acquire, open_backend
-from elax_plan.state.backend import StateBackend
-from elax_plan.state.ledger import (
+from elax_plan.state import (
     FileEntry,
     FileStatus,
+    Heartbeat,
+    Lease,
     Ledger,
     LedgerStore,
     LedgerWriter,
+    RunFiles,
     RunState,
+    StateBackend,
     TargetIdentity,
     Verification,
+    acquire,
+    new_run_id,
+    open_backend,
+    record_namespace_use,
 )
-from elax_plan.state.records import RunFiles, new_run_id, record_namespace_use
 
 log = structlog.get_logger("elax_plan.apply")
 
