@@ -7,6 +7,9 @@ values; the post-steps (wait for the index, parts and epoch, smoke queries,
 recall, WAL trim); and the estimates. Everything it knows arrives in
 ``LiveState``, including the one clock reading (``observed_at``), so the same
 inputs always give the same plan — the golden cases in ``tests/cases`` rely on it.
+Its input types are ``live.state_view``'s and ``live.model``'s (with the WAL
+trim rule, ``eligible_wal_objects``, which ``apply.trim`` shares); it must not
+call a reader or define a concept of its own input.
 """
 
 from __future__ import annotations
