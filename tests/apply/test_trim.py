@@ -243,3 +243,21 @@ def test_an_interrupted_archive_is_finished_by_the_next_trim(
     assert {p.name: p.read_bytes() for p in archive.iterdir()} == dict(list(originals.items())[:3])
     assert sorted(p.name for p in wal.iterdir()) == list(originals)[3:]
     assert trim_wal(store, "docs", mode="archive", older_than=0, keep_last=2).objects == 0
+
+
+def test_wal_store_writer_touches_only_the_named_wal_object(tmp_path: Path) -> None:
+    """WalStoreWriter archives or deletes exactly one WAL object; a missing one is FileNotFoundError."""
+    wal = tmp_path / "namespaces" / "docs" / "wal"
+    wal.mkdir(parents=True)
+    for sequence in (1, 2, 3):
+        (wal / f"WAL-{sequence:020d}.json").write_bytes(b'{"seq": %d}' % sequence)
+    store = WalStoreWriter(tmp_path.as_uri(), {})
+    store.archive("docs", 1)
+    store.delete("docs", 2)
+    assert sorted(p.name for p in wal.iterdir()) == [f"WAL-{3:020d}.json"]
+    archived = wal.parent / "wal-archive" / f"WAL-{1:020d}.json"
+    assert archived.read_bytes() == b'{"seq": 1}'
+    with pytest.raises(FileNotFoundError):
+        store.delete("docs", 2)
+    with pytest.raises(FileNotFoundError):
+        store.archive("docs", 2)
