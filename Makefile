@@ -17,11 +17,13 @@ test: $(STAMP)
 	$(BIN)/ruff check elax_plan tests
 	$(BIN)/ruff format --check elax_plan tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check elax_plan tests
 	$(BIN)/ruff format --check elax_plan tests
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -45,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --scale $(BENCH_SCALE)
 
 clean:
-	rm -rf $(VENV) .elax-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .elax-demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

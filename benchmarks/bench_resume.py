@@ -39,8 +39,7 @@ from benchmarks.common import machine, quiet_logs
 from benchmarks.emulator_ingest import running_emulator
 from elax_plan.live.source import list_source
 from elax_plan.spec import load_plan
-from elax_plan.state import acquire, open_backend
-from elax_plan.state.ledger import FileEntry, Ledger, LedgerStore, TargetIdentity
+from elax_plan.state import FileEntry, Ledger, LedgerStore, TargetIdentity, acquire, open_backend
 
 NAMESPACE = "bench"
 PLAN_NAME = "bench-resume"

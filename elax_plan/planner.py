@@ -7,6 +7,9 @@ values; the post-steps (wait for the index, parts and epoch, smoke queries,
 recall, WAL trim); and the estimates. Everything it knows arrives in
 ``LiveState``, including the one clock reading (``observed_at``), so the same
 inputs always give the same plan — the golden cases in ``tests/cases`` rely on it.
+Its input types are ``live.state_view``'s and ``live.model``'s (with the WAL
+trim rule, ``eligible_wal_objects``, which ``apply.trim`` shares); it must not
+call a reader or define a concept of its own input.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -30,61 +33,20 @@ from elax_plan.execution_plan import (
     format_bytes,
     format_count,
 )
-from elax_plan.live.model import NamespaceLive, SourceFile, SourceListing, TargetLive, WalObject
+from elax_plan.live.model import (
+    NamespaceLive,
+    SourceFile,
+    SourceListing,
+    TargetLive,
+    eligible_wal_objects,
+)
+from elax_plan.live.state_view import LedgerView, LiveState
 from elax_plan.spec import PlanSpec, format_duration, redact
-
-FileStatus = Literal["pending", "partial", "done"]
-Verification = Literal["none", "pending", "passed", "failed"]
+from elax_plan.state import NamespaceRecord
 
 # Parts store vectors as float32 plus ids and attribute JSON; this is the estimate's overhead
 # per row on top of 4 bytes per dimension.
 PART_ROW_OVERHEAD = 64
-
-
-@dataclass(frozen=True, slots=True)
-class FileProgress:
-    """What the ledger says about one source file."""
-
-    fingerprint: str
-    status: FileStatus
-    resume_from: Mapping[str, Any] | None = None
-    rows_written: int = 0
-    size: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerView:
-    """The parts of the state ledger the planner reads."""
-
-    lineage: str
-    serial: int
-    files: Mapping[str, FileProgress]
-    target: Mapping[str, Any] = field(default_factory=dict)  # store, namespace
-    verification: Verification = "none"
-    verified_checks: str | None = None  # VerifySpec.checks_digest() behind a passed/failed verdict
-    last_run_id: str | None = None
-    summary_location: str | None = None
-    run_in_progress: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class NamespaceRecord:
-    """The metric and dims every plan so far wrote into the namespace (SPEC §6)."""
-
-    metric: str
-    vector_dims: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class LiveState:
-    """Everything the readers observed, at ``observed_at`` (Unix seconds)."""
-
-    observed_at: float
-    target: TargetLive
-    namespace: NamespaceLive
-    source: SourceListing
-    ledger: LedgerView | None = None
-    namespace_record: NamespaceRecord | None = None
 
 
 def spec_digest(spec: PlanSpec) -> str:
@@ -462,23 +424,6 @@ def _post_steps(spec: PlanSpec, live: LiveState, verify: bool) -> list[PostStep]
     if trim is not None:
         steps.append(trim)
     return steps
-
-
-def eligible_wal_objects(
-    objects: tuple[WalObject, ...],
-    indexed_wal: int,
-    now: float,
-    older_than: float,
-    keep_last: int,
-) -> list[WalObject]:
-    """WAL objects a trim may move or delete: indexed, old enough, not among the newest kept."""
-    newest = sorted(objects, key=lambda o: o.sequence)
-    keep = {o.sequence for o in newest[-keep_last:]} if keep_last > 0 else set()
-    return [
-        o
-        for o in newest
-        if o.sequence <= indexed_wal and o.modified <= now - older_than and o.sequence not in keep
-    ]
 
 
 def _wal_trim_step(spec: PlanSpec, live: LiveState, runs: bool) -> PostStep | None:

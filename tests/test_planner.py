@@ -36,16 +36,11 @@ from elax_plan.live.model import (
     TargetLive,
     WalObject,
 )
-from elax_plan.planner import (
-    FileProgress,
-    LedgerView,
-    LiveState,
-    NamespaceRecord,
-    _total_requests,
-    build_plan,
-)
+from elax_plan.live.state_view import FileProgress, LedgerView, LiveState
+from elax_plan.planner import _total_requests, build_plan
 from elax_plan.report.plan_render import render_markdown, render_text
 from elax_plan.spec import load_plan
+from elax_plan.state import NamespaceRecord
 
 CASES = Path(__file__).parent / "cases" / "planner"
 CASE_NAMES = sorted(p.name for p in CASES.iterdir() if p.is_dir())
@@ -90,7 +85,9 @@ def live_state(raw: dict[str, Any]) -> LiveState:
             summary_location=ledger.get("summary_location"),
             run_in_progress=ledger.get("run_in_progress", False),
         ),
-        namespace_record=None if record is None else NamespaceRecord(**record),
+        namespace_record=None
+        if record is None
+        else NamespaceRecord(namespace=ns["name"], plans=(), updated=0.0, **record),
     )
 
 

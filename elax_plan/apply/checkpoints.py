@@ -24,8 +24,7 @@ from elax_plan.apply.pipeline import FileRun
 from elax_plan.apply.run_files import RunEvents
 from elax_plan.apply.sources import ResumePoint
 from elax_plan.execution_plan import FileStep
-from elax_plan.state.ledger import FileEntry, FileStatus, Ledger, LedgerWriter
-from elax_plan.state.records import RunFiles
+from elax_plan.state import FileEntry, FileStatus, Ledger, LedgerWriter, RunFiles
 
 CHECKPOINT_INTERVAL = 5.0
 # A finished file is checkpointed at once unless the last save was less than this many times

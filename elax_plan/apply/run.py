@@ -40,6 +40,7 @@ from elax_plan.apply.samples import sampler
 from elax_plan.apply.throttle import RouterReading, Throttle
 from elax_plan.apply.trim import TrimResult, trim_wal
 from elax_plan.apply.verify import CheckResult, VerifyContext, overall, run_checks
+from elax_plan.apply.wal_store import WalStoreWriter
 from elax_plan.apply.writer import Writer
 from elax_plan.errors import (
     EXIT_INTERRUPTED,
@@ -59,10 +60,21 @@ from elax_plan.live.target import TargetClient, open_client
 from elax_plan.planner import build_plan
 from elax_plan.retry import Retrier, RetryPolicy
 from elax_plan.spec import PlanSpec, reveal
-from elax_plan.state import Heartbeat, Lease, acquire, open_backend
-from elax_plan.state.backend import StateBackend
-from elax_plan.state.ledger import Ledger, LedgerStore, RunState, TargetIdentity, Verification
-from elax_plan.state.records import RunFiles, new_run_id, record_namespace_use
+from elax_plan.state import (
+    Heartbeat,
+    Lease,
+    Ledger,
+    LedgerStore,
+    RunFiles,
+    RunState,
+    StateBackend,
+    TargetIdentity,
+    Verification,
+    acquire,
+    new_run_id,
+    open_backend,
+    record_namespace_use,
+)
 
 log = structlog.get_logger("elax_plan.apply")
 
@@ -452,8 +464,9 @@ class ApplyRun:
         if step is None:
             return None
         try:
+            t = self.ctx.spec.target
             result = trim_wal(
-                self.reader,
+                WalStoreWriter(t.store, t.storage_options),
                 self.ctx.spec.target.namespace,
                 mode=step.params["mode"],
                 older_than=float(step.params["older_than_s"]),

@@ -24,7 +24,7 @@ from elax_plan.apply.trim import TrimResult
 from elax_plan.apply.verify import CheckResult
 from elax_plan.report.run_record import build_run_record, render_summary
 from elax_plan.spec import redact_value
-from elax_plan.state.records import RunFiles
+from elax_plan.state import RunFiles
 
 log = structlog.get_logger("elax_plan.apply")
 

@@ -1,12 +1,16 @@
 """WAL trim (SPEC §5 step 7): archive or delete WAL objects the index no longer needs.
 
-Owns the one destructive step of elax-plan. Eligible objects are those the
-planner's rule selects (sequence ≤ ``indexed_wal``, older than
-``older_than``, not among the newest ``keep_last``), listed afresh here.
+Owns the one destructive step of elax-plan. Eligible objects are those
+``live.model.eligible_wal_objects`` selects, the same rule the plan showed
+(sequence ≤ ``indexed_wal``, older than ``older_than``, not among the newest
+``keep_last``), listed afresh here.
 ``archive`` copies each object under ``namespaces/<ns>/wal-archive/`` and
 deletes the original only once the copy is verified (same bytes), so an
 interruption at any point loses nothing and a re-run finishes the job;
 ``delete`` deletes. Both are idempotent: a second run finds nothing to do.
+The store operations themselves go through ``apply.wal_store.WalStoreWriter``;
+this module decides what to trim and how a failure is reported, and never
+touches the store's filesystem directly.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from elax_plan.apply.wal_store import WalStoreWriter, archive_prefix, wal_name
 from elax_plan.errors import TargetError
-from elax_plan.live.store import StoreReader
-from elax_plan.live.target import display_url
-from elax_plan.planner import eligible_wal_objects
+from elax_plan.live.model import eligible_wal_objects
+from elax_plan.spec import display_url
 
 
 @dataclass
@@ -44,7 +48,7 @@ class TrimResult:
 
 
 def trim_wal(
-    reader: StoreReader,
+    store: WalStoreWriter,
     namespace: str,
     *,
     mode: Literal["archive", "delete"],
@@ -53,32 +57,24 @@ def trim_wal(
     now: float | None = None,
 ) -> TrimResult:
     """Archive or delete the eligible WAL objects of ``namespace``; see the module docstring."""
-    live = reader.read_namespace(namespace, with_wal=True)
+    live = store.read_namespace(namespace)
     moment = time.time() if now is None else now
     eligible = eligible_wal_objects(
         live.wal_objects, live.indexed_wal, moment, older_than, keep_last
     )
-    archive = f"namespaces/{namespace}/wal-archive"
+    archive = archive_prefix(namespace)
     result = TrimResult(mode, archive_prefix=archive if mode == "archive" else None)
-    fs = reader.fs
     for obj in eligible:
-        name = f"WAL-{obj.sequence:020d}.json"
-        source = reader.path(f"namespaces/{namespace}/wal/{name}")
         try:
             if mode == "archive":
-                data = fs.cat_file(source)
-                destination = reader.path(f"{archive}/{name}")
-                if reader.local:
-                    fs.makedirs(destination.rsplit("/", 1)[0], exist_ok=True)
-                fs.pipe_file(destination, data)
-                if fs.cat_file(destination) != data:
-                    raise OSError(f"the archived copy of {name} does not match the original")
-            fs.rm_file(source)
+                store.archive(namespace, obj.sequence)
+            else:
+                store.delete(namespace, obj.sequence)
         except FileNotFoundError:
             continue  # trimmed by an earlier, interrupted run
         except Exception as exc:  # every fsspec backend raises its own errors
             raise TargetError(
-                f"WAL trim stopped at {name} in {display_url(reader.url)}: {exc}.",
+                f"WAL trim stopped at {wal_name(obj.sequence)} in {display_url(store.url)}: {exc}.",
                 hint="Nothing was lost (an object is deleted only after its archived copy is "
                 "verified); fix the store access and run `elax-plan apply` again.",
             ) from exc

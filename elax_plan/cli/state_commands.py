@@ -24,8 +24,7 @@ def status_command(options: GlobalOptions, plan_file: str, var_items: tuple[str,
     verification, and the namespace's current WAL lag.
     """
     from elax_plan.live.store import read_namespace
-    from elax_plan.state import open_backend
-    from elax_plan.state.status import read_status
+    from elax_plan.state import open_backend, read_status
 
     spec = load_plan_from_cli(plan_file, var_items)
     backend = open_backend(spec.state.uri, spec.state.storage_options)
@@ -105,9 +104,7 @@ def summary_command(
 ) -> None:
     """Print the markdown summary of the last (or given) run again."""
     from elax_plan.report.run_record import render_summary
-    from elax_plan.state import open_backend
-    from elax_plan.state.records import RunFiles, list_runs
-    from elax_plan.state.status import read_status
+    from elax_plan.state import RunFiles, list_runs, open_backend, read_status
 
     spec = load_plan_from_cli(plan_file, var_items)
     backend = open_backend(spec.state.uri, spec.state.storage_options)

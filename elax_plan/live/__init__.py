@@ -1,9 +1,12 @@
 """Read-only readers of live state: the elacsym API, its store, and the plan's source.
 
 Everything here observes and nothing here changes anything: no write, move or
-delete on the store or the source, no write request to the API. The planner
-consumes the frozen dataclasses of ``elax_plan.live.model``; importing that
-module (or this package) loads no I/O library: the readers load on first use.
+delete on the store or the source, no write request to the API, no write to the
+state store. The planner consumes the frozen dataclasses of ``elax_plan.live.model``
+and ``elax_plan.live.state_view`` (``LiveState``); importing ``model`` (or this
+package) loads no I/O library: the readers load on first use. ``live`` sits above
+``state``: it uses the state's types and read-only readers, and ``state`` never
+imports ``live``.
 
 - ``check_target`` / ``open_client`` / ``TargetClient`` (``target``): ``GET /metrics``
   and an httpx client (or the embedded emulator) for the target.
@@ -11,6 +14,8 @@ module (or this package) loads no I/O library: the readers load on first use.
   the WAL listing.
 - ``list_source`` / ``count_rows`` / ``sample_source`` / ``read_source`` (``source``):
   the source files, their fingerprints and a bounded sample.
+- ``observe`` (``snapshot``): one read of all of the above plus the plan's ledger and
+  namespace record, as the planner's ``LiveState``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from elax_plan.live.model import (
     SourceSample,
     TargetLive,
     WalObject,
+    eligible_wal_objects,
 )
 
 if TYPE_CHECKING:
@@ -58,6 +64,7 @@ __all__ = [
     "WalObject",
     "check_target",
     "count_rows",
+    "eligible_wal_objects",
     "ensure_reachable",
     "list_source",
     "open_client",

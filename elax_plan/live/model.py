@@ -1,8 +1,11 @@
 """What the live-state readers observed, as plain frozen data the planner can diff.
 
-Pure: no I/O here. The readers in this package fill these in; the planner
-reads them and never looks at the network, the store or the clock itself
-(``LiveState.observed_at`` is the one clock reading a plan depends on).
+Pure: no I/O here, and no import of any I/O library. The readers in this package
+fill these in; the planner reads them and never looks at the network, the store
+or the clock itself (``LiveState.observed_at`` is the one clock reading a plan
+depends on). Also owns the one rule over the WAL model that the planner (to show
+the trim step) and ``apply.trim`` (to perform it) must agree on:
+``eligible_wal_objects``.
 """
 
 from __future__ import annotations
@@ -63,6 +66,23 @@ class WalObject:
     sequence: int
     size: int
     modified: float
+
+
+def eligible_wal_objects(
+    objects: tuple[WalObject, ...],
+    indexed_wal: int,
+    now: float,
+    older_than: float,
+    keep_last: int,
+) -> list[WalObject]:
+    """WAL objects a trim may move or delete: indexed, old enough, not among the newest kept."""
+    newest = sorted(objects, key=lambda o: o.sequence)
+    keep = {o.sequence for o in newest[-keep_last:]} if keep_last > 0 else set()
+    return [
+        o
+        for o in newest
+        if o.sequence <= indexed_wal and o.modified <= now - older_than and o.sequence not in keep
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,10 @@
 """One read of everything a plan depends on: target, store, source and the plan's own state.
 
 Read-only. Owns the order of the readings and their conversion into the
-planner's ``LiveState`` (including the narrow ``LedgerView`` of the ledger),
-and the one clock reading a plan is computed at. It changes nothing anywhere.
+planner's ``LiveState`` (``live.state_view``, including the narrow
+``LedgerView`` of the ledger), and the one clock reading a plan is computed at.
+It reads the state store only through ``state``'s public readers and changes
+nothing anywhere: no write to the target, the store, the source or the state.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ from dataclasses import dataclass
 
 from elax_plan.live.model import NamespaceLive
 from elax_plan.live.source import read_source
+from elax_plan.live.state_view import FileProgress, LedgerView, LiveState
 from elax_plan.live.store import StoreReader
 from elax_plan.live.target import check_target
-from elax_plan.planner import FileProgress, LedgerView, LiveState, NamespaceRecord
 from elax_plan.retry import Retrier
 from elax_plan.spec import PlanSpec
-from elax_plan.state import StateBackend
-from elax_plan.state.ledger import Ledger, read_ledger
-from elax_plan.state.records import NamespaceRecord as StoredNamespaceRecord
-from elax_plan.state.records import RunFiles, read_namespace_record
+from elax_plan.state import (
+    Ledger,
+    NamespaceRecord,
+    RunFiles,
+    StateBackend,
+    read_ledger,
+    read_namespace_record,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +36,7 @@ class Snapshot:
 
     live: LiveState
     ledger: Ledger | None
-    record: StoredNamespaceRecord | None
+    record: NamespaceRecord | None
 
 
 def ledger_view(ledger: Ledger, backend: StateBackend | None = None) -> LedgerView:
@@ -88,6 +94,6 @@ def observe(
         namespace=namespace,
         source=listing,
         ledger=ledger_view(ledger, backend) if ledger is not None else None,
-        namespace_record=NamespaceRecord(record.metric, record.vector_dims) if record else None,
+        namespace_record=record,
     )
     return Snapshot(live, ledger, record)

@@ -5,10 +5,12 @@ Owns reading ``namespaces/{ns}/router.json`` (CONTRACT §4.3), part manifests
 call, no per-file reads) from ``target.store`` through fsspec, and turning what
 it finds into ``NamespaceLive``. A namespace never written is an empty namespace,
 not an error. It must never write, move or delete anything: readers of live state
-are read-only. Failures become a ``TargetError`` naming the store URL or file and
-the cause — a ``TargetUnavailable`` (retryable) when the failure looks transient;
-storage credentials never appear in them. It does not retry: callers that poll
-(the throttle, the verification) wrap it in ``elax_plan.retry``.
+are read-only, so the opened filesystem stays private (the WAL trim opens the
+store itself, through ``apply.wal_store``). Failures become a ``TargetError``
+naming the store URL or file and the cause — a ``TargetUnavailable`` (retryable)
+when the failure looks transient; storage credentials never appear in them. It
+does not retry: callers that poll (the throttle, the verification) wrap it in
+``elax_plan.retry``.
 """
 
 from __future__ import annotations
@@ -51,14 +53,14 @@ class StoreReader:
     def __init__(self, store_url: str, storage_options: Mapping[str, Any]) -> None:
         self.url = store_url.rstrip("/")
         try:
-            self.fs, root = open_fs(store_url, storage_options)
+            self._fs, root = open_fs(store_url, storage_options)
         except (ImportError, ValueError, TypeError, OSError) as exc:
             raise TargetError(
                 f"Cannot open the store {self._shown(self.url)}: {describe(exc)}.",
                 hint=_STORE_HINT,
             ) from exc
-        self.root = root.rstrip("/")
-        self.local = is_local_fs(self.fs)
+        self._root = root.rstrip("/")
+        self._local = is_local_fs(self._fs)
 
     # --- public ---------------------------------------------------------------------------
 
@@ -95,7 +97,7 @@ class StoreReader:
         path = self._path(key)
         out: list[WalObject] = []
         try:
-            if self.local:
+            if self._local:
                 with os.scandir(path) as entries:
                     for entry in entries:
                         m = _WAL_NAME.match(entry.name)
@@ -104,8 +106,8 @@ class StoreReader:
                         st = entry.stat()
                         out.append(WalObject(int(m[1]), st.st_size, st.st_mtime))
             else:
-                self.fs.invalidate_cache(path)
-                for info in self.fs.ls(path, detail=True):
+                self._fs.invalidate_cache(path)
+                for info in self._fs.ls(path, detail=True):
                     name = str(info["name"]).rstrip("/").rsplit("/", 1)[-1]
                     m = _WAL_NAME.match(name)
                     if m is None or info.get("type") != "file":
@@ -122,12 +124,8 @@ class StoreReader:
 
     # --- internals ------------------------------------------------------------------------
 
-    def path(self, key: str) -> str:
-        """The fsspec path of ``key`` in this store (for the WAL trim, the one writer)."""
-        return self._path(key)
-
     def _path(self, key: str) -> str:
-        return f"{self.root}/{key}" if self.root else key
+        return f"{self._root}/{key}" if self._root else key
 
     @staticmethod
     def _shown(url: str) -> str:
@@ -139,10 +137,10 @@ class StoreReader:
     def _read(self, key: str) -> bytes | None:
         path = self._path(key)
         try:
-            if self.local:
+            if self._local:
                 with open(path, "rb") as f:
                     return f.read()
-            data: bytes = self.fs.cat_file(path)
+            data: bytes = self._fs.cat_file(path)
             return data
         except FileNotFoundError:
             return None
@@ -151,11 +149,11 @@ class StoreReader:
 
     def _check_container(self) -> None:
         """On an object store, a missing router is only "no namespace" if the bucket exists."""
-        if not is_object_store(self.fs) or not self.root:
+        if not is_object_store(self._fs) or not self._root:
             return
-        bucket = self.root.split("/", 1)[0]
+        bucket = self._root.split("/", 1)[0]
         try:
-            found = self.fs.exists(bucket)
+            found = self._fs.exists(bucket)
         except Exception as exc:  # every fsspec backend has its own error types
             raise self._unreadable("", exc) from exc
         if not found:

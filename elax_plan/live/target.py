@@ -12,7 +12,6 @@ name the URL without credentials. The emulator is imported only inside
 
 from __future__ import annotations
 
-import re
 import ssl
 from collections.abc import Mapping
 from types import TracebackType
@@ -24,21 +23,15 @@ from elax_plan import __version__
 from elax_plan.errors import TargetError
 from elax_plan.live.model import TargetLive
 from elax_plan.spec.model import TargetSpec
-from elax_plan.spec.secrets import redact, reveal
+from elax_plan.spec.secrets import display_url, redact, reveal
 
 if TYPE_CHECKING:
     from elax_plan.emulator import Emulator
 
-__all__ = ["TargetClient", "check_target", "display_url", "ensure_reachable", "open_client"]
+__all__ = ["TargetClient", "check_target", "ensure_reachable", "open_client"]
 
 EMBEDDED_BASE_URL = "http://embedded.elacsym"
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
 _BODY_CHARS = 200
-
-
-def display_url(url: str) -> str:
-    """``url`` as shown to people: no ``user:password@`` part, registered secrets redacted."""
-    return redact(_USERINFO.sub(r"\1", url))
 
 
 class TargetClient(httpx.Client):

@@ -37,7 +37,7 @@ from elax_plan.spec.model import (
     WalTrimSpec,
 )
 from elax_plan.spec.schema import plan_schema
-from elax_plan.spec.secrets import Secret, redact, redact_value, reveal
+from elax_plan.spec.secrets import Secret, display_url, redact, redact_value, reveal
 from elax_plan.spec.units import format_duration, format_size, parse_duration, parse_size
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "ThrottleSpec",
     "VerifySpec",
     "WalTrimSpec",
+    "display_url",
     "format_duration",
     "format_size",
     "is_local",

@@ -1,11 +1,12 @@
 """Secrets in a plan (``api_key``, storage credentials): the ``Secret`` type and redaction.
 
-Owns two things: ``Secret``, a value that prints as ``***`` everywhere
-(``repr``, ``str``, f-strings, log lines) and refuses to be pickled, and a
+Owns three things: ``Secret``, a value that prints as ``***`` everywhere
+(``repr``, ``str``, f-strings, log lines) and refuses to be pickled; a
 process-wide registry of secret *values* so that text produced anywhere (log
-events, error messages, CLI output) can be scrubbed with ``redact``. It must
-not decide which plan keys are secret beyond the name rules below, and it must
-never log or print anything itself.
+events, error messages, CLI output) can be scrubbed with ``redact``; and
+``display_url``, the one way a URL (target, store, state) is shown to people.
+It must not decide which plan keys are secret beyond the name rules below, and
+it must never log or print anything itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "***"
 
@@ -49,6 +51,8 @@ _CREDENTIAL_SUFFIXES = (
 )
 # Environment variable names that suggest a credential, wherever the plan uses them.
 _CREDENTIAL_ENV_WORDS = ("key", "secret", "token", "password", "passwd", "credential")
+# ``scheme://user:password@``, for URLs ``urlsplit`` refuses (a malformed IPv6 host).
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
 
 
 class Secret:
@@ -109,6 +113,23 @@ def redact(text: str) -> str:
     if pattern is None or not text:
         return text
     return pattern.sub(REDACTED, text)
+
+
+def display_url(url: str) -> str:
+    """``url`` as shown to people: no user info, query or fragment; registered secrets redacted.
+
+    A presigned query string or a ``user:password@`` part is a credential even when it was
+    never registered, so both are dropped, not just scrubbed.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[::1": still never show what precedes an "@"
+        return redact(_USERINFO.sub(r"\1", url).split("#", 1)[0].split("?", 1)[0])
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    if parts.scheme and "://" in url and "://" not in shown:
+        shown = shown.replace(":", "://", 1)
+    return redact(shown)
 
 
 def redact_value(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """State of a plan over fsspec (``file://``, ``memory://``, ``s3://``): ledger, lease, records.
 
-The narrow public surface of ``elax_plan.state``; everything else in the
-package is private. Layout under ``<state.uri>`` (SPEC §6)::
+The narrow public surface of ``elax_plan.state``: code outside the package
+imports from here (``__all__``), never from its submodules, which are private. Layout under ``<state.uri>`` (SPEC §6)::
 
     <plan>/state.json            ledger     ledger.LedgerStore / LedgerWriter
     <plan>/lock.json             lease      lease.acquire / Heartbeat / force_unlock

@@ -42,8 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from elax_plan.errors import LeaseHeld, LeaseLost, StateError
-from elax_plan.state.backend import Conflict, StateBackend
+from elax_plan.errors import Conflict, LeaseHeld, LeaseLost, StateError
+from elax_plan.state.backend import StateBackend
 from elax_plan.state.layout import Clock, dumps, iso, loads_object, lock_key, parse_iso
 
 LOCK_VERSION = 1

@@ -46,8 +46,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from elax_plan.errors import StateError
-from elax_plan.state.backend import Conflict, StateBackend, Versioned, display_url
+from elax_plan.errors import Conflict, StateError
+from elax_plan.spec.secrets import display_url
+from elax_plan.state.backend import StateBackend, Versioned
 from elax_plan.state.layout import dumps, iso, ledger_key, loads_object, parse_iso
 from elax_plan.state.lease import Lease
 

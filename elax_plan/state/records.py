@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 
-from elax_plan.errors import StateError
+from elax_plan.errors import Conflict, StateError
 from elax_plan.spec.secrets import redact, redact_value
-from elax_plan.state.backend import Conflict, StateBackend
+from elax_plan.state.backend import StateBackend
 from elax_plan.state.layout import (
     RUN_ID,
     Clock,

@@ -16,10 +16,17 @@ from elax_plan.apply.checkpoints import BOUNDARY_SAVE_SPACING, CHECKPOINT_INTERV
 from elax_plan.apply.pipeline import FileRun
 from elax_plan.apply.run_files import RunEvents
 from elax_plan.apply.sources import ResumePoint
-from elax_plan.state import open_backend
-from elax_plan.state.lease import acquire
-from elax_plan.state.ledger import Ledger, LedgerStore, LedgerWriter, TargetIdentity, read_ledger
-from elax_plan.state.records import RunFiles, new_run_id
+from elax_plan.state import (
+    Ledger,
+    LedgerStore,
+    LedgerWriter,
+    RunFiles,
+    TargetIdentity,
+    acquire,
+    new_run_id,
+    open_backend,
+    read_ledger,
+)
 from tests.state.conftest import FakeClock
 
 PLAN = "checkpoints"

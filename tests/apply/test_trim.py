@@ -22,9 +22,9 @@ import pytest
 
 from elax_plan.apply.run import ApplyOptions, apply_plan
 from elax_plan.apply.trim import trim_wal
+from elax_plan.apply.wal_store import WalStoreWriter
 from elax_plan.emulator import EmulatorConfig
 from elax_plan.execution_plan import format_bytes
-from elax_plan.live.store import StoreReader
 from elax_plan.report.run_record import render_summary
 from elax_plan.spec import load_plan
 from tests.apply.support import Dataset, make_dataset, run_cli, write_plan
@@ -231,15 +231,33 @@ def test_an_interrupted_archive_is_finished_by_the_next_trim(
         assert (
             emu.write("docs", {"upserts": [{"id": str(i), "vector": [i, 1.0]}]}).status_code == 200
         )
-    reader = StoreReader((tmp_path / "store").as_uri(), {})
-    wait_until(lambda: reader.read_namespace("docs").indexed_wal == 5, what="the index")
+    store = WalStoreWriter((tmp_path / "store").as_uri(), {})
+    wait_until(lambda: store.read_namespace("docs").indexed_wal == 5, what="the index")
     wal = tmp_path / "store" / "namespaces" / "docs" / "wal"
     originals = {p.name: p.read_bytes() for p in sorted(wal.iterdir())}
     archive = wal.parent / "wal-archive"
     archive.mkdir()
     (archive / "WAL-00000000000000000001.json").write_bytes(b'{"operations": [')  # cut short
-    result = trim_wal(reader, "docs", mode="archive", older_than=0, keep_last=2)
+    result = trim_wal(store, "docs", mode="archive", older_than=0, keep_last=2)
     assert (result.objects, result.first_sequence, result.last_sequence) == (3, 1, 3)
     assert {p.name: p.read_bytes() for p in archive.iterdir()} == dict(list(originals.items())[:3])
     assert sorted(p.name for p in wal.iterdir()) == list(originals)[3:]
-    assert trim_wal(reader, "docs", mode="archive", older_than=0, keep_last=2).objects == 0
+    assert trim_wal(store, "docs", mode="archive", older_than=0, keep_last=2).objects == 0
+
+
+def test_wal_store_writer_touches_only_the_named_wal_object(tmp_path: Path) -> None:
+    """WalStoreWriter archives or deletes exactly one WAL object; a missing one is FileNotFoundError."""
+    wal = tmp_path / "namespaces" / "docs" / "wal"
+    wal.mkdir(parents=True)
+    for sequence in (1, 2, 3):
+        (wal / f"WAL-{sequence:020d}.json").write_bytes(b'{"seq": %d}' % sequence)
+    store = WalStoreWriter(tmp_path.as_uri(), {})
+    store.archive("docs", 1)
+    store.delete("docs", 2)
+    assert sorted(p.name for p in wal.iterdir()) == [f"WAL-{3:020d}.json"]
+    archived = wal.parent / "wal-archive" / f"WAL-{1:020d}.json"
+    assert archived.read_bytes() == b'{"seq": 1}'
+    with pytest.raises(FileNotFoundError):
+        store.delete("docs", 2)
+    with pytest.raises(FileNotFoundError):
+        store.archive("docs", 2)

@@ -110,6 +110,13 @@ def test_missing_local_store_directory_is_an_empty_namespace(tmp_path: Path) -> 
     assert not live.exists
 
 
+def test_reader_hands_out_no_filesystem_or_path_to_write_through(tmp_path: Path) -> None:
+    """StoreReader keeps its filesystem and paths private: readers of live state are read-only."""
+    reader = StoreReader(tmp_path.as_uri(), {})
+    public = {name for name in dir(reader) if not name.startswith("_")}
+    assert public == {"url", "read_namespace", "read_part_manifest", "list_wal"}
+
+
 def test_corrupt_router_names_the_file(store_location: StoreLocation) -> None:
     """A router.json that is not JSON is a TargetError naming that file."""
     fs = store_location.filesystem()

@@ -13,7 +13,7 @@ import pytest
 from elax_plan.emulator import EmulatorConfig
 from elax_plan.errors import TargetError
 from elax_plan.live.store import read_namespace
-from elax_plan.live.target import check_target, display_url, ensure_reachable, open_client
+from elax_plan.live.target import check_target, ensure_reachable, open_client
 from elax_plan.spec.secrets import Secret
 from tests.conftest import RunningEmulator
 from tests.live.conftest import CannedServer, target_spec
@@ -106,11 +106,6 @@ def test_embedded_is_reachable_without_network_or_store(tmp_path: Path) -> None:
     live = check_target(target_spec("embedded", store.as_uri()))
     assert live.reachable and live.detail == "embedded emulator"
     assert not store.exists()
-
-
-def test_display_url_drops_credentials() -> None:
-    """user:password@ in a URL is never shown."""
-    assert display_url("https://bob:hunter22@node:8080/x") == "https://node:8080/x"
 
 
 def test_embedded_client_round_trip_and_close_stops_emulator(tmp_path: Path) -> None:

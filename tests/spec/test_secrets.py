@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from elax_plan.log import configure_logging
-from elax_plan.spec import PlanSpec, Secret, parse_plan, redact, reveal
+from elax_plan.spec import PlanSpec, Secret, display_url, parse_plan, redact, reveal
 from elax_plan.spec.secrets import is_credential_env_name, is_credential_name, register_secret
 from tests.spec.helpers import MINIMAL_PLAN
 
@@ -140,3 +140,30 @@ def test_credential_env_names() -> None:
     assert is_credential_env_name("ELAX_API_KEY")
     assert is_credential_env_name("GITHUB_TOKEN")
     assert not is_credential_env_name("AWS_REGION")
+
+
+def test_display_url_drops_credentials() -> None:
+    """user:password@ in a URL is never shown."""
+    assert display_url("https://bob:hunter22@node:8080/x") == "https://node:8080/x"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("s3://AKIAX:abcd1234@bucket/prefix?X-Amz-Signature=f00d#frag", "s3://bucket/prefix"),
+        ("file:///tmp/state", "file:///tmp/state"),
+        ("memory://state/plan", "memory://state/plan"),
+        ("embedded", "embedded"),
+        ("/tmp/relative/path", "/tmp/relative/path"),
+        ("http://bob:pw@[::1/x?token=1", "http://[::1/x"),
+    ],
+)
+def test_display_url_drops_user_info_query_and_fragment(url: str, shown: str) -> None:
+    """display_url keeps scheme, host and path only, even for a URL urlsplit refuses."""
+    assert display_url(url) == shown
+
+
+def test_display_url_redacts_registered_secrets_in_the_path() -> None:
+    """A registered secret value inside a shown URL's path becomes ***."""
+    register_secret("pathsecret-0f1e2d")
+    assert display_url("s3://bucket/pathsecret-0f1e2d/x") == "s3://bucket/***/x"
