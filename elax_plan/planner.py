@@ -146,12 +146,17 @@ def _file_steps(spec: PlanSpec, live: LiveState) -> list[FileStep]:
     chunk = spec.ingest.chunk_bytes
     for f in live.source.files:
         progress = known.get(f.url)
+        lost = live.lost_writes.get(f.url) if known else None
         if progress is None or progress.status == "pending":
             action, reason, resume = "create", "new", None
         elif progress.fingerprint != f.fingerprint:
             action = "update"
             reason = f"changed since it was written ({progress.fingerprint} → {f.fingerprint})"
             resume = None
+        elif lost is not None:
+            # Acknowledged rows the WAL lost: written again from the first lost write.
+            action, resume = "resume", _earlier(lost.start, progress.resume_from)
+            reason = f"acknowledged rows lost on the server: {lost.reason}; re-sent from there"
         elif progress.status == "done":
             steps.append(
                 FileStep(f.url, "skip", f.size, f.fingerprint, progress.fingerprint, reason="done")
@@ -189,6 +194,17 @@ def _file_steps(spec: PlanSpec, live: LiveState) -> list[FileStep]:
             )
         )
     return steps
+
+
+def _earlier(lost: Mapping[str, Any], resume: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The earlier of two resume points (a lost write's start, the ledger's resume point)."""
+    if not resume:
+        return lost
+
+    def position(point: Mapping[str, Any]) -> tuple[int, int, int]:
+        return (int(point.get("offset", 0)), int(point.get("line", 0)), int(point.get("row", 0)))
+
+    return lost if position(lost) <= position(resume) else resume
 
 
 # --- preconditions -------------------------------------------------------------------------
@@ -565,6 +581,13 @@ def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals)
             f"{format_count(totals.gone)} file(s) in the ledger are gone from the source; "
             "their rows stay in the namespace (nothing is deleted)."
         )
+    listed = {f.url for f in live.source.files}
+    for url, lost in sorted(live.lost_writes.items()):
+        if url not in listed:
+            warnings.append(
+                f"Acknowledged rows of {url} were lost on the server ({lost.reason}), and the "
+                "file is gone from the source, so they cannot be written again."
+            )
     if not totals.changes and ledger is not None:
         where = ledger.summary_location
         warnings.append(

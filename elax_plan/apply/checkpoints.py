@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -24,7 +24,7 @@ from elax_plan.apply.pipeline import FileRun
 from elax_plan.apply.run_files import RunEvents
 from elax_plan.apply.sources import ResumePoint
 from elax_plan.execution_plan import FileStep
-from elax_plan.state import FileEntry, FileStatus, Ledger, LedgerWriter, RunFiles
+from elax_plan.state import Ack, FileEntry, FileStatus, Ledger, LedgerWriter, RunFiles
 
 CHECKPOINT_INTERVAL = 5.0
 # A finished file is checkpointed at once unless the last save was less than this many times
@@ -32,10 +32,24 @@ CHECKPOINT_INTERVAL = 5.0
 BOUNDARY_SAVE_SPACING = 10.0
 
 
+def _position(point: Mapping[str, Any]) -> tuple[int, int, int]:
+    return (int(point.get("offset", 0)), int(point.get("line", 0)), int(point.get("row", 0)))
+
+
+def acks_before(acks: Sequence[Ack], point: Mapping[str, Any] | None) -> list[Ack]:
+    """The acknowledged writes whose rows lie before ``point`` (the rest are written again)."""
+    if not point:
+        return []
+    limit = _position(point)
+    return [a for a in acks if _position(a.start) < limit]
+
+
 def entry_for(step: FileStep, ledger: Ledger) -> FileEntry:
     old = ledger.files.get(step.url)
     if step.action == "resume" and old is not None:
-        return dataclasses.replace(old, status="partial")
+        return dataclasses.replace(
+            old, status="partial", acks=acks_before(old.acks, step.resume_from)
+        )
     return FileEntry(
         url=step.url, fingerprint=step.fingerprint or "", size=step.size, status="pending"
     )
@@ -47,16 +61,18 @@ def file_run(step: FileStep, entry: FileEntry) -> FileRun:
         if step.action == "resume" and step.resume_from
         else ResumePoint()
     )
+    resumed = step.action == "resume"
     return FileRun(
         url=step.url,
         fingerprint=entry.fingerprint,
         size=entry.size,
         start=start,
         committed=start,
-        rows=entry.rows if step.action == "resume" else 0,
-        bytes=entry.bytes if step.action == "resume" else 0,
-        wal_first=entry.wal_first if step.action == "resume" else None,
-        wal_last=entry.wal_last if step.action == "resume" else None,
+        rows=entry.rows if resumed else 0,
+        bytes=entry.bytes if resumed else 0,
+        wal_first=entry.wal_first if resumed else None,
+        wal_last=entry.wal_last if resumed else None,
+        acks=list(entry.acks) if resumed else [],
     )
 
 
@@ -79,6 +95,7 @@ def entry_of(fr: FileRun) -> FileEntry:
         bytes=fr.bytes,
         wal_first=fr.wal_first,
         wal_last=fr.wal_last,
+        acks=fr.acks if fr.redo_from is None else acks_before(fr.acks, resume.to_dict()),
     )
 
 
@@ -129,6 +146,11 @@ class Checkpointer:
             or (fr.done and since >= self.last_save_cost * BOUNDARY_SAVE_SPACING)
         ):
             self.save()
+
+    def replace_entries(self, entries: Mapping[str, FileEntry]) -> None:
+        """Put these entries in the ledger as they are (e.g. after a delivery proof), saved
+        with the next save."""
+        self._entries.update(entries)
 
     def update_run(self, **changes: Any) -> None:
         self.ledger = self.ledger.with_run(dataclasses.replace(self.ledger.run, **changes))

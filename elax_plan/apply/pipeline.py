@@ -47,7 +47,9 @@ from elax_plan.apply.sources import ResumePoint, open_source
 from elax_plan.apply.throttle import Throttle
 from elax_plan.apply.writer import PayloadTooLarge, Writer
 from elax_plan.errors import ElaxError, WritesOverwritten
+from elax_plan.live.delivery import ops_digest
 from elax_plan.retry import Interrupted
+from elax_plan.state import Ack
 
 EventSink = Callable[[str, dict[str, Any]], None]
 
@@ -76,6 +78,7 @@ class Flight:
     done: bool = False
     dropped: bool = False  # its one row was rejected after a 413: nothing to acknowledge
     _body: bytes | None = None
+    _digest: str | None = None
 
     @classmethod
     def of(cls, fr: FileRun, chunk: Chunk) -> Flight:
@@ -90,6 +93,15 @@ class Flight:
     def size_with(self, chunk: Chunk) -> int:
         """The body's size if ``chunk`` were added: its documents and a comma."""
         return self.size + 1 + chunk.size - FRAME_BYTES
+
+    @property
+    def digest(self) -> str:
+        """The operations digest of the body (``live.delivery.ops_digest``), once."""
+        if self._digest is None:
+            self._digest = ops_digest(
+                item.id for chunk in self.chunks.values() for item in chunk.items
+            )
+        return self._digest
 
     @property
     def body(self) -> bytes:
@@ -124,6 +136,9 @@ class FileRun:
     # A checkpointed chunk from here was overwritten on the server: write the file again
     # from this point (the ledger keeps it partial, resuming here).
     redo_from: ResumePoint | None = None
+    # Acknowledged, settled writes with this file's rows (the ledger's, then this run's):
+    # what the delivery proof checks.
+    acks: list[Ack] = field(default_factory=list)
 
 
 @dataclass
@@ -488,6 +503,7 @@ class Pipeline:
             landed.append((fr, start))
             if len(self._seen) > 2 * SETTLED_WINDOW:
                 self._forget_oldest_settled()
+            fr.acks.append(Ack(seq, flight.digest, start.to_dict()))
             fr.rows += chunk.rows
             fr.bytes += chunk.size
             fr.wal_first = seq if fr.wal_first is None else min(fr.wal_first, seq)

@@ -31,7 +31,7 @@ from typing import Any
 
 import structlog
 
-from elax_plan.apply.checkpoints import Checkpointer, entry_for, file_run
+from elax_plan.apply.checkpoints import Checkpointer, acks_before, entry_for, file_run
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
@@ -51,16 +51,19 @@ from elax_plan.errors import (
     PreconditionFailed,
     StalePlan,
     StateError,
+    WritesOverwritten,
 )
 from elax_plan.execution_plan import ExecutionPlan, PostStep, stale_reasons
+from elax_plan.live.delivery import DeliveryProof, prove_delivery
 from elax_plan.live.model import NamespaceLive
 from elax_plan.live.snapshot import observe
 from elax_plan.live.store import StoreReader
 from elax_plan.live.target import TargetClient, open_client
 from elax_plan.planner import build_plan
-from elax_plan.retry import Retrier, RetryPolicy
+from elax_plan.retry import Interrupted, Retrier, RetryPolicy
 from elax_plan.spec import PlanSpec, reveal
 from elax_plan.state import (
+    FileEntry,
     Heartbeat,
     Lease,
     Ledger,
@@ -203,6 +206,7 @@ class ApplyRun:
             written = self.write(client)
             if not written.complete:
                 return self.stopped(written)
+            self.prove(written)
             checks = self.verify(client, written.stats)
             unfinished = self.ctx.stop.is_set() or any(c.incomplete for c in checks)
             trim = self.trim(written, checks) if overall(checks) and not unfinished else None
@@ -212,6 +216,7 @@ class ApplyRun:
         """The plan to carry out (the saved one, or a fresh one as shown) and the epoch now."""
         ctx = self.ctx
         snapshot = observe(ctx.spec, ctx.backend, retrier=self.retrier)
+        self.proof = snapshot.proof
         fresh = build_plan(ctx.spec, snapshot.live)
         if saved is not None:
             reasons = stale_reasons(saved.inputs, fresh.inputs)
@@ -248,6 +253,10 @@ class ApplyRun:
         )
         if (ledger.target.store, ledger.target.namespace) != (identity.store, identity.namespace):
             ledger = dataclasses.replace(ledger, target=identity, files={})
+        elif self.proof is not None:
+            # Writes proven before this run keep their WAL object's stamp: the next proof
+            # re-reads only what changed.
+            ledger = dataclasses.replace(ledger, files=_stamped(ledger.files, self.proof))
         record_namespace_use(
             ctx.backend,
             t.namespace,
@@ -426,6 +435,66 @@ class ApplyRun:
             "again to resume.",
         )
 
+    # --- prove ----------------------------------------------------------------------------
+
+    def prove(self, written: _Written) -> None:
+        """Prove every acknowledged write against the WAL (``live.delivery``) before verifying.
+
+        Files whose rows the WAL lost go back to partial from the first lost write, and the
+        run ends with ``WritesOverwritten`` naming them: the next apply re-sends those rows.
+        """
+        spec = self.ctx.spec
+        if self.ctx.stop.is_set():
+            return  # stopping: the next apply proves these writes before it writes anything
+        ledger = self.checkpoints.save()
+        acks = {url: entry.acks for url, entry in ledger.files.items() if entry.acks}
+        try:
+            skip = self.read_namespace().indexed_wal if spec.wal_trim.enabled else 0
+            proof = prove_delivery(
+                self.reader, spec.target.namespace, acks, skip_through=skip, retrier=self.retrier
+            )
+        except Interrupted:
+            return  # stopping: the next apply proves these writes before it writes anything
+        entries = _stamped(ledger.files, proof)
+        for url, lost in proof.lost.items():
+            entry = entries[url]
+            entries[url] = dataclasses.replace(
+                entry,
+                status="partial",
+                resume=dict(lost.start),
+                acks=acks_before(entry.acks, lost.start),
+            )
+        self.checkpoints.replace_entries(entries)
+        self.checkpoints.save()
+        self.events(
+            "delivery_proof",
+            {"checked": proof.checked, "read": proof.read, "lost": len(proof.lost)},
+        )
+        if proof.ok:
+            return
+        for lost in proof.lost.values():
+            self.events(
+                "overwritten",
+                {
+                    "file": lost.url,
+                    "wal_sequence": lost.seq,
+                    "from": dict(lost.start),
+                    "reason": lost.reason,
+                },
+            )
+        named = "; ".join(
+            f"{lost.url} (WAL-{lost.seq}: {lost.reason})" for lost in list(proof.lost.values())[:5]
+        )
+        error = WritesOverwritten(
+            f"The WAL no longer holds rows the server acknowledged, in {len(proof.lost)} "
+            f"file(s): {named}{'…' if len(proof.lost) > 5 else ''}.",
+            detail="Those files are marked to be written again from the first lost write.",
+            hint="Run `elax-plan apply` again: it re-sends those rows (upserts are idempotent). "
+            "Keep other writers and compactions off the namespace while it writes.",
+        )
+        self.report.write("failed", written.stats, written.finished_at, [], None, error.message)
+        raise error
+
     # --- verify ---------------------------------------------------------------------------
 
     def verify(self, client: TargetClient, stats: PipelineStats) -> list[CheckResult]:
@@ -548,6 +617,19 @@ class ApplyRun:
             failed = "; ".join(f"{c.title}: {c.detail}" for c in checks if not c.passed)
             message = f"The data was written but verification failed: {failed}. Summary: {location}"
         return ApplyOutcome(code, self.run_id, self.doc, stats, message, self.report.record)
+
+
+def _stamped(files: Mapping[str, FileEntry], proof: DeliveryProof) -> dict[str, FileEntry]:
+    """``files`` with the proof's WAL-object stamps on the writes it proved."""
+    out = dict(files)
+    for url, entry in files.items():
+        if any(a.seq in proof.proven for a in entry.acks):
+            acks = [
+                dataclasses.replace(a, proof=proof.proven[a.seq]) if a.seq in proof.proven else a
+                for a in entry.acks
+            ]
+            out[url] = dataclasses.replace(entry, acks=acks)
+    return out
 
 
 def _step_of(plan: ExecutionPlan, kind: str) -> PostStep | None:

@@ -10,7 +10,9 @@ the trim step) and ``apply.trim`` (to perform it) must agree on:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,20 @@ class WalObject:
     sequence: int
     size: int
     modified: float
+
+
+@dataclass(frozen=True, slots=True)
+class LostWrite:
+    """An acknowledged write whose rows the WAL no longer holds (or would not for long).
+
+    ``start`` is the source file's resume point before those rows: the file is written
+    again from there. ``reason`` says what the proof found, in plain words.
+    """
+
+    url: str
+    seq: int
+    start: Mapping[str, Any]
+    reason: str
 
 
 def eligible_wal_objects(

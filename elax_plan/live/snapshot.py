@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from elax_plan.live.delivery import DeliveryProof, prove_delivery
 from elax_plan.live.model import NamespaceLive
 from elax_plan.live.source import read_source
 from elax_plan.live.state_view import FileProgress, LedgerView, LiveState
@@ -25,6 +26,7 @@ from elax_plan.state import (
     NamespaceRecord,
     RunFiles,
     StateBackend,
+    TargetIdentity,
     read_ledger,
     read_namespace_record,
 )
@@ -37,6 +39,7 @@ class Snapshot:
     live: LiveState
     ledger: Ledger | None
     record: NamespaceRecord | None
+    proof: DeliveryProof | None = None  # of the ledger's acknowledged writes
 
 
 def ledger_view(ledger: Ledger, backend: StateBackend | None = None) -> LedgerView:
@@ -87,6 +90,14 @@ def observe(
         return reader.read_namespace(spec.target.namespace, with_wal=spec.wal_trim.enabled)
 
     namespace = retrier.call(read_namespace, what="router") if retrier else read_namespace()
+    proof = None
+    if ledger is not None and _same_target(spec, ledger):
+        acks = {url: entry.acks for url, entry in ledger.files.items() if entry.acks}
+        # A WAL trimmed on purpose (only objects at or below indexed_wal) is not a loss.
+        skip = namespace.indexed_wal if spec.wal_trim.enabled else 0
+        proof = prove_delivery(
+            reader, spec.target.namespace, acks, skip_through=skip, retrier=retrier
+        )
     listing = read_source(spec.source)
     live = LiveState(
         observed_at=observed_at,
@@ -95,5 +106,12 @@ def observe(
         source=listing,
         ledger=ledger_view(ledger, backend) if ledger is not None else None,
         namespace_record=record,
+        lost_writes=dict(proof.lost) if proof is not None else {},
     )
-    return Snapshot(live, ledger, record)
+    return Snapshot(live, ledger, record, proof)
+
+
+def _same_target(spec: PlanSpec, ledger: Ledger) -> bool:
+    """Whether the ledger's writes went to this plan's store and namespace."""
+    here = TargetIdentity.of(spec.target.url, spec.target.store, spec.target.namespace)
+    return (ledger.target.store, ledger.target.namespace) == (here.store, here.namespace)

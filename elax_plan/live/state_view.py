@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from elax_plan.live.model import NamespaceLive, SourceListing, TargetLive
+from elax_plan.live.model import LostWrite, NamespaceLive, SourceListing, TargetLive
 from elax_plan.state import FileStatus, NamespaceRecord, VerificationStatus
 
 __all__ = ["FileProgress", "LedgerView", "LiveState"]
@@ -57,3 +57,5 @@ class LiveState:
     source: SourceListing
     ledger: LedgerView | None = None
     namespace_record: NamespaceRecord | None = None
+    # Acknowledged writes the WAL no longer holds, by source file (``live.delivery``).
+    lost_writes: Mapping[str, LostWrite] = field(default_factory=dict)

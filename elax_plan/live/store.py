@@ -88,6 +88,10 @@ class StoreReader:
             raise _corrupt(where, f"not JSON ({exc})") from exc
         return _part(raw, where, "the manifest")
 
+    def read_wal(self, namespace: str, sequence: int) -> bytes | None:
+        """The bytes of ``WAL-<sequence>.json``; None when it does not exist."""
+        return self._read(f"namespaces/{namespace}/wal/WAL-{sequence:020d}.json")
+
     def list_wal(self, namespace: str) -> tuple[WalObject, ...]:
         """``WAL-<seq>.json`` objects under ``namespaces/{ns}/wal/``, by sequence.
 

@@ -43,6 +43,7 @@ from elax_plan.state.lease import (
 )
 from elax_plan.state.ledger import (
     STATE_VERSION,
+    Ack,
     FileEntry,
     FileStatus,
     Ledger,
@@ -70,6 +71,7 @@ __all__ = [
     "DEFAULT_RENEW_INTERVAL",
     "DEFAULT_TTL",
     "STATE_VERSION",
+    "Ack",
     "Conflict",
     "FileEntry",
     "FileStatus",

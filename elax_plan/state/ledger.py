@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -83,6 +83,42 @@ class TargetIdentity:
         return cls(url=display_url(url), store=display_url(store), namespace=namespace)
 
 
+MAX_ACKS_PER_FILE = 10_000
+"""Acknowledged writes remembered per file for delivery proofs (the newest are kept)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """One acknowledged write that carried rows of a file: what a delivery proof checks.
+
+    ``digest`` is the operations digest of the whole request (``live.delivery.ops_digest``);
+    ``start`` the file's resume point before this write's rows, where the file is written
+    again from if ``WAL-<seq>`` no longer holds them; ``proof`` the WAL object's
+    ``size:mtime`` when it was last found to hold them (``None``: not proven yet).
+    """
+
+    seq: int
+    digest: str
+    start: Mapping[str, Any]
+    proof: str | None = None
+
+    def to_json(self) -> list[Any]:
+        return [self.seq, self.digest, dict(self.start), self.proof]
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Ack:
+        if not isinstance(raw, list) or len(raw) != 4:
+            raise ValueError("an ack must be [seq, digest, start, proof]")
+        seq, digest, start, proof = raw
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            raise ValueError("an ack's seq must be a positive integer")
+        if not isinstance(digest, str) or not isinstance(start, dict):
+            raise ValueError("an ack's digest must be a string and its start an object")
+        if proof is not None and not isinstance(proof, str):
+            raise ValueError("an ack's proof must be a string or null")
+        return cls(seq, digest, start, proof)
+
+
 @dataclass(frozen=True, slots=True)
 class FileEntry:
     """One source file's progress.
@@ -92,7 +128,8 @@ class FileEntry:
     ``resume`` is opaque to the state layer (e.g. ``{"byte_offset": …, "line": …}``
     for NDJSON, ``{"row_index": …}`` for Parquet); treat it as read-only.
     ``rows``/``bytes`` count what was acknowledged; ``wal_first``/``wal_last``
-    bound the ``wal_sequence`` values acknowledged for this file's writes.
+    bound the ``wal_sequence`` values acknowledged for this file's writes; ``acks``
+    lists those writes, oldest first, for the delivery proof (absent in older ledgers).
     """
 
     url: str
@@ -104,6 +141,9 @@ class FileEntry:
     bytes: int = 0
     wal_first: int | None = None
     wal_last: int | None = None
+    # A running apply passes its growing list (copying it at every checkpoint would cost
+    # O(acks) each time); it is read only when the ledger is saved.
+    acks: Sequence[Ack] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +249,7 @@ def _file_to_dict(entry: FileEntry) -> dict[str, Any]:
         "bytes": entry.bytes,
         "wal_first": entry.wal_first,
         "wal_last": entry.wal_last,
+        "acks": [a.to_json() for a in entry.acks[-MAX_ACKS_PER_FILE:]],
     }
 
 
@@ -277,6 +318,7 @@ def _file_from_dict(url: str, raw: Mapping[str, Any]) -> FileEntry:
         bytes=_int(raw, "bytes"),
         wal_first=_opt_int(raw, "wal_first"),
         wal_last=_opt_int(raw, "wal_last"),
+        acks=tuple(Ack.from_json(a) for a in raw.get("acks") or ()),
     )
 
 

@@ -114,7 +114,7 @@ def test_reader_hands_out_no_filesystem_or_path_to_write_through(tmp_path: Path)
     """StoreReader keeps its filesystem and paths private: readers of live state are read-only."""
     reader = StoreReader(tmp_path.as_uri(), {})
     public = {name for name in dir(reader) if not name.startswith("_")}
-    assert public == {"url", "read_namespace", "read_part_manifest", "list_wal"}
+    assert public == {"url", "read_namespace", "read_part_manifest", "list_wal", "read_wal"}
 
 
 def test_corrupt_router_names_the_file(store_location: StoreLocation) -> None:

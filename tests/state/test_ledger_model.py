@@ -13,6 +13,7 @@ from elax_plan.errors import StateError
 from elax_plan.spec.secrets import Secret
 from elax_plan.state import (
     STATE_VERSION,
+    Ack,
     FileEntry,
     Ledger,
     LedgerStore,
@@ -51,8 +52,29 @@ def test_document_shape() -> None:
         "bytes": 0,
         "wal_first": None,
         "wal_last": None,
+        "acks": [],
     }
     assert raw["run"]["verification"] == {"status": "none", "summary": None, "checks": None}
+
+
+def test_acks_round_trip_and_may_be_absent() -> None:
+    """A file's acknowledged writes are kept as [seq, digest, start, proof]; older ledgers
+    without them load with none."""
+    ledger = _ledger()
+    entry = FileEntry(
+        url="file:///d/b.ndjson",
+        fingerprint="f",
+        acks=(Ack(3, "00ff", {"offset": 10, "line": 1, "row": 0}, "12:1.5"),),
+    )
+    raw = orjson.loads(ledger.with_file(entry).to_json())
+    assert raw["files"]["file:///d/b.ndjson"]["acks"] == [
+        [3, "00ff", {"offset": 10, "line": 1, "row": 0}, "12:1.5"]
+    ]
+    back = Ledger.from_json(ledger.with_file(entry).to_json(), "state.json")
+    assert tuple(back.files["file:///d/b.ndjson"].acks) == entry.acks
+    del raw["files"]["file:///d/b.ndjson"]["acks"]
+    older = Ledger.from_json(orjson.dumps(raw), "state.json")
+    assert tuple(older.files["file:///d/b.ndjson"].acks) == ()
 
 
 def test_verification_checks_round_trip_and_may_be_absent() -> None:

@@ -1,0 +1,172 @@
+"""Delivery proof: do the WAL objects still hold the writes the server acknowledged?
+
+An acknowledgement is not proof that the rows stay written. On the real node
+a racing append (hazard H1) or a compaction that sets ``wal_highwater`` back
+(H2) makes a later write reuse the sequence and overwrite the acknowledged
+``WAL-<seq>`` file — after elax-plan checkpointed past it. So what a ledger
+records as written is proven against the store before anything new is
+written, and before ``plan`` says "No changes":
+
+- ``wal_highwater`` below an acknowledged sequence: the next write would
+  reuse (overwrite) that file, so its rows count as lost;
+- ``WAL-<seq>`` missing, unreadable (torn), or holding other operations than
+  were sent (its ``ops_digest`` differs): lost.
+
+Each file's first lost write is where it is written again from. A write
+proven once keeps its WAL object's ``size:mtime``; later proofs re-read only
+objects whose listing entry changed, so a proof costs one router read, one
+WAL listing and the reads of what is new or changed.
+
+Owns ``ops_digest`` (the identity of a request's operations: kind and id of
+each, in order; apply computes it from the rows it sends, this module from the
+WAL batch) and ``prove_delivery``. Read-only: it never repairs anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import orjson
+
+from elax_plan.live.model import LostWrite, WalObject
+from elax_plan.live.store import StoreReader
+from elax_plan.retry import Retrier
+from elax_plan.state import Ack
+
+T = TypeVar("T")
+
+__all__ = ["DeliveryProof", "ops_digest", "prove_delivery", "wal_ops_digest"]
+
+
+def ops_digest(upsert_ids: Iterable[str]) -> str:
+    """The digest of a write of these upserts, in request order (16 hex digits)."""
+    h = hashlib.blake2b(digest_size=8)
+    for doc_id in upsert_ids:
+        h.update(b"u\x00")
+        h.update(doc_id.encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def wal_ops_digest(data: bytes) -> str | None:
+    """``ops_digest`` of a WAL batch file (CONTRACT §4.2); None when it is not a readable
+    batch (torn or truncated by a racing append, or not elacsym's)."""
+    try:
+        batch = orjson.loads(data)
+        operations = batch["operations"]
+        h = hashlib.blake2b(digest_size=8)
+        for op in operations:
+            if op["op"] == "upsert":
+                h.update(b"u\x00")
+                h.update(str(op["document"]["id"]).encode())
+            else:
+                h.update(f"{op['op'][0]}\x00".encode())
+                h.update(str(op.get("id", "")).encode())
+            h.update(b"\x00")
+        return h.hexdigest()
+    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+        return None
+
+
+@dataclass
+class DeliveryProof:
+    """What a proof found: per source file its first lost write, and the proofs to keep."""
+
+    wal_highwater: int
+    lost: dict[str, LostWrite] = field(default_factory=dict)
+    proven: dict[int, str] = field(default_factory=dict)  # seq → size:mtime of its WAL object
+    checked: int = 0  # acknowledged writes looked at
+    read: int = 0  # WAL objects read (the rest were unchanged since proven)
+
+    @property
+    def ok(self) -> bool:
+        return not self.lost
+
+
+def _stamp(obj: WalObject) -> str:
+    return f"{obj.size}:{obj.modified!r}"
+
+
+def prove_delivery(
+    reader: StoreReader,
+    namespace: str,
+    acks: Mapping[str, Iterable[Ack]],
+    *,
+    skip_through: int = 0,
+    retrier: Retrier | None = None,
+) -> DeliveryProof:
+    """Prove every file's acknowledged writes against the store (see the module docstring).
+
+    ``skip_through``: writes at or below this sequence are not checked (their WAL objects
+    were trimmed on purpose after they were indexed). ``retrier`` retries each read that
+    fails transiently.
+    """
+    retry = retrier.call if retrier is not None else _once
+    router = retry(lambda: reader.read_namespace(namespace), what="router")
+    proof = DeliveryProof(router.wal_highwater)
+    if not any(True for file_acks in acks.values() for _ in file_acks):
+        return proof
+    listing = {w.sequence: w for w in retry(lambda: reader.list_wal(namespace), what="wal list")}
+    digests: dict[int, str | None] = {}
+    for url, file_acks in acks.items():
+        for ack in sorted(file_acks, key=lambda a: a.seq):
+            if ack.seq <= skip_through:
+                continue
+            proof.checked += 1
+            reason = _lost_reason(
+                lambda seq: retry(lambda: reader.read_wal(namespace, seq), what="wal read"),
+                ack,
+                router.wal_highwater,
+                listing,
+                digests,
+            )
+            if reason is None:
+                proof.proven[ack.seq] = _stamp(listing[ack.seq])
+                continue
+            proof.lost[url] = LostWrite(url=url, seq=ack.seq, start=dict(ack.start), reason=reason)
+            break
+    proof.read = len(digests)
+    return proof
+
+
+def _once(fn: Callable[[], T], *, what: str = "") -> T:
+    return fn()
+
+
+def _lost_reason(
+    read_wal: Callable[[int], bytes | None],
+    ack: Ack,
+    highwater: int,
+    listing: Mapping[int, WalObject],
+    digests: dict[int, str | None],
+) -> str | None:
+    """Why ``ack``'s rows are no longer (or soon not) in the WAL; None when they are."""
+    name = f"WAL-{ack.seq}"
+    if ack.seq > highwater:
+        return (
+            f"router.json's wal_highwater is {highwater}, below the acknowledged write {name}: "
+            "the next write would overwrite it (hazard H2: a compaction or a racing append "
+            "set it back)"
+        )
+    obj = listing.get(ack.seq)
+    if obj is None:
+        return f"{name} is missing from the WAL"
+    if ack.proof is not None and ack.proof == _stamp(obj):
+        return None  # proven before, and the object is unchanged since
+    if ack.seq not in digests:
+        data = read_wal(ack.seq)
+        digests[ack.seq] = None if data is None else wal_ops_digest(data)
+        if data is None:
+            return f"{name} is missing from the WAL"
+    found = digests[ack.seq]
+    if found is None:
+        return f"{name} is not a readable WAL batch (torn by a racing append?)"
+    if found != ack.digest:
+        return (
+            f"{name} holds other operations than were sent (digest {found}, sent "
+            f"{ack.digest}): another write reused its sequence (hazard H1/H2)"
+        )
+    return None
