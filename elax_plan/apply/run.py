@@ -25,9 +25,9 @@ import orjson
 import structlog
 
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
+from elax_plan.apply.readers import ResumePoint
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
-from elax_plan.apply.sources import ResumePoint
 from elax_plan.apply.throttle import RouterReading, Throttle
 from elax_plan.apply.trim import TrimResult, trim_wal
 from elax_plan.apply.verify import CheckResult, Verifier, overall

@@ -24,8 +24,8 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from elax_plan.apply.readers import open_source
 from elax_plan.apply.rows import MappedRow, RowMapper
-from elax_plan.apply.sources import open_source
 from elax_plan.apply.throttle import RouterReading
 from elax_plan.errors import ElaxError
 from elax_plan.live.model import NamespaceLive

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from elax_plan.apply.pipeline import FileRun
+from elax_plan.apply.readers import ResumePoint
 from elax_plan.apply.run import BOUNDARY_SAVE_SPACING, CHECKPOINT_INTERVAL, Checkpointer, _Events
-from elax_plan.apply.sources import ResumePoint
 from elax_plan.state import open_backend
 from elax_plan.state.lease import acquire
 from elax_plan.state.ledger import Ledger, LedgerStore, LedgerWriter, TargetIdentity, read_ledger
