@@ -31,6 +31,7 @@ __all__ = [
     "COMPRESSION_SETTINGS",
     "FORMAT_SUFFIXES",
     "SUPPORTED_ENDINGS",
+    "UNSUPPORTED_CODECS",
     "Codec",
     "Format",
     "Refusal",
@@ -84,6 +85,8 @@ _UNSUPPORTED_SUFFIXES = {
     ".tar": "tar",
     ".tgz": "tar+gzip",
 }
+UNSUPPORTED_CODECS = frozenset(_UNSUPPORTED_SUFFIXES.values())
+"""Compressions elax-plan knows of and refuses (a "did you mean gzip" for zip would mislead)."""
 _OPTIONAL_CODEC_PACKAGES = {"zstd": "zstandard"}
 _PARQUET_INSTALL = "pip install 'elax-plan[parquet]'"
 _RECOMPRESS = "decompress the files, or recompress them with gzip or zstd (.gz, .zst)"
@@ -187,9 +190,9 @@ def check(
         found = FORMAT_SUFFIXES.get(_suffix(stem))
         if found is None:
             ending = _suffix(stem)
-            what = f"ends in {ending}, which names" if ending else "has no ending that names"
+            what = f"ends in {ending}, which names no format" if ending else "has no ending"
             return Refusal(
-                f"{what} no format elax-plan reads",
+                f"{what} elax-plan reads",
                 "rename the files, or set source.format: ndjson or source.format: parquet",
             )
         resolved_format = found

@@ -30,7 +30,7 @@ from elax_plan.spec.validate.schema_messages import (
 )
 from elax_plan.spec.validate.secret_rules import secret_issues
 from elax_plan.spec.validate.semantic_rules import MIN_REQUEST_BYTES, semantic_issues
-from elax_plan.spec.validate.source_rules import MAX_ATTRIBUTE_NAME_BYTES, source_format_from
+from elax_plan.spec.validate.source_rules import MAX_ATTRIBUTE_NAME_BYTES
 from elax_plan.spec.yaml_loader import Mark, NodePath
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "PATTERN_MESSAGES",
     "URL_PATTERN",
     "check",
-    "source_format_from",
 ]
 
 

@@ -12,6 +12,7 @@ import difflib
 import functools
 from typing import Any
 
+from elax_plan.source_format import UNSUPPORTED_CODECS
 from elax_plan.spec import schema as plan_schema_mod
 from elax_plan.spec.units import DURATION_PATTERN, SIZE_PATTERN, parse_duration, parse_size
 from elax_plan.spec.validate.checker import Checker, path_text, section_text
@@ -115,14 +116,7 @@ def _translate(
     elif keyword == "pattern" and isinstance(value, str):
         checker.add(path, _pattern_message(checker, path, expected, value))
     elif keyword == "enum":
-        options = [o for o in expected if o is not None]
-        shown = checker.value_text(path, value) or "this value"
-        message = f"{where} must be one of {', '.join(map(str, options))}, not {shown}"
-        if isinstance(value, str) and not checker.interpolated(path):
-            suggestion = _suggest(value, [str(o) for o in options])
-            if suggestion:
-                message += f'; did you mean "{suggestion}"?'
-        checker.add(path, message)
+        checker.add(path, _enum_message(checker, path, expected, value))
     elif keyword == "const":
         if path == ("version",):
             checker.add(
@@ -164,6 +158,23 @@ def _translate(
             seen.append(item)
     else:  # pragma: no cover - every keyword the plan schema uses is handled above
         checker.add(path, f"{where}: {error.message}")
+
+
+def _enum_message(checker: Checker, path: NodePath, expected: Any, value: Any) -> str:
+    options = [o for o in expected if o is not None]
+    shown = checker.value_text(path, value) or "this value"
+    message = f"{path_text(path)} must be one of {', '.join(map(str, options))}, not {shown}"
+    codec = path == ("source", "compression")
+    if isinstance(value, str) and not checker.interpolated(path):
+        suggestion = _suggest(value, [str(o) for o in options])
+        if suggestion and not (codec and value.lower() in UNSUPPORTED_CODECS):
+            message += f'; did you mean "{suggestion}"?'
+    if codec:
+        message += (
+            "; elax-plan reads only codecs it can stream and resume inside: decompress other "
+            "files, or recompress them with gzip or zstd"
+        )
+    return message
 
 
 def _unknown_key(key: str, path: NodePath, allowed: list[str]) -> str:

@@ -1,36 +1,25 @@
 """Source rules: what ``source`` must hold beyond its schema, checked on defaulted data.
 
-Owns the checks of ``source.uri`` (repeats, the format its endings name), ``source.format``
-and ``source.compression`` together, the attribute mapping (include/rename against the id
-and vector fields, attribute name length), and what a source without vectors rules out.
+Owns the checks of ``source.uri`` (repeats; each URI resolves under ``source.format`` and
+``source.compression`` through ``source_format``, the table plan and apply read with, to one
+format), the attribute mapping (include/rename against the id and vector fields, attribute
+name length), and what a source without vectors rules out.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from elax_plan.spec.validate.checker import Checker, value_at
+from elax_plan.source_format import (
+    COMPRESSION_SETTINGS,
+    SUPPORTED_ENDINGS,
+    ResolvedFormat,
+    check,
+)
+from elax_plan.spec.validate.checker import Checker, path_text, value_at
 from elax_plan.spec.yaml_loader import NodePath
 
 MAX_ATTRIBUTE_NAME_BYTES = 128
-
-_NDJSON_EXTENSIONS = (".ndjson", ".jsonl", ".json")
-_PARQUET_EXTENSIONS = (".parquet", ".parq", ".pq")
-_COMPRESSION_EXTENSIONS = (".gz", ".gzip", ".zst", ".zstd", ".bz2", ".xz", ".lzma", ".lz4", ".zip")
-
-
-def source_format_from(uri: str) -> str | None:
-    """``ndjson``/``parquet`` from a URI's extension (compression suffix ignored), or ``None``."""
-    lowered = uri.lower().rstrip("/")
-    for suffix in _COMPRESSION_EXTENSIONS:
-        if lowered.endswith(suffix):
-            lowered = lowered.removesuffix(suffix)
-            break
-    if lowered.endswith(_NDJSON_EXTENSIONS):
-        return "ndjson"
-    if lowered.endswith(_PARQUET_EXTENSIONS):
-        return "parquet"
-    return None
 
 
 def source_checks(checker: Checker, d: dict[str, Any]) -> None:
@@ -69,30 +58,34 @@ def _uris(checker: Checker, source: dict[str, Any]) -> list[tuple[NodePath, str]
 def _format_checks(
     checker: Checker, source: dict[str, Any], uris: list[tuple[NodePath, str]]
 ) -> None:
+    """Each URI resolves (``source_format.check``, as plan and apply do) to one format."""
     fmt = source.get("format")
-    if fmt is None and uris:
-        found = {source_format_from(uri) for _, uri in uris}
-        if None in found:
-            path = next(p for p, u in uris if source_format_from(u) is None)
+    compression = source.get("compression")
+    if compression not in COMPRESSION_SETTINGS or fmt not in (None, "ndjson", "parquet"):
+        return  # the schema reported it
+    formats: set[str] = set()
+    for path, uri in uris:
+        result = check(uri, fmt, compression)
+        if isinstance(result, ResolvedFormat):
+            formats.add(result.format)
+        elif result.key == "source.uri":
+            shown = checker.shown(path, uri)
             checker.add(
                 path,
-                "cannot tell the source format from this URI's extension; set source.format: "
-                "ndjson or source.format: parquet",
+                f"{path_text(path)}{shown} {result.problem}; elax-plan reads "
+                f"{SUPPORTED_ENDINGS}. {result.hint[:1].upper()}{result.hint[1:]}",
             )
-        elif len(found) > 1:
+        elif ("source", "compression") not in checker.flagged:
             checker.add(
-                ("source", "uri"),
-                "source.uri mixes NDJSON and Parquet files; one plan reads one format. Split "
-                "it into two plans, or set source.format",
+                ("source", "compression"),
+                "source.compression applies to NDJSON files only (Parquet compresses inside "
+                "the file); remove it",
             )
-        else:
-            fmt = found.pop()
-    compression = source.get("compression")
-    if fmt == "parquet" and compression not in (None, "infer", "none"):
+    if len(formats) > 1:
         checker.add(
-            ("source", "compression"),
-            "source.compression applies to NDJSON files only (Parquet compresses inside the "
-            "file); remove it",
+            ("source", "uri"),
+            "source.uri mixes NDJSON and Parquet files; one plan reads one format. Split "
+            "it into two plans, or set source.format",
         )
 
 
