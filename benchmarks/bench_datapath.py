@@ -32,8 +32,8 @@ import orjson
 
 from benchmarks.common import interleaved, machine, pin_to_one_core, unpin
 from elax_plan.apply.chunker import Chunker
+from elax_plan.apply.readers import ResumePoint, open_source
 from elax_plan.apply.rows import InvalidRow, RowMapper
-from elax_plan.apply.sources import ResumePoint, open_source
 
 DIMS = 768
 WORDS = ["ultralight", "down", "jacket", "trail", "shoe", "wool", "sock", "tent", "stove", "lamp"]

@@ -44,8 +44,8 @@ from benchmarks.bench_datapath import DIMS, write_ndjson
 from benchmarks.common import machine
 from benchmarks.emulator_ingest import replay, running_emulator
 from elax_plan.apply.chunker import Chunker
+from elax_plan.apply.readers import open_source
 from elax_plan.apply.rows import InvalidRow, RowMapper
-from elax_plan.apply.sources import open_source
 
 EMULATOR_FLAGS = ("--max-active-parts", "100000")
 CHUNK_BYTES = 1 << 20

@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 
 from elax_plan.apply.pipeline import FileRun
+from elax_plan.apply.readers import ResumePoint
 from elax_plan.apply.run_files import RunEvents
-from elax_plan.apply.sources import ResumePoint
 from elax_plan.execution_plan import FileStep
 from elax_plan.state import Ack, FileEntry, FileStatus, Ledger, LedgerWriter, RunFiles
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from elax_plan.apply.readers import EXCERPT_CHARS, Location, ResumePoint
 from elax_plan.apply.rows import InvalidRow, MappedRow
-from elax_plan.apply.sources import EXCERPT_CHARS, Location, ResumePoint
 
 PREFIX = b'{"upserts":['
 SUFFIX = b"]}"

@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elax_plan.apply.chunker import FRAME_BYTES, Chunk, Chunker, body_for
+from elax_plan.apply.readers import ResumePoint, open_source
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import InvalidRow, MappedRow, RowMapper
-from elax_plan.apply.sources import ResumePoint, open_source
 from elax_plan.apply.throttle import Throttle
 from elax_plan.apply.writer import PayloadTooLarge, Writer
 from elax_plan.errors import ElaxError, WritesOverwritten

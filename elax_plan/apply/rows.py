@@ -53,7 +53,7 @@ import numpy as np
 import orjson
 import simdjson
 
-from elax_plan.apply.sources import (
+from elax_plan.apply.readers import (
     EXCERPT_CHARS,
     Location,
     ParquetBatch,

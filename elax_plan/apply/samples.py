@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from elax_plan.apply.readers import open_source
 from elax_plan.apply.rows import MappedRow, RowMapper
-from elax_plan.apply.sources import open_source
 from elax_plan.spec import PlanSpec, reveal
 
 SAMPLE_POOL_PER_QUERY = 20

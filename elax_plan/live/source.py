@@ -6,7 +6,10 @@ fingerprints (``size=<n>;etag=<e>`` where the backend has an ETag, else
 ``size=<n>;mtime=<ISO-8601 UTC>``), exact Parquet row counts from footers, and
 row/request-size estimates from a bounded sample. Planning cost grows with the
 number of files, never with their bytes: listing opens no NDJSON file; a sample
-reads at most ``SAMPLE_BYTES`` raw bytes from the first few files.
+reads at most ``SAMPLE_BYTES`` raw bytes from the first few files. Which codec a
+file has, decompressing it and opening Parquet come from ``source_format``, as
+in apply's readers: a file apply would refuse is refused here, and a sample
+decodes bytes exactly as apply will.
 
 Local globs follow the shell: ``*`` and ``?`` do not match a leading dot, ``**``
 matches any depth. It must not write anything, validate rows (apply does), or
@@ -16,25 +19,21 @@ paragraph naming the URL and what to check; credentials never appear in them.
 
 from __future__ import annotations
 
-import bz2
 import fnmatch
 import glob
 import io
-import lzma
 import os
 import re
 import stat
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import fsspec
 import orjson
 
-from elax_plan.errors import ElaxError, SourceError
+from elax_plan.errors import SourceError
 from elax_plan.live._fs import (
     LOCAL_PREFIX,
     describe,
@@ -46,9 +45,10 @@ from elax_plan.live._fs import (
     open_fs,
 )
 from elax_plan.live.model import SourceFile, SourceListing, SourceSample
+from elax_plan.source_format import Codec, Refusal, check, decompressed, open_parquet
 from elax_plan.spec.locations import is_local
 from elax_plan.spec.model import SourceSpec
-from elax_plan.spec.secrets import redact
+from elax_plan.spec.secrets import redact, reveal
 
 __all__ = [
     "SAMPLE_BYTES",
@@ -69,29 +69,7 @@ FOOTER_THREADS = 16  # parallel footer reads on remote stores
 
 _MAGIC = re.compile(r"[*?\[]")
 _COLON_BRACKET = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*\[")
-_PARQUET_HINT = "Install it with: pip install 'elax-plan[parquet]'"
-_COMPRESSION_BY_SUFFIX = {
-    ".gz": "gzip",
-    ".gzip": "gzip",
-    ".bz2": "bz2",
-    ".xz": "xz",
-    ".lzma": "lzma",
-    ".zst": "zstd",
-    ".zstd": "zstd",
-    ".lz4": "lz4",
-    ".zip": "zip",
-    ".snappy": "snappy",
-    ".sz": "snappy",
-}
-_CODEC_PACKAGES = {"zstd": "zstandard", "lz4": "lz4", "snappy": "python-snappy"}
-
-
-def codec_install_hint(codec: str) -> str:
-    """The pip command that installs what ``codec`` needs (zstd has an extra of ours)."""
-    package = _CODEC_PACKAGES.get(codec, codec)
-    if codec == "zstd":
-        return f"pip install 'elax-plan[zstd]' (or pip install {package})"
-    return f"pip install {package}"
+_DECODE_PIECE = 1024  # raw bytes handed to a codec at a time while sampling (see _decode_prefix)
 
 
 def has_magic(text: str) -> bool:
@@ -105,14 +83,28 @@ def has_magic(text: str) -> bool:
 def list_source(source: SourceSpec) -> SourceListing:
     """Every file ``source.uris`` names, de-duplicated and sorted by URL (no sample, no rows).
 
-    A URL or pattern that matches no file is an error, as is a URL naming a directory.
+    A URL or pattern that matches no file is an error, as is a URL naming a directory, and a
+    file that ``source_format`` cannot resolve under ``source.format``/``source.compression``
+    (``x.jsonl.zip``): apply would refuse it, so the plan does.
     """
     found: dict[str, SourceFile] = {}
     for uri in source.uris:
         files = _list_local(uri) if is_local(uri) else _list_remote(uri, source.storage_options)
         for f in files:
             found.setdefault(f.url, f)
+    for url in found:
+        resolved = check(url, source.format, source.compression)
+        if isinstance(resolved, Refusal):
+            raise resolved.error(redact(url))
     return SourceListing(files=tuple(found[url] for url in sorted(found)))
+
+
+def _codec_of(url: str, source: SourceSpec) -> Codec | None:
+    """The codec apply decodes ``url`` with (``list_source`` refused what does not resolve)."""
+    resolved = check(url, source.format, source.compression)
+    if isinstance(resolved, Refusal):
+        raise resolved.error(redact(url))
+    return resolved.codec
 
 
 def read_source(source: SourceSpec) -> SourceListing:
@@ -307,51 +299,14 @@ def _url_mapper(uri: str, path: str, fs: fsspec.AbstractFileSystem) -> Callable[
 # --- Parquet row counts --------------------------------------------------------------------
 
 
-def _pyarrow_parquet() -> Any:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise SourceError(
-            "Reading Parquet sources needs pyarrow, which is not installed.", hint=_PARQUET_HINT
-        ) from exc
-    return pq
-
-
-@contextmanager
-def _parquet_file(url: str, storage_options: Mapping[str, Any]) -> Iterator[Any]:
-    """An open ``pyarrow.parquet.ParquetFile`` (footer read), closed on exit."""
-    pq = _pyarrow_parquet()
-    handle: Any = None
-    try:
-        if url.startswith(LOCAL_PREFIX):
-            where: Any = local_path_of(url)
-        else:
-            fs, path = open_fs(url, storage_options)
-            where = handle = fs.open(path, "rb", block_size=SAMPLE_BYTES)
-        parquet = pq.ParquetFile(where)
-    except Exception as exc:  # pyarrow and fsspec backends raise many types
-        if handle is not None:
-            handle.close()
-        raise SourceError(
-            f"Cannot read the Parquet footer of {redact(url)}: {describe(exc)}.",
-            hint="Check that it is a Parquet file (source.format) and readable.",
-        ) from exc
-    try:
-        yield parquet
-    finally:
-        parquet.close()
-        if handle is not None:
-            handle.close()
-
-
 def count_rows(listing: SourceListing, source: SourceSpec) -> SourceListing:
     """``listing`` with exact ``rows`` per file from Parquet footers; NDJSON is unchanged."""
     if source.format != "parquet" or not listing.files:
         return listing
-    _pyarrow_parquet()
+    options = reveal(source.storage_options)
 
     def rows_of(f: SourceFile) -> SourceFile:
-        with _parquet_file(f.url, source.storage_options) as parquet:
+        with open_parquet(f.url, options, block_size=SAMPLE_BYTES) as parquet:
             return replace(f, rows=int(parquet.metadata.num_rows))
 
     if len(listing.files) == 1:
@@ -375,99 +330,38 @@ def sample_source(listing: SourceListing, source: SourceSpec) -> SourceSample:
     return _sample_ndjson(listing, source, sizer)
 
 
-class _Decompressor(Protocol):
-    @property
-    def eof(self) -> bool: ...
+class _Prefix(io.BytesIO):
+    """A file's first bytes, handed to a codec at most ``_DECODE_PIECE`` bytes per read.
 
-    @property
-    def unused_data(self) -> bytes: ...
+    Codecs read ahead; small pieces keep the raw bytes a sample counts (``tell()``) within one
+    piece of what the decompressed text it yields really took.
+    """
 
-    def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
+    def read(self, size: int | None = -1, /) -> bytes:
+        limit = _DECODE_PIECE if size is None or size < 0 else min(size, _DECODE_PIECE)
+        return super().read(limit)
 
-
-def _codec(compression: str, url: str) -> str | None:
-    if compression == "none":
-        return None
-    if compression != "infer":
-        return compression
-    lowered = url.lower()
-    for suffix, codec in _COMPRESSION_BY_SUFFIX.items():
-        if lowered.endswith(suffix):
-            return codec
-    return None
+    def read1(self, size: int | None = -1, /) -> bytes:
+        return self.read(size)
 
 
-def _stream_decompressor(codec: str) -> _Decompressor | None:
-    if codec == "gzip":
-        return zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
-    if codec == "bz2":
-        return bz2.BZ2Decompressor()
-    if codec in ("xz", "lzma"):
-        return lzma.LZMADecompressor()
-    return None
+def _decode_prefix(url: str, raw: bytes, codec: Codec) -> tuple[bytes, int, bool]:
+    """Decompressed bytes of ``raw`` (at most ``SAMPLE_TEXT_BYTES``), raw bytes used, stream end.
 
-
-def _decompress_prefix(raw: bytes, codec: str) -> tuple[bytes, int, bool]:
-    """Decompressed bytes of ``raw`` (at most ``SAMPLE_TEXT_BYTES``), raw bytes used, stream end."""
-    d = _stream_decompressor(codec)
-    if d is None:
-        return _decompress_generic(raw, codec)
-    out = bytearray()
-    used = 0
-    step = 16 * 1024
-    while used < len(raw) and len(out) < SAMPLE_TEXT_BYTES:
-        piece = raw[used : used + step]
-        out += d.decompress(piece, SAMPLE_TEXT_BYTES - len(out))
-        tail = getattr(d, "unconsumed_tail", b"")
-        consumed = len(piece) - len(tail) - (len(d.unused_data) if d.eof else 0)
-        used += consumed
-        if d.eof:
-            if used >= len(raw):
-                return bytes(out), used, True
-            d = _stream_decompressor(codec)  # concatenated members (gzip -c a b > c)
-            assert d is not None
-    return bytes(out), used, False
-
-
-def _decompress(url: str, raw: bytes, codec: str) -> tuple[bytes, int, bool]:
-    try:
-        return _decompress_prefix(raw, codec)
-    except ElaxError:
-        raise
-    except Exception as exc:  # zlib.error, OSError, LZMAError, BadZipFile…: not that codec
-        raise SourceError(
-            f"Cannot decompress the start of {redact(url)} as {codec}: {describe(exc)}.",
-            hint="Check source.compression (infer reads it from the file extension).",
-        ) from exc
-
-
-def _decompress_generic(raw: bytes, codec: str) -> tuple[bytes, int, bool]:
-    """Codecs without a streaming object (zip, zstd, lz4, snappy): through fsspec's wrappers."""
-    opener = fsspec.compression.compr.get(codec)
-    if opener is None:
-        package = _CODEC_PACKAGES.get(codec, codec)
-        raise SourceError(
-            f"source.compression {codec} needs the {package} package, which is not installed.",
-            hint=f"Install it with: {codec_install_hint(codec)}",
-        )
-    buffer = io.BytesIO(raw)
+    Decodes with ``source_format.decompressed``, the codec apply reads the whole file with; a
+    prefix that ends inside the stream is not an error here (it is what a sample reads).
+    """
+    prefix = _Prefix(raw)
+    stream: Any = decompressed(prefix, codec, redact(url), truncated_ok=True)
     out = bytearray()
     ended = False
-    with opener(buffer, mode="rb") as stream:
-        while len(out) < SAMPLE_TEXT_BYTES:
-            try:
-                chunk = stream.read(min(64 * 1024, SAMPLE_TEXT_BYTES - len(out)))
-            except (
-                EOFError
-            ):  # the prefix ends inside a compressed block: what we have is the sample
-                break
-            if not chunk:
-                ended = True
-                break
-            out += chunk
-        # Read before the stream closes: zstandard's reader closes the buffer it wraps.
-        consumed = min(buffer.tell(), len(raw))
-    return bytes(out), consumed, ended
+    while len(out) < SAMPLE_TEXT_BYTES:
+        chunk = stream.read1(min(64 * 1024, SAMPLE_TEXT_BYTES - len(out)))
+        if not chunk:
+            ended = not stream.truncated
+            break
+        out += chunk
+    return bytes(out), min(prefix.tell(), len(raw)), ended
 
 
 def _read_prefix(url: str, storage_options: Mapping[str, Any], size: int) -> bytes:
@@ -496,11 +390,11 @@ def _sample_ndjson(
         raw = _read_prefix(f.url, source.storage_options, take)
         budget -= len(raw)
         whole = len(raw) >= f.size
-        codec = _codec(source.compression, f.url)
+        codec = _codec_of(f.url, source)
         if codec is None:
             text, used, ended = raw[:SAMPLE_TEXT_BYTES], min(len(raw), SAMPLE_TEXT_BYTES), True
         else:
-            text, used, ended = _decompress(f.url, raw, codec)
+            text, used, ended = _decode_prefix(f.url, raw, codec)
         complete = whole and ended and used >= len(raw)
         lines = text.split(b"\n")
         if not complete:
@@ -524,8 +418,9 @@ def _sample_ndjson(
 def _sample_parquet(
     listing: SourceListing, source: SourceSpec, sizer: _DocumentSizer
 ) -> SourceSample:
+    options = reveal(source.storage_options)
     for f in listing.files[:SAMPLE_FILES]:
-        with _parquet_file(f.url, source.storage_options) as parquet:
+        with open_parquet(f.url, options, block_size=SAMPLE_BYTES) as parquet:
             sample = _sample_parquet_file(f, parquet, sizer)
         if sample is not None:
             return sample

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
+from elax_plan.source_format import resolve
 from elax_plan.spec.locations import local_path, resolve_location
 from elax_plan.spec.model import (
     EMBEDDED,
@@ -40,7 +41,6 @@ from elax_plan.spec.model import (
 )
 from elax_plan.spec.secrets import Secret, is_credential_name
 from elax_plan.spec.units import parse_duration, parse_size
-from elax_plan.spec.validate import source_format_from
 
 # The design documents' spelling and the wire spelling (CONTRACT §8.3).
 METRIC_ALIASES: dict[str, Metric] = {
@@ -126,12 +126,12 @@ def _target(raw: Mapping[str, Any], base_dir: Path) -> TargetSpec:
 def _source(raw: Mapping[str, Any], base_dir: Path) -> SourceSpec:
     uri = raw["uri"]
     written = (uri,) if isinstance(uri, str) else tuple(uri)
-    fmt = raw.get("format") or source_format_from(written[0])
+    fmt = resolve(written[0], raw.get("format"), raw["compression"]).format  # validated
     attributes = raw.get("attributes") or {}
     include = attributes.get("include")
     return SourceSpec(
         uris=tuple(resolve_location(u, base_dir) for u in written),
-        format=cast(Any, fmt),
+        format=fmt,
         compression=raw["compression"],
         storage_options=_options(raw.get("storage_options")),
         id_field=raw["id_field"],

@@ -18,10 +18,11 @@ from typing import Any, Literal
 
 import orjson
 
+from elax_plan.source_format import Format
 from elax_plan.spec.secrets import REDACTED, Secret, redact
 
 Metric = Literal["cosine", "euclidean_squared"]
-SourceFormat = Literal["ndjson", "parquet"]
+SourceFormat = Format  # one home: source_format, the table validate, plan and apply share
 FilterOp = Literal["eq", "not_eq", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 SmokeKind = Literal["sample_vectors", "vector", "bm25"]
 

@@ -14,8 +14,8 @@ import pytest
 
 from elax_plan.apply.checkpoints import BOUNDARY_SAVE_SPACING, CHECKPOINT_INTERVAL, Checkpointer
 from elax_plan.apply.pipeline import FileRun
+from elax_plan.apply.readers import ResumePoint
 from elax_plan.apply.run_files import RunEvents
-from elax_plan.apply.sources import ResumePoint
 from elax_plan.state import (
     Ledger,
     LedgerStore,

@@ -13,8 +13,8 @@ import pytest
 from fsspec.core import url_to_fs
 
 from elax_plan.apply.chunker import FRAME_BYTES, Chunk, Chunker
+from elax_plan.apply.readers import Location, ResumePoint, open_source
 from elax_plan.apply.rows import InvalidRow, MappedRow, RowMapper
-from elax_plan.apply.sources import Location, ResumePoint, open_source
 from elax_plan.emulator import EmbeddedTransport, Emulator, EmulatorConfig
 from elax_plan.emulator.layout import decode_wal_batch, wal_key
 

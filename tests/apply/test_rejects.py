@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from elax_plan.apply.readers import Location, ResumePoint
 from elax_plan.apply.rejects import RejectPolicy, record
 from elax_plan.apply.rows import InvalidRow
-from elax_plan.apply.sources import Location, ResumePoint
 from elax_plan.errors import InvalidRowError
 
 URL = "s3://datasets/products/part-1.ndjson"

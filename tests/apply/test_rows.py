@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from elax_plan.apply.readers import Location, RawRow, ResumePoint, open_source
 from elax_plan.apply.rows import InvalidRow, MappedRow, RowMapper
-from elax_plan.apply.sources import Location, RawRow, ResumePoint, open_source
 
 VEC = "[0.5,1,-2.25,3e-05]"
 

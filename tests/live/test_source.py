@@ -195,6 +195,18 @@ def test_directory_url_is_an_error_suggesting_a_glob(src: SourceDir) -> None:
     assert f"{src.url('dir')}/*.ndjson" in raised.value.message
 
 
+def test_a_listed_file_apply_cannot_read_is_refused(src: SourceDir) -> None:
+    """A glob that matches x.jsonl.zip is an error naming it and the supported endings."""
+    src.write("a.ndjson", b'{"id":1}\n')
+    src.write("b.jsonl.zip", b"PK\x03\x04")
+    with pytest.raises(SourceError) as raised:
+        list_source(src.spec("*"))
+    message = raised.value.message
+    assert f"Cannot read {src.url('b.jsonl.zip')}: it ends in .zip" in message
+    assert ".gz, .gzip, .bz2, .xz, .lzma, .zst, .zstd" in message
+    assert "recompress them with gzip or zstd" in message
+
+
 def test_local_glob_skips_hidden_files_like_a_shell(tmp_path: Path) -> None:
     """Locally, * does not match a leading dot (editor and partial-download files)."""
     (tmp_path / "a.ndjson").write_bytes(b"{}\n")

@@ -1,70 +1,22 @@
-"""Source readers on real files: file://, memory://, s3:// (moto), gzip/bz2/xz/zstd, Parquet."""
+"""The NDJSON reader on real files: lines, offsets, resume, gzip/bz2/xz/zstd, file/memory/s3."""
 
 from __future__ import annotations
 
 import bz2
 import gzip
-import importlib.util
 import lzma
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import fsspec
-import numpy as np
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from elax_plan.apply.sources import (
-    Location,
-    ParquetRecord,
-    RawRow,
-    ResumePoint,
-    detect_format,
-    open_source,
-)
+from elax_plan.apply.readers import Location, ResumePoint, open_source
 from elax_plan.errors import SourceError
+from tests.apply.readers.files import ROWS, ids, ndjson, write
 from tests.conftest import S3Server, make_bucket
-
-
-def ndjson(*records: Any) -> bytes:
-    return b"".join(orjson.dumps(r) + b"\n" for r in records)
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> str:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path.as_uri()
-
-
-def ids(rows: list[RawRow]) -> list[Any]:
-    return [r.record["id"] if isinstance(r.record, dict) else r.record for r in rows]
-
-
-ROWS = [{"id": i, "vector": [i, i + 0.5], "title": f"t{i}"} for i in range(10)]
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("s3://b/x.ndjson", ("ndjson", None)),
-        ("file:///d/x.JSONL", ("ndjson", None)),
-        ("x.json.gz", ("ndjson", "gzip")),
-        ("x.ndjson.zst", ("ndjson", "zstd")),
-        ("x.jsonl.bz2", ("ndjson", "bz2")),
-        ("x.ndjson.xz", ("ndjson", "xz")),
-        ("s3://b/part-0.parquet", ("parquet", None)),
-        ("x.pq", ("parquet", None)),
-    ],
-)
-def test_format_and_compression_come_from_the_extension(
-    url: str, expected: tuple[str, str | None]
-) -> None:
-    """.ndjson/.jsonl/.json (+.gz/.zst/.bz2/.xz) and .parquet/.pq are recognised."""
-    assert detect_format(url) == expected
 
 
 def test_unknown_extension_asks_for_source_format(tmp_path: Path) -> None:
@@ -175,13 +127,20 @@ def _zstd_compress(data: bytes) -> bytes:
     return zstandard.ZstdCompressor().compress(data)
 
 
+def _lzma_alone_compress(data: bytes) -> bytes:
+    return lzma.compress(data, format=lzma.FORMAT_ALONE)  # the legacy .lzma container
+
+
 @pytest.mark.parametrize(
     ("suffix", "compress"),
     [
         (".gz", gzip.compress),
+        (".gzip", gzip.compress),
         (".bz2", bz2.compress),
         (".xz", lzma.compress),
+        (".lzma", _lzma_alone_compress),
         (".zst", _zstd_compress),
+        (".zstd", _zstd_compress),
     ],
 )
 def test_compressed_ndjson_reads_and_resumes(tmp_path: Path, suffix: str, compress: Any) -> None:
@@ -202,9 +161,29 @@ def test_explicit_compression_overrides_the_name(tmp_path: Path) -> None:
     assert ids(list(open_source(plain, compression="none"))) == list(range(10))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("zstandard") is not None, reason="zstandard found")
-def test_zstd_without_its_module_names_the_package(tmp_path: Path) -> None:
+def test_names_apply_cannot_stream_are_refused_before_reading(tmp_path: Path) -> None:
+    """.zip (or any ending outside the table) is refused at open, never read as raw NDJSON."""
+    url = write(tmp_path, "rows.jsonl.zip", gzip.compress(ndjson(*ROWS)))
+    with pytest.raises(SourceError, match=r"rows\.jsonl\.zip: it ends in \.zip"):
+        open_source(url, format="ndjson")
+
+
+def test_a_corrupt_or_truncated_compressed_file_is_a_source_error(tmp_path: Path) -> None:
+    """Bad gzip bytes or a cut-off stream end the read with a SourceError, not a traceback."""
+    bad = write(tmp_path, "bad.ndjson.gz", ndjson(*ROWS))
+    with pytest.raises(SourceError, match=r"bad\.ndjson\.gz as gzip"):
+        list(open_source(bad))
+    packed = gzip.compress(b"".join(ndjson({"id": i, "pad": "x" * i}) for i in range(2000)))
+    cut = write(tmp_path, "cut.ndjson.gz", packed[: len(packed) // 2])
+    with pytest.raises(SourceError, match=r"cut\.ndjson\.gz.*truncated"):
+        list(open_source(cut))
+
+
+def test_zstd_without_its_module_names_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Reading .zst without the zstandard package says what to install."""
+    monkeypatch.delitem(fsspec.compression.compr, "zstd")  # as without the [zstd] extra
     url = write(tmp_path, "rows.ndjson.zst", b"\x28\xb5\x2f\xfd")
     with pytest.raises(SourceError, match=r"pip install 'elax-plan\[zstd\]'"):
         list(open_source(url))
@@ -238,100 +217,3 @@ def test_s3_source_reads_and_resumes(s3_server: S3Server) -> None:
     assert ids(everything) == list(range(10))
     rest = list(open_source(url, storage_options=options, start=everything[4].resume))
     assert ids(rest) == [5, 6, 7, 8, 9]
-
-
-# --- Parquet ---------------------------------------------------------------------------------
-
-
-def parquet_file(tmp_path: Path, rows: int = 25, dims: int = 4, group: int = 10) -> str:
-    vectors = np.arange(rows * dims, dtype=np.float32).reshape(rows, dims)
-    table = pa.table(
-        {
-            "id": pa.array(range(rows), pa.int64()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dims),
-            "title": [f"t{i}" for i in range(rows)],
-        }
-    )
-    path = tmp_path / "rows.parquet"
-    pq.write_table(table, path, row_group_size=group)
-    return path.as_uri()
-
-
-def parquet_ids(rows: list[RawRow]) -> list[int]:
-    out = []
-    for r in rows:
-        assert isinstance(r.record, ParquetRecord)
-        out.append(r.record.get("id"))
-    return out
-
-
-def test_parquet_rows_carry_row_indexes_and_numpy_vector_views(tmp_path: Path) -> None:
-    """Rows come with 0-based indexes; vectors are float32 views of Arrow's buffer, not lists."""
-    url = parquet_file(tmp_path)
-    rows = list(open_source(url, batch_rows=4))
-    assert parquet_ids(rows) == list(range(25))
-    assert [r.location for r in rows] == [Location(url, None, i) for i in range(25)]
-    assert [r.resume.row for r in rows] == list(range(1, 26))
-    record = rows[7].record
-    assert isinstance(record, ParquetRecord)
-    vector = record.vector("vector")
-    assert vector is not None and vector.dtype == np.float32 and not vector.flags.owndata
-    assert vector.tolist() == [28.0, 29.0, 30.0, 31.0]
-    assert record.get("title") == "t7"
-
-
-@pytest.mark.parametrize("start", [0, 1, 9, 10, 11, 19, 20, 24, 25])
-def test_parquet_resume_across_row_group_boundaries(tmp_path: Path, start: int) -> None:
-    """Resuming at row N yields rows N.. exactly, whatever the row groups and batches."""
-    url = parquet_file(tmp_path, rows=25, group=10)
-    rows = list(open_source(url, start=ResumePoint(row=start), batch_rows=3))
-    assert parquet_ids(rows) == list(range(start, 25))
-    assert [r.location.row for r in rows] == list(range(start, 25))
-
-
-def test_parquet_resume_past_the_end_is_refused(tmp_path: Path) -> None:
-    """A resume row beyond the file means it changed: a clear error."""
-    url = parquet_file(tmp_path, rows=5)
-    with pytest.raises(SourceError, match=r"row 6: the file has 5 rows"):
-        list(open_source(url, start=ResumePoint(row=6)))
-
-
-def test_parquet_reads_only_the_columns_asked_for(tmp_path: Path) -> None:
-    """columns prunes what is read; names the file lacks are ignored."""
-    url = parquet_file(tmp_path)
-    rows = list(open_source(url, columns=["id", "vector", "absent"]))
-    record = rows[0].record
-    assert isinstance(record, ParquetRecord)
-    assert record.batch.names == ["id", "vector"]
-
-
-def test_parquet_on_memory_filesystem(tmp_path: Path) -> None:
-    """Parquet on a non-local store is read through fsspec."""
-    local = Path(parquet_file(tmp_path).removeprefix("file://"))
-    url = f"memory://src-{uuid.uuid4().hex}/rows.parquet"
-    with fsspec.open(url, "wb") as f:
-        f.write(local.read_bytes())
-    rows = list(open_source(url, start=ResumePoint(row=12)))
-    assert parquet_ids(rows) == list(range(12, 25))
-
-
-def test_parquet_refuses_a_compression_setting(tmp_path: Path) -> None:
-    """compression applies to NDJSON only."""
-    with pytest.raises(SourceError, match="compression 'gzip' does not apply"):
-        open_source(parquet_file(tmp_path), compression="gzip")
-
-
-def test_not_a_parquet_file_is_a_source_error(tmp_path: Path) -> None:
-    """A file named .parquet that is not Parquet is an error naming it."""
-    url = write(tmp_path, "bad.parquet", b"not parquet at all")
-    with pytest.raises(SourceError, match=r"Cannot read .*bad\.parquet as Parquet"):
-        list(open_source(url))
-
-
-def test_missing_pyarrow_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without pyarrow, reading Parquet says: pip install 'elax-plan[parquet]'."""
-    url = parquet_file(tmp_path)
-    monkeypatch.setitem(sys.modules, "pyarrow", None)
-    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    with pytest.raises(SourceError, match=r"pip install 'elax-plan\[parquet\]'"):
-        list(open_source(url))

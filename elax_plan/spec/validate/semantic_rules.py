@@ -1,0 +1,326 @@
+"""Semantic rules the schema cannot express, each reported at the offending node.
+
+Owns the checks across keys: ``chunk_bytes ≤ max_request_bytes``, sizes and durations that
+parse and are positive, ``resume_wal_lag ≤ max_wal_lag``, ingest and verify consistency
+(smoke queries, filters, ANN parameters), state outside the store's ``namespaces/``, and
+hands ``source`` to ``source_rules``. Runs on defaulted data, after the schema check.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from elax_plan.spec.locations import is_local, is_within, join, resolve_location, scheme_of
+from elax_plan.spec.model import RESERVED_PLAN_NAMES
+from elax_plan.spec.units import format_size, parse_duration, parse_size
+from elax_plan.spec.validate.checker import Checker, path_text, value_at
+from elax_plan.spec.validate.source_rules import source_checks
+from elax_plan.spec.yaml_loader import NodePath
+
+MIN_REQUEST_BYTES = 1024
+
+
+def semantic_issues(checker: Checker, d: dict[str, Any], base_dir: Path) -> None:
+    """Every cross-key rule on the defaulted data ``d``."""
+    name = d.get("name")
+    if isinstance(name, str) and name in RESERVED_PLAN_NAMES:
+        checker.add(
+            ("name",),
+            f"name {name!r} is reserved: <state.uri>/{name}/ holds the namespace records; "
+            "choose another plan name",
+        )
+    _size_checks(checker, d)
+    _duration_checks(checker, d)
+    _throttle_checks(checker, d)
+    _ingest_checks(checker, d)
+    source_checks(checker, d)
+    _verify_checks(checker, d)
+    _location_checks(checker, d, base_dir)
+
+
+def _size(checker: Checker, d: dict[str, Any], path: NodePath) -> int | None:
+    value = value_at(d, path)
+    if value is None or isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        if path not in checker.flagged:
+            checker.add(path, f"{path_text(path)}{checker.shown(path, value)} {exc}")
+        return None
+
+
+def _duration(checker: Checker, d: dict[str, Any], path: NodePath) -> float | None:
+    value = value_at(d, path)
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        if path not in checker.flagged:
+            checker.add(path, f"{path_text(path)}{checker.shown(path, value)} {exc}")
+        return None
+
+
+def _size_checks(checker: Checker, d: dict[str, Any]) -> None:
+    chunk_path: NodePath = ("ingest", "chunk_bytes")
+    cap_path: NodePath = ("target", "max_request_bytes")
+    chunk = _size(checker, d, chunk_path)
+    cap = _size(checker, d, cap_path)
+    budget_path: NodePath = ("preconditions", "store_budget")
+    budget = _size(checker, d, budget_path)
+    for path, value in ((chunk_path, chunk), (cap_path, cap)):
+        if value is not None and value < MIN_REQUEST_BYTES:
+            checker.add(
+                path,
+                f"{path_text(path)} is {value} bytes, below the minimum of 1KiB; a request must "
+                "hold at least one row (write e.g. 1MiB)",
+            )
+    if chunk is not None and cap is not None and chunk > cap and chunk >= MIN_REQUEST_BYTES:
+        checker.add(
+            chunk_path,
+            f"ingest.chunk_bytes ({format_size(chunk)}) is above target.max_request_bytes "
+            f"({format_size(cap)}); the server would refuse such requests (413). Lower chunk_bytes "
+            "to at most max_request_bytes",
+        )
+    if budget is not None and budget == 0:
+        checker.add(
+            budget_path,
+            "preconditions.store_budget is 0, so no backfill can fit; give a budget such as "
+            "50GiB, or remove the key for no budget check",
+        )
+
+
+def _duration_checks(checker: Checker, d: dict[str, Any]) -> None:
+    for path in (
+        ("target", "timeout"),
+        ("ingest", "retry", "initial"),
+        ("ingest", "retry", "max"),
+        ("throttle", "poll_interval"),
+        ("throttle", "stall_timeout"),
+        ("verify", "index_timeout"),
+    ):
+        seconds = _duration(checker, d, path)
+        if seconds is not None and seconds <= 0:
+            checker.add(path, f"{path_text(path)} must be longer than 0 (e.g. 1s)")
+    _duration(checker, d, ("wal_trim", "older_than"))
+    initial = _duration_quiet(d, ("ingest", "retry", "initial"))
+    longest = _duration_quiet(d, ("ingest", "retry", "max"))
+    if initial is not None and longest is not None and 0 < longest < initial:
+        checker.add(
+            ("ingest", "retry", "max"),
+            "ingest.retry.max is shorter than ingest.retry.initial; the longest backoff must be "
+            "at least the first one",
+        )
+
+
+def _duration_quiet(d: dict[str, Any], path: NodePath) -> float | None:
+    value = value_at(d, path)
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError:
+        return None
+
+
+def _int(d: dict[str, Any], path: NodePath) -> int | None:
+    value = value_at(d, path)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _throttle_checks(checker: Checker, d: dict[str, Any]) -> None:
+    high = _int(d, ("throttle", "max_wal_lag"))
+    low = _int(d, ("throttle", "resume_wal_lag"))
+    if high is not None and low is not None and low > high:
+        checker.add(
+            ("throttle", "resume_wal_lag"),
+            f"throttle.resume_wal_lag ({low}) must be ≤ throttle.max_wal_lag ({high}): writes "
+            "pause above max_wal_lag and resume at or below resume_wal_lag",
+        )
+    poll = _duration_quiet(d, ("throttle", "poll_interval"))
+    stall = _duration_quiet(d, ("throttle", "stall_timeout"))
+    if poll is not None and stall is not None and 0 < stall < poll:
+        checker.add(
+            ("throttle", "stall_timeout"),
+            "throttle.stall_timeout is shorter than throttle.poll_interval; a stall could be "
+            "declared before the lag is polled once. Raise stall_timeout",
+        )
+
+
+def _ingest_checks(checker: Checker, d: dict[str, Any]) -> None:
+    mode = value_at(d, ("ingest", "on_invalid_row"))
+    limit = _int(d, ("ingest", "max_invalid_rows"))
+    if mode == "fail" and limit:
+        checker.add(
+            ("ingest", "max_invalid_rows"),
+            "ingest.max_invalid_rows only applies with on_invalid_row: skip (with fail, the "
+            "first invalid row stops the run); set on_invalid_row: skip or remove "
+            "max_invalid_rows",
+        )
+
+
+def _verify_checks(checker: Checker, d: dict[str, Any]) -> None:
+    dims = _int(d, ("target", "vector_dims"))
+    queries = value_at(d, ("verify", "smoke_queries"))
+    if isinstance(queries, list):
+        names: dict[str, int] = {}
+        for index, query in enumerate(queries):
+            if isinstance(query, dict):
+                _smoke_checks(checker, ("verify", "smoke_queries", index), query, dims, names)
+    recall = value_at(d, ("verify", "recall"))
+    if isinstance(recall, dict):
+        path: NodePath = ("verify", "recall", "ann_params")
+        params = recall.get("ann_params")
+        if isinstance(params, dict):
+            _ann_checks(checker, path, params)
+            if params.get("use_ivf") is False:
+                checker.add(
+                    (*path, "use_ivf"),
+                    "recall with use_ivf: false compares exact search with itself and elacsym "
+                    "reports avg_recall 0.0; remove use_ivf from the recall gate's ann_params",
+                )
+
+
+def _smoke_checks(
+    checker: Checker,
+    path: NodePath,
+    query: dict[str, Any],
+    dims: int | None,
+    names: dict[str, int],
+) -> None:
+    name = query.get("name")
+    if isinstance(name, str):
+        if name in names:
+            checker.add(
+                (*path, "name"),
+                f'smoke query name "{name}" is already used by verify.smoke_queries'
+                f"[{names[name]}]; give each query its own name",
+            )
+        names.setdefault(name, path[-1] if isinstance(path[-1], int) else 0)
+    forms = [k for k in ("sample_vectors", "vector", "bm25") if query.get(k) is not None]
+    if not forms:
+        checker.add(
+            path,
+            f"{path_text(path)} needs exactly one of sample_vectors: N, vector: […] or "
+            "bm25: {field, text}",
+        )
+    elif len(forms) > 1:
+        checker.add(
+            (*path, forms[1]),
+            f"{path_text(path)} has both {forms[0]} and {forms[1]}; a smoke query is one of "
+            "sample_vectors, vector or bm25. Split it into two queries",
+            at_key=True,
+        )
+    vector = query.get("vector")
+    if isinstance(vector, list) and dims is not None and len(vector) != dims:
+        checker.add(
+            (*path, "vector"),
+            f"{path_text((*path, 'vector'))} has {len(vector)} numbers but target.vector_dims is "
+            f"{dims}",
+        )
+    top_k = query.get("top_k")
+    min_hits = query.get("min_hits")
+    if isinstance(top_k, int) and isinstance(min_hits, int) and min_hits > top_k:
+        checker.add(
+            (*path, "min_hits"),
+            f"min_hits ({min_hits}) is above top_k ({top_k}); a query returns at most top_k "
+            "hits. Raise top_k or lower min_hits",
+        )
+    expect = query.get("expect_ids")
+    if isinstance(expect, list) and expect:
+        if query.get("sample_vectors") is not None:
+            checker.add(
+                (*path, "expect_ids"),
+                "expect_ids does not apply to sample_vectors (each sampled row must find "
+                "itself); use it with vector or bm25 queries",
+                at_key=True,
+            )
+        elif isinstance(top_k, int) and len(expect) > top_k:
+            checker.add(
+                (*path, "expect_ids"),
+                f"expect_ids lists {len(expect)} ids but top_k is {top_k}; they cannot all be "
+                "among the hits. Raise top_k",
+                at_key=True,
+            )
+    filters = query.get("filters")
+    if isinstance(filters, dict):
+        _filter_checks(checker, (*path, "filters"), filters)
+    params = query.get("ann_params")
+    if isinstance(params, dict):
+        _ann_checks(checker, (*path, "ann_params"), params)
+
+
+def _filter_checks(checker: Checker, path: NodePath, flt: dict[str, Any]) -> None:
+    op = flt.get("op")
+    if op in ("in", "not_in") and "value" in flt:
+        checker.add(
+            (*path, "value"),
+            f"op {op} takes values: [a list], not value; rename the key",
+            at_key=True,
+        )
+    elif op in ("eq", "not_eq", "gt", "gte", "lt", "lte") and "values" in flt:
+        checker.add(
+            (*path, "values"),
+            f"op {op} takes one value:, not values; use op in for a list",
+            at_key=True,
+        )
+    elif op == "exists":
+        for key in ("value", "values"):
+            if key in flt:
+                checker.add((*path, key), f"op exists takes no {key}; remove it", at_key=True)
+    value = flt.get("value")
+    if op in ("gt", "gte", "lt", "lte") and isinstance(value, bool):
+        checker.add(
+            (*path, "value"),
+            f"op {op} compares numbers; true/false cannot be compared. Use op eq",
+        )
+
+
+def _ann_checks(checker: Checker, path: NodePath, params: dict[str, Any]) -> None:
+    coarse = params.get("coarse_bits")
+    rerank = params.get("rerank_bits")
+    if isinstance(coarse, int) and isinstance(rerank, int) and rerank < coarse:
+        checker.add(
+            (*path, "rerank_bits"),
+            f"rerank_bits ({rerank}) must be ≥ coarse_bits ({coarse}); elacsym rejects the "
+            "query otherwise",
+        )
+    ratio = params.get("nprobe_ratio")
+    target = params.get("target_recall")
+    if isinstance(ratio, int | float) and isinstance(target, int | float) and ratio != target:
+        checker.add(
+            (*path, "nprobe_ratio"),
+            "nprobe_ratio and target_recall are the same setting (elacsym reads target_recall) "
+            "but differ here; keep one of them",
+            at_key=True,
+        )
+
+
+def _location_checks(checker: Checker, d: dict[str, Any], base_dir: Path) -> None:
+    store = value_at(d, ("target", "store"))
+    state = value_at(d, ("state", "uri"))
+    if isinstance(store, str) and isinstance(state, str) and store and state:
+        store_url = resolve_location(store, base_dir)
+        state_url = resolve_location(state, base_dir)
+        namespaces = join(store_url, "namespaces")
+        if is_within(state_url, namespaces):
+            checker.add(
+                ("state", "uri"),
+                "state.uri is inside the target store's namespaces/ directory, where elacsym "
+                "keeps namespaces; put the state elsewhere (e.g. a sibling directory or bucket)",
+            )
+        elif is_within(store_url, state_url) and is_within(state_url, store_url):
+            checker.add(
+                ("state", "uri"),
+                "state.uri is the target store itself; the state's namespaces/<ns>.json would "
+                "land in elacsym's namespaces/ directory. Use a separate location",
+            )
+    summary = value_at(d, ("summary", "path"))
+    if isinstance(summary, str) and not is_local(summary):
+        checker.add(
+            ("summary", "path"),
+            f"summary.path must be a local file path, not a {scheme_of(summary)}:// URL (the "
+            "summary is always stored with the run under state.uri too)",
+        )
