@@ -503,7 +503,7 @@ class Pipeline:
             landed.append((fr, start))
             if len(self._seen) > 2 * SETTLED_WINDOW:
                 self._forget_oldest_settled()
-            fr.acks.append(Ack(seq, flight.digest, start.to_dict()))
+            fr.acks.append(Ack(seq, flight.digest, start.to_dict(), flight.rows))
             fr.rows += chunk.rows
             fr.bytes += chunk.size
             fr.wal_first = seq if fr.wal_first is None else min(fr.wal_first, seq)

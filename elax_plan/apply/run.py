@@ -31,7 +31,8 @@ from typing import Any
 
 import structlog
 
-from elax_plan.apply.checkpoints import Checkpointer, acks_before, entry_for, file_run
+from elax_plan.apply import proof as proof_of
+from elax_plan.apply.checkpoints import Checkpointer, entry_for, file_run
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
@@ -51,10 +52,9 @@ from elax_plan.errors import (
     PreconditionFailed,
     StalePlan,
     StateError,
-    WritesOverwritten,
 )
 from elax_plan.execution_plan import ExecutionPlan, PostStep, stale_reasons
-from elax_plan.live.delivery import DeliveryProof, prove_delivery
+from elax_plan.live.delivery import prove_delivery
 from elax_plan.live.model import NamespaceLive
 from elax_plan.live.snapshot import observe
 from elax_plan.live.store import StoreReader
@@ -63,7 +63,6 @@ from elax_plan.planner import build_plan
 from elax_plan.retry import Interrupted, Retrier, RetryPolicy
 from elax_plan.spec import PlanSpec, reveal
 from elax_plan.state import (
-    FileEntry,
     Heartbeat,
     Lease,
     Ledger,
@@ -256,7 +255,7 @@ class ApplyRun:
         elif self.proof is not None:
             # Writes proven before this run keep their WAL object's stamp: the next proof
             # re-reads only what changed.
-            ledger = dataclasses.replace(ledger, files=_stamped(ledger.files, self.proof))
+            ledger = dataclasses.replace(ledger, files=proof_of.stamped(ledger.files, self.proof))
         record_namespace_use(
             ctx.backend,
             t.namespace,
@@ -290,13 +289,15 @@ class ApplyRun:
     def _run_state(self, previous: RunState) -> RunState:
         # A run that resumes, or writes nothing, verifies (again) what the last run acknowledged.
         carried = bool(previous.current_run_id) or not self.writing
+        # Rows the start proof found lost are written again: not counted twice.
+        lost = self.proof.lost_upserts if self.proof is not None else 0
         return RunState(
             current_run_id=self.run_id,
             last_run_id=previous.last_run_id,
             started=self.started,
             first_acked_wal_sequence=previous.first_acked_wal_sequence if carried else None,
             last_acked_wal_sequence=previous.last_acked_wal_sequence,
-            upserts_acked=previous.upserts_acked if carried else 0,
+            upserts_acked=max(0, previous.upserts_acked - lost) if carried else 0,
             resends=previous.resends if carried else 0,
             verification=Verification("pending"),
         )
@@ -455,45 +456,17 @@ class ApplyRun:
             )
         except Interrupted:
             return  # stopping: the next apply proves these writes before it writes anything
-        entries = _stamped(ledger.files, proof)
-        for url, lost in proof.lost.items():
-            entry = entries[url]
-            entries[url] = dataclasses.replace(
-                entry,
-                status="partial",
-                resume=dict(lost.start),
-                acks=acks_before(entry.acks, lost.start),
-            )
-        self.checkpoints.replace_entries(entries)
+        self.checkpoints.replace_entries(proof_of.proven_entries(ledger.files, proof))
+        # Lost rows are written again and acknowledged again: the parts check must not count
+        # them twice.
+        upserts = max(0, ledger.run.upserts_acked - proof.lost_upserts)
+        self.checkpoints.update_run(upserts_acked=upserts)
         self.checkpoints.save()
-        self.events(
-            "delivery_proof",
-            {"checked": proof.checked, "read": proof.read, "lost": len(proof.lost)},
-        )
-        if proof.ok:
-            return
-        for lost in proof.lost.values():
-            self.events(
-                "overwritten",
-                {
-                    "file": lost.url,
-                    "wal_sequence": lost.seq,
-                    "from": dict(lost.start),
-                    "reason": lost.reason,
-                },
-            )
-        named = "; ".join(
-            f"{lost.url} (WAL-{lost.seq}: {lost.reason})" for lost in list(proof.lost.values())[:5]
-        )
-        error = WritesOverwritten(
-            f"The WAL no longer holds rows the server acknowledged, in {len(proof.lost)} "
-            f"file(s): {named}{'…' if len(proof.lost) > 5 else ''}.",
-            detail="Those files are marked to be written again from the first lost write.",
-            hint="Run `elax-plan apply` again: it re-sends those rows (upserts are idempotent). "
-            "Keep other writers and compactions off the namespace while it writes.",
-        )
-        self.report.write("failed", written.stats, written.finished_at, [], None, error.message)
-        raise error
+        proof_of.report(proof, self.events)
+        if not proof.ok:
+            error = proof_of.overwritten_error(proof)
+            self.report.write("failed", written.stats, written.finished_at, [], None, error.message)
+            raise error
 
     # --- verify ---------------------------------------------------------------------------
 
@@ -617,19 +590,6 @@ class ApplyRun:
             failed = "; ".join(f"{c.title}: {c.detail}" for c in checks if not c.passed)
             message = f"The data was written but verification failed: {failed}. Summary: {location}"
         return ApplyOutcome(code, self.run_id, self.doc, stats, message, self.report.record)
-
-
-def _stamped(files: Mapping[str, FileEntry], proof: DeliveryProof) -> dict[str, FileEntry]:
-    """``files`` with the proof's WAL-object stamps on the writes it proved."""
-    out = dict(files)
-    for url, entry in files.items():
-        if any(a.seq in proof.proven for a in entry.acks):
-            acks = [
-                dataclasses.replace(a, proof=proof.proven[a.seq]) if a.seq in proof.proven else a
-                for a in entry.acks
-            ]
-            out[url] = dataclasses.replace(entry, acks=acks)
-    return out
 
 
 def _step_of(plan: ExecutionPlan, kind: str) -> PostStep | None:

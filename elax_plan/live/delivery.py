@@ -78,6 +78,7 @@ class DeliveryProof:
     wal_highwater: int
     lost: dict[str, LostWrite] = field(default_factory=dict)
     proven: dict[int, str] = field(default_factory=dict)  # seq → size:mtime of its WAL object
+    lost_upserts: int = 0  # upserts of the acknowledged requests the WAL lost
     checked: int = 0  # acknowledged writes looked at
     read: int = 0  # WAL objects read (the rest were unchanged since proven)
 
@@ -111,6 +112,7 @@ def prove_delivery(
         return proof
     listing = {w.sequence: w for w in retry(lambda: reader.list_wal(namespace), what="wal list")}
     digests: dict[int, str | None] = {}
+    lost_requests: dict[int, int] = {}
     for url, file_acks in acks.items():
         for ack in sorted(file_acks, key=lambda a: a.seq):
             if ack.seq <= skip_through:
@@ -126,8 +128,10 @@ def prove_delivery(
             if reason is None:
                 proof.proven[ack.seq] = _stamp(listing[ack.seq])
                 continue
-            proof.lost[url] = LostWrite(url=url, seq=ack.seq, start=dict(ack.start), reason=reason)
-            break
+            lost_requests[ack.seq] = ack.upserts
+            if url not in proof.lost:  # the file is written again from its first lost write
+                proof.lost[url] = LostWrite(url, ack.seq, dict(ack.start), reason)
+    proof.lost_upserts = sum(lost_requests.values())
     proof.read = len(digests)
     return proof
 

@@ -91,32 +91,36 @@ MAX_ACKS_PER_FILE = 10_000
 class Ack:
     """One acknowledged write that carried rows of a file: what a delivery proof checks.
 
-    ``digest`` is the operations digest of the whole request (``live.delivery.ops_digest``);
-    ``start`` the file's resume point before this write's rows, where the file is written
-    again from if ``WAL-<seq>`` no longer holds them; ``proof`` the WAL object's
-    ``size:mtime`` when it was last found to hold them (``None``: not proven yet).
+    ``digest`` is the operations digest of the whole request (``live.delivery.ops_digest``)
+    and ``upserts`` its number of upserts (all files'); ``start`` the file's resume point
+    before this write's rows, where the file is written again from if ``WAL-<seq>`` no
+    longer holds them; ``proof`` the WAL object's ``size:mtime`` when it was last found to
+    hold them (``None``: not proven yet).
     """
 
     seq: int
     digest: str
     start: Mapping[str, Any]
+    upserts: int = 0
     proof: str | None = None
 
     def to_json(self) -> list[Any]:
-        return [self.seq, self.digest, dict(self.start), self.proof]
+        return [self.seq, self.digest, dict(self.start), self.upserts, self.proof]
 
     @classmethod
     def from_json(cls, raw: Any) -> Ack:
-        if not isinstance(raw, list) or len(raw) != 4:
-            raise ValueError("an ack must be [seq, digest, start, proof]")
-        seq, digest, start, proof = raw
+        if not isinstance(raw, list) or len(raw) != 5:
+            raise ValueError("an ack must be [seq, digest, start, upserts, proof]")
+        seq, digest, start, upserts, proof = raw
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
             raise ValueError("an ack's seq must be a positive integer")
         if not isinstance(digest, str) or not isinstance(start, dict):
             raise ValueError("an ack's digest must be a string and its start an object")
+        if not isinstance(upserts, int) or isinstance(upserts, bool) or upserts < 0:
+            raise ValueError("an ack's upserts must be a non-negative integer")
         if proof is not None and not isinstance(proof, str):
             raise ValueError("an ack's proof must be a string or null")
-        return cls(seq, digest, start, proof)
+        return cls(seq, digest, start, upserts, proof)
 
 
 @dataclass(frozen=True, slots=True)

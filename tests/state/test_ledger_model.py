@@ -58,17 +58,17 @@ def test_document_shape() -> None:
 
 
 def test_acks_round_trip_and_may_be_absent() -> None:
-    """A file's acknowledged writes are kept as [seq, digest, start, proof]; older ledgers
+    """A file's acknowledged writes are kept as [seq, digest, start, upserts, proof]; older ledgers
     without them load with none."""
     ledger = _ledger()
     entry = FileEntry(
         url="file:///d/b.ndjson",
         fingerprint="f",
-        acks=(Ack(3, "00ff", {"offset": 10, "line": 1, "row": 0}, "12:1.5"),),
+        acks=(Ack(3, "00ff", {"offset": 10, "line": 1, "row": 0}, 7, "12:1.5"),),
     )
     raw = orjson.loads(ledger.with_file(entry).to_json())
     assert raw["files"]["file:///d/b.ndjson"]["acks"] == [
-        [3, "00ff", {"offset": 10, "line": 1, "row": 0}, "12:1.5"]
+        [3, "00ff", {"offset": 10, "line": 1, "row": 0}, 7, "12:1.5"]
     ]
     back = Ledger.from_json(ledger.with_file(entry).to_json(), "state.json")
     assert tuple(back.files["file:///d/b.ndjson"].acks) == entry.acks
