@@ -218,7 +218,7 @@ def _preconditions(
     checks = [
         _reachable_check(live.target),
         _indexer_check(spec, live.namespace, writes, resuming),
-        _metric_check(spec, live.namespace_record),
+        _metric_check(spec, live.namespace_record, live.namespace),
     ]
     dims = _dims_check(spec, live.namespace_record)
     if dims is not None:
@@ -265,22 +265,52 @@ def _indexer_check(spec: PlanSpec, ns: NamespaceLive, writes: bool, resuming: bo
     )
 
 
-def _metric_check(spec: PlanSpec, record: NamespaceRecord | None) -> Check:
-    """The plan's metric against the namespace record; a namespace without one passes."""
+def _metric_check(
+    spec: PlanSpec, record: NamespaceRecord | None, namespace: NamespaceLive
+) -> Check:
+    """The plan's metric against the namespace record. A namespace without a record passes
+    only when it holds no writes yet, or the plan asserts what its writes used."""
     metric = spec.target.distance_metric
-    if record is None:
+    title = "distance metric matches the namespace"
+    if record is None and namespace.wal_highwater == 0:
         return Check(
             "metric",
-            "distance metric matches the namespace",
+            title,
             True,
             "no record yet",
             metric,
             "this plan's metric and dims will be recorded for the namespace",
         )
+    if record is None:
+        assumed = spec.target.assume_existing_metric
+        if assumed is None:
+            return Check(
+                "metric",
+                title,
+                False,
+                f"unknown: the namespace holds writes (wal_highwater {namespace.wal_highwater}) "
+                "but this state has no record of their metric",
+                metric,
+                "another state location or another tool wrote them, and mixing metrics "
+                "across parts is unsupported; if you know their metric, set "
+                "target.assume_existing_metric to it",
+            )
+        ok = assumed == metric
+        return Check(
+            "metric",
+            title,
+            ok,
+            f"{assumed} (target.assume_existing_metric; no record)",
+            metric,
+            "this plan's metric and dims will be recorded for the namespace"
+            if ok
+            else f"the plan says the namespace was written with {assumed}; mixing metrics "
+            "across parts is unsupported — write to another namespace or fix distance_metric",
+        )
     ok = record.metric == metric
     return Check(
         "metric",
-        "distance metric matches the namespace",
+        title,
         ok,
         record.metric,
         metric,

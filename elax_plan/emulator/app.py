@@ -183,6 +183,7 @@ class Emulator:
         if len(body) > self.config.max_body_bytes:
             return PAYLOAD_TOO_LARGE
         assert ns_name is not None
+        self.metrics.receive(name)
         response = self._api(name, ns_name, body)
         self.metrics.record(name, response.status)
         return response

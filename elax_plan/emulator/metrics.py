@@ -28,6 +28,13 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, int]] = Counter()
+        # API requests received (before any injected latency), by route: lets a test act
+        # while a request is inside the server.
+        self.received: Counter[str] = Counter()
+
+    def receive(self, route: str) -> None:
+        with self._lock:
+            self.received[route] += 1
 
     def record(self, route: str, status: int) -> None:
         if status in _COUNTED_STATUSES:

@@ -120,6 +120,11 @@ def _target(raw: Mapping[str, Any], base_dir: Path) -> TargetSpec:
         vector_dims=raw.get("vector_dims"),
         max_request_bytes=parse_size(raw["max_request_bytes"]),
         timeout=parse_duration(raw["timeout"]),
+        assume_existing_metric=(
+            normalise_metric(raw["assume_existing_metric"])
+            if raw.get("assume_existing_metric")
+            else None
+        ),
     )
 
 

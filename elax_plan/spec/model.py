@@ -86,6 +86,8 @@ class TargetSpec(_Spec):
     vector_dims: int | None
     max_request_bytes: int
     timeout: float
+    # What the operator asserts existing documents were written with (no record of them).
+    assume_existing_metric: Metric | None = None
 
     @property
     def embedded(self) -> bool:

@@ -56,11 +56,11 @@ def test_killed_while_a_reused_sequence_write_is_in_flight(setup: Setup, tmp_pat
     reuses sequence 2 (wal_highwater went back) and overwrites a's rows. The next plan shows a
     as `>` with the reason, and the next apply re-sends it: the namespace is exact."""
     data = make_dataset(tmp_path / "src", files=2, rows=20, dims=8)
-    _, plan, _ = setup(
+    emu, plan, _ = setup(
         extra="ingest:\n  chunk_bytes: 2KiB\n",
         dataset=data,
         regress_highwater_after=2,
-        latency=0.4,
+        latency=0.5,
     )
     a = data.files[0].as_uri()
     proc = subprocess.Popen(
@@ -71,6 +71,8 @@ def test_killed_while_a_reused_sequence_write_is_in_flight(setup: Setup, tmp_pat
     )
     try:
         wait_until(lambda: any(ack[0] == 2 for ack in acked(tmp_path).get(a, [])), what="WAL-2")
+        # Killed while the third write is inside the server (its latency not over yet).
+        wait_until(lambda: emu.emulator.metrics.received["write"] >= 3, what="a third write")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
