@@ -23,7 +23,6 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-import jsonschema
 import orjson
 
 from elax_plan.errors import SavedPlanError
@@ -412,7 +411,10 @@ def checksum(doc: Mapping[str, Any]) -> str:
 
 
 @cache
-def _schema_validator() -> jsonschema.protocols.Validator:
+def _schema_validator() -> Any:
+    # jsonschema is imported here: only loading a saved plan needs it, not every command.
+    import jsonschema
+
     raw = resources.files("elax_plan").joinpath("schemas/execution-plan.schema.json").read_bytes()
     schema = orjson.loads(raw)
     validator = jsonschema.validators.validator_for(schema)
@@ -433,7 +435,9 @@ def check_document(doc: Any, where: str) -> dict[str, Any]:
             f"reads {FORMAT_VERSION!r}.",
             hint=_RESAVE,
         )
-    error = jsonschema.exceptions.best_match(_schema_validator().iter_errors(doc))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_schema_validator().iter_errors(doc))
     if error is not None:
         pointer = "/" + "/".join(str(p) for p in error.absolute_path)
         raise SavedPlanError(
