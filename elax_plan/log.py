@@ -4,8 +4,11 @@ Owns the processor chain (level, ISO timestamp, context variables such as a
 bound ``run_id``, secret redaction) and the two renderers (``console`` for
 people, ``json`` for machines), always on stderr so stdout stays for plans and
 summaries. Redaction runs twice: on the event's values before rendering and on
-the rendered line after it, so a registered secret cannot reach a log line by
-any route. Library modules only call ``structlog.get_logger()``; they must not
+the rendered line after it, so a registered secret (or a credential-shaped URL
+part, ``spec.redact``) cannot reach a log line by any route. Records of the
+standard ``logging`` module (httpx, botocore, aiohttp, asyncio…) at warning
+level and above go through the same chain instead of Python's bare fallback
+printer. Library modules only call ``structlog.get_logger()``; they must not
 configure anything.
 """
 
@@ -69,13 +72,14 @@ def configure_logging(
             colors=color and _isatty(stream or sys.stderr),
             exception_formatter=structlog.dev.plain_traceback,
         )
+    exc_info: Processor = (
+        structlog.processors.format_exc_info if log_format == "json" else structlog.dev.set_exc_info
+    )
     processors: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info
-        if log_format == "json"
-        else structlog.dev.set_exc_info,
+        exc_info,
         redact_secrets,
         _RedactingRenderer(renderer),
     ]
@@ -85,6 +89,45 @@ def configure_logging(
         logger_factory=_StderrLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=processors[:4],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            redact_secrets,
+            _RedactingRenderer(renderer),
+        ],
+    )
+    _route_stdlib_logging(_StdlibHandler(formatter, stream), max(logging.WARNING, _level(level)))
+
+
+def _level(name: str) -> int:
+    return int(getattr(logging, name.upper()))
+
+
+def _route_stdlib_logging(handler: logging.Handler, level: int) -> None:
+    """Replace our previous handler on the root logger with ``handler`` at ``level``."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StdlibHandler)]:
+        root.removeHandler(old)
+    handler.setLevel(level)
+    root.addHandler(handler)
+
+
+class _StdlibHandler(logging.Handler):
+    """Writes standard-library log records, rendered (and redacted) like our own lines."""
+
+    def __init__(self, formatter: logging.Formatter, stream: TextIO | None) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self._stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = self._stream if self._stream is not None else sys.stderr
+            stream.write(redact(self.format(record)) + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
 
 
 class _StderrLoggerFactory:

@@ -41,7 +41,7 @@ from elax_plan.live.model import (
     eligible_wal_objects,
 )
 from elax_plan.live.state_view import LedgerView, LiveState
-from elax_plan.spec import PlanSpec, format_duration, redact
+from elax_plan.spec import PlanSpec, display_url, format_duration, redact
 from elax_plan.state import NamespaceRecord
 
 # Parts store vectors as float32 plus ids and attribute JSON; this is the estimate's overhead
@@ -134,8 +134,10 @@ def _total_requests(request_bytes: list[int], chunk_bytes: int) -> int:
 
 def _same_target(spec: PlanSpec, ledger: LedgerView) -> bool:
     t = ledger.target
+    # The ledger keeps the store as displayed (credentials as ***): compare like with like.
     return not t or (
-        t.get("store") == spec.target.store and t.get("namespace") == spec.target.namespace
+        t.get("store") == display_url(spec.target.store)
+        and t.get("namespace") == spec.target.namespace
     )
 
 

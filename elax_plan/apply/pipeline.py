@@ -35,7 +35,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -568,12 +568,17 @@ def file_rows(
     compression: str,
     storage_options: dict[str, Any],
     columns: list[str] | None,
+    read_urls: Mapping[str, str] | None = None,
 ) -> Callable[[FileRun], Iterable[Any]]:
-    """The row reader for a ``FileRun``: ``open_source`` from its resume point."""
+    """The row reader for a ``FileRun``: ``open_source`` from its resume point.
+
+    ``fr.url`` is the file's key (no credentials); ``read_urls`` maps a key to the URL
+    to read when they differ (a signed URL, see ``live.snapshot``)."""
+    real = read_urls or {}
 
     def rows(fr: FileRun) -> Iterable[Any]:
         return open_source(
-            fr.url,
+            real.get(fr.url, fr.url),
             format,  # type: ignore[arg-type]
             compression,
             storage_options,

@@ -190,6 +190,8 @@ class ApplyRun:
         t = ctx.spec.target
         self.reader = StoreReader(t.store, t.storage_options)
         self.rejects: list[bytes] = []
+        # File key (display URL, as in the plan and ledger) → URL to read, where they differ.
+        self.read_urls: dict[str, str] = {}
 
     # --- decide ---------------------------------------------------------------------------
 
@@ -216,6 +218,7 @@ class ApplyRun:
         ctx = self.ctx
         snapshot = observe(ctx.spec, ctx.backend, retrier=self.retrier)
         self.proof = snapshot.proof
+        self.read_urls = snapshot.live.source.read_urls()
         fresh = build_plan(ctx.spec, snapshot.live)
         if saved is not None:
             reasons = stale_reasons(saved.inputs, fresh.inputs)
@@ -347,7 +350,11 @@ class ApplyRun:
         return Pipeline(
             self.file_runs,
             open_rows=file_rows(
-                src.format, src.compression, dict(reveal(dict(src.storage_options))), mapper.columns
+                src.format,
+                src.compression,
+                dict(reveal(dict(src.storage_options))),
+                mapper.columns,
+                self.read_urls,
             ),
             mapper=mapper,
             writer=writer,
@@ -478,11 +485,12 @@ class ApplyRun:
         run = ledger.run
         first, last = run.first_acked_wal_sequence, run.last_acked_wal_sequence
         done = [url for url, entry in ledger.files.items() if entry.status == "done"]
+        keys = done or sorted(s.url for s in self.writing)
         ctx = VerifyContext(
             client=client,
             namespace=self.ctx.spec.target.namespace,
             read_namespace=self.read_namespace,
-            sample=sampler(self.ctx.spec, done or sorted(s.url for s in self.writing)),
+            sample=sampler(self.ctx.spec, [self.read_urls.get(k, k) for k in keys]),
             last_acked_seq=last,
             wal_range=(first, last) if first is not None and last is not None else None,
             upserts_acked=run.upserts_acked,

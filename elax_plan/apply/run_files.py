@@ -4,7 +4,9 @@ Owns ``RunEvents`` (timestamped events — lag samples, throttle actions,
 retries, overwritten writes — buffered and flushed to ``events.ndjson`` with
 each checkpoint) and ``RunReport`` (the run record and its markdown summary,
 stored with the run and copied to ``summary.path`` / ``--summary-out``). Both
-only record what the run did; neither decides anything.
+only record what the run did; neither decides anything. The record is redacted
+before it is rendered, and each local copy again as it is written (the state
+backends redact what they store).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.trim import TrimResult
 from elax_plan.apply.verify import CheckResult
 from elax_plan.report.run_record import build_run_record, render_summary
-from elax_plan.spec import redact_value
+from elax_plan.spec import redact_bytes, redact_value
 from elax_plan.state import RunFiles
 
 log = structlog.get_logger("elax_plan.apply")
@@ -121,7 +123,7 @@ class RunReport:
             try:
                 target = Path(path)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(markdown, encoding="utf-8")
+                target.write_bytes(redact_bytes(markdown.encode("utf-8")))
             except OSError as exc:
                 log.warning("summary not written", path=str(path), error=str(exc))
         return self.run_files.location("summary.md")

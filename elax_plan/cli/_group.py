@@ -1,10 +1,13 @@
-"""The root ``elax-plan`` command group, its common flags and error handling."""
+"""The root ``elax-plan`` command group, its common flags and error handling.
+
+Every message, traceback and usage error leaves through ``_output`` (redacted);
+``--debug`` tracebacks are rendered to text and redacted, never printed raw.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -12,9 +15,9 @@ from typing import Any, TypeVar
 import click
 
 from elax_plan import __version__
+from elax_plan.cli._output import echo, format_traceback, install_hooks, show_click_error
 from elax_plan.errors import EXIT_ERROR, EXIT_INTERRUPTED, ElaxError, exit_code_for
 from elax_plan.log import configure_logging
-from elax_plan.spec.secrets import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,15 +47,17 @@ class ElaxGroup(click.Group):
         """Like click's, except that usage errors exit 1: exit 2 means "changes pending"."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
+        # A real process (not ``run`` in tests): Python's own printing is redacted too.
+        install_hooks()
         try:
             result = super().main(args, prog_name, complete_var, False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            exc.show()
+            show_click_error(exc)
             sys.exit(EXIT_ERROR)
         except click.exceptions.Abort:
-            click.echo("Aborted.", err=True)
+            echo("Aborted.", err=True)
             sys.exit(EXIT_INTERRUPTED)
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -64,23 +69,22 @@ class ElaxGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ElaxError as exc:
-            click.echo(redact(f"Error: {exc.message}"), err=True)
+            echo(f"Error: {exc.message}", err=True)
             if _debug(ctx):
-                traceback.print_exc()
+                echo(format_traceback(exc), err=True, nl=False)
             return exit_code_for(exc)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt as exc:
-            click.echo("Interrupted.", err=True)
+            echo("Interrupted.", err=True)
             return exit_code_for(exc)
         except Exception as exc:
             if _debug(ctx):
-                traceback.print_exc()
-            click.echo(
-                redact(
-                    f"Error: internal error ({type(exc).__name__}: {exc}). This is a bug in "
-                    "elax-plan; re-run with --debug and report the traceback."
-                ),
+                echo(format_traceback(exc), err=True, nl=False)
+            echo(
+                f"Error: internal error ({type(exc).__name__}: {exc}). This is a bug in "
+                "elax-plan; re-run with --debug and report the traceback (secrets in it are "
+                "shown as ***).",
                 err=True,
             )
             return exit_code_for(exc)
@@ -139,7 +143,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        show_click_error(exc)
         return EXIT_ERROR
     except click.exceptions.Abort:
         return EXIT_INTERRUPTED

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from elax_plan.cli._group import GlobalOptions, main
+from elax_plan.cli._output import echo
 from elax_plan.cli._plan_args import load_plan_from_cli, plan_argument, var_option
 from elax_plan.cli.emulator import Duration
 from elax_plan.errors import EXIT_INTERRUPTED, ElaxError, PlanFileError
@@ -55,9 +56,7 @@ class _Signals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if not self.stop.is_set():
-            click.echo(
-                "\nStopping: finishing in-flight writes and saving the checkpoint…", err=True
-            )
+            echo("\nStopping: finishing in-flight writes and saving the checkpoint…", err=True)
         self.stop.set()
 
     def __exit__(self, *_: object) -> None:
@@ -89,7 +88,7 @@ class _Console:
         from elax_plan.report.plan_render import render_text
 
         if not self.options.quiet:
-            click.echo(render_text(doc, colour=use_colour(self.options)), nl=False)
+            echo(render_text(doc, colour=use_colour(self.options)), nl=False)
 
     def confirm(self, doc: dict[str, Any]) -> bool:
         if self.auto_approve:
@@ -185,8 +184,8 @@ def apply_command(
     if outcome.record is not None and not options.quiet:
         from elax_plan.report.run_record import render_summary
 
-        click.echo("")
-        click.echo(render_summary(outcome.record), nl=False)
+        echo("")
+        echo(render_summary(outcome.record), nl=False)
     if outcome.message and not (options.quiet and outcome.exit_code == 0):
-        click.echo(outcome.message, err=outcome.exit_code == EXIT_INTERRUPTED)
+        echo(outcome.message, err=outcome.exit_code == EXIT_INTERRUPTED)
     return outcome.exit_code

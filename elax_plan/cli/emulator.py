@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from elax_plan.cli._group import main
+from elax_plan.cli._output import echo
 from elax_plan.errors import ElaxError
 from elax_plan.spec.units import parse_duration
 
@@ -141,7 +142,7 @@ def emulator_command(
     except ValueError as exc:
         raise ElaxError(f"Invalid emulator settings: {exc}.") from exc
     try:
-        serve(config, host, port, announce=lambda line: click.echo(line, err=False))
+        serve(config, host, port, announce=lambda line: echo(line, err=False))
     except OSError as exc:
         raise ElaxError(
             f"Cannot start the emulator on {host}:{port}: {exc.strerror or exc}.",

@@ -1,20 +1,35 @@
-"""``elax-plan plan``: read live state and print the execution plan; change nothing."""
+"""``elax-plan plan``: read live state and print the execution plan; change nothing.
+
+The document printed (any ``--format``) and saved (``--out``) is redacted first and
+its checksum taken after that, so a saved plan holds no secret and still loads.
+"""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 
 from elax_plan.cli._group import GlobalOptions, main
+from elax_plan.cli._output import echo, write_file
 from elax_plan.cli._plan_args import load_plan_from_cli, plan_argument, var_option
 from elax_plan.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, ElaxError
+from elax_plan.execution_plan import checksum
+from elax_plan.spec import redact_value
 
 
 def use_colour(options: GlobalOptions) -> bool:
     return options.color and sys.stdout.isatty()
+
+
+def redacted_document(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with secrets redacted; its checksum re-taken if that changed anything."""
+    clean: dict[str, Any] = redact_value(doc)
+    if clean != doc:
+        clean["checksum"] = checksum(clean)
+    return clean
 
 
 @main.command("plan")
@@ -66,27 +81,25 @@ def plan_command(
     backend = open_backend(spec.state.uri, spec.state.storage_options)
     snapshot = observe(spec, backend)
     execution_plan = build_plan(spec, snapshot.live)
-    doc = execution_plan.to_json()
+    doc = redacted_document(execution_plan.to_json())
     if output_format == "json":
-        click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     elif output_format == "markdown":
-        click.echo(render_markdown(doc), nl=False)
+        echo(render_markdown(doc), nl=False)
     else:
-        click.echo(render_text(doc, colour=use_colour(options)), nl=False)
+        echo(render_text(doc, colour=use_colour(options)), nl=False)
     if out_file:
         try:
-            Path(out_file).write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+            write_file(out_file, orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
         except OSError as exc:
             raise ElaxError(
                 f"Cannot write the saved plan to {out_file}: {exc.strerror or exc}.",
                 hint="Choose a writable path for --out.",
             ) from exc
         if output_format == "text" and not options.quiet:
-            click.echo(
-                f"\nSaved the plan to {out_file}; apply it with `elax-plan apply {out_file}`."
-            )
+            echo(f"\nSaved the plan to {out_file}; apply it with `elax-plan apply {out_file}`.")
     if not execution_plan.preconditions_ok:
-        click.echo(
+        echo(
             f"Error: a precondition failed: {execution_plan.failed_preconditions()}. "
             "`apply` would stop before writing; fix it and run `elax-plan plan` again.",
             err=True,

@@ -7,6 +7,7 @@ import time
 import click
 
 from elax_plan.cli._group import GlobalOptions, main
+from elax_plan.cli._output import echo
 from elax_plan.cli._plan_args import load_plan_from_cli, plan_argument, var_option
 from elax_plan.errors import ElaxError, StateError
 from elax_plan.execution_plan import format_bytes, format_count
@@ -66,7 +67,7 @@ def status_command(options: GlobalOptions, plan_file: str, var_items: tuple[str,
         )
     except ElaxError as exc:
         lines.append(f"  namespace: cannot read router.json ({exc.summary})")
-    click.echo("\n".join(lines))
+    echo("\n".join(lines))
 
 
 @main.command("unlock")
@@ -88,7 +89,7 @@ def unlock_command(
     spec = load_plan_from_cli(plan_file, var_items)
     backend = open_backend(spec.state.uri, spec.state.storage_options)
     info = force_unlock(backend, spec.name, lock_id, plan_file=plan_file)
-    click.echo(
+    echo(
         f"Released the lease {info.lock_id} on plan '{spec.name}' "
         f"(was held by {info.holder.describe()} for {info.operation})."
     )
@@ -125,4 +126,4 @@ def summary_command(
             f"Known runs: {', '.join(known[-5:]) or 'none'}.",
             "Pick one with --run RUN_ID.",
         )
-    click.echo(render_summary(record), nl=False)
+    echo(render_summary(record), nl=False)

@@ -3,7 +3,8 @@
 Thin: one call to ``elax_plan.spec.load_plan``, then printing. No network, no
 state store, no target. Exit 0 when the plan is valid, 1 otherwise; every
 problem is listed at once as ``FILE:LINE:COL: message``. Everything printed
-goes through ``redact`` so an interpolated secret cannot reach the terminal.
+goes through ``_output.echo`` (redacted) so an interpolated secret cannot reach the
+terminal.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import click
 import orjson
 
 from elax_plan.cli._group import main
+from elax_plan.cli._output import echo
 from elax_plan.cli._plan_args import parse_vars, plan_argument, var_option
 from elax_plan.errors import EXIT_ERROR, EXIT_OK, PlanFileError
-from elax_plan.spec import PlanInvalid, PlanSpec, format_size, load_plan, redact, redact_value
+from elax_plan.spec import PlanInvalid, PlanSpec, format_size, load_plan, redact_value
 
 FORMAT_VERSION = "1.0"
 
@@ -55,7 +57,7 @@ def validate_command(plan_file: str, var_items: tuple[str, ...], output_format: 
     if output_format == "json":
         _echo_json(_document(plan_file, spec, []))
     else:
-        click.echo(redact(f"{plan_file}: valid. {describe(spec)}"))
+        echo(f"{plan_file}: valid. {describe(spec)}")
     return EXIT_OK
 
 
@@ -91,5 +93,4 @@ def _document(file: str, spec: PlanSpec | None, errors: list[dict[str, Any]]) ->
 
 
 def _echo_json(document: dict[str, Any]) -> None:
-    text = orjson.dumps(redact_value(document), option=orjson.OPT_INDENT_2).decode()
-    click.echo(redact(text))
+    echo(orjson.dumps(redact_value(document), option=orjson.OPT_INDENT_2).decode())

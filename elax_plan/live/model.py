@@ -17,12 +17,23 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """One source object: its URL, size and a fingerprint that changes when its bytes do."""
+    """One source object: its URL, size and a fingerprint that changes when its bytes do.
+
+    In the planner's view (``snapshot.observe``) ``url`` is the file's key, its URL as
+    shown (``display_url``: no credentials), and ``read_url`` the URL to read it with
+    when that differs (a signed URL): never shown, logged or stored.
+    """
 
     url: str
     size: int
     fingerprint: str  # "size=<n>;etag=<e>" or "size=<n>;mtime=<iso8601>"
     rows: int | None = None  # exact, when the format tells it cheaply (Parquet footer)
+    read_url: str | None = None  # the URL with its credentials, when ``url`` is the key
+
+    @property
+    def location(self) -> str:
+        """The URL to open the file with."""
+        return self.read_url or self.url
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +59,10 @@ class SourceListing:
 
     files: tuple[SourceFile, ...]
     sample: SourceSample = field(default_factory=SourceSample)
+
+    def read_urls(self) -> dict[str, str]:
+        """key → URL to read, for the files whose key is not their real URL."""
+        return {f.url: f.read_url for f in self.files if f.read_url}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,22 +5,38 @@ planner's ``LiveState`` (``live.state_view``, including the narrow
 ``LedgerView`` of the ledger), and the one clock reading a plan is computed at.
 It reads the state store only through ``state``'s public readers and changes
 nothing anywhere: no write to the target, the store, the source or the state.
+
+Source files are keyed by their display URL
+-------------------------------------------
+
+A source file's URL may carry a credential (``…/c1.ndjson?sig=…``, a presigned
+``X-Amz-Signature``, ``user:pass@``). The planner, the execution plan (shown and
+saved), the ledger (``state.json``), events and rejects all name a file by its
+*key*: ``display_url(url)``, the URL with those parts as ``***``
+(``https://h/c1.ndjson?sig=***``). ``keyed_listing`` turns the reader's
+listing into that view and keeps the real URL beside each key
+(``SourceFile.read_url``), which only apply uses, to open the file
+(``SourceListing.read_urls``, from its own fresh listing, also for a saved plan).
+So the ledger written by one run and the listing of the next are compared
+key to key, both redacted the same way, and a refreshed signature does not make
+a file look new: the fingerprint (size, ETag/mtime) says whether it changed.
+Two URLs differing only in their credentials are the same file.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from elax_plan.live.delivery import DeliveryProof, prove_delivery
-from elax_plan.live.model import NamespaceLive
+from elax_plan.live.model import NamespaceLive, SourceFile, SourceListing
 from elax_plan.live.source import read_source
 from elax_plan.live.state_view import FileProgress, LedgerView, LiveState
 from elax_plan.live.store import StoreReader
 from elax_plan.live.target import check_target
 from elax_plan.retry import Retrier
-from elax_plan.spec import PlanSpec
+from elax_plan.spec import PlanSpec, display_url
 from elax_plan.state import (
     Ledger,
     NamespaceRecord,
@@ -40,6 +56,15 @@ class Snapshot:
     ledger: Ledger | None
     record: NamespaceRecord | None
     proof: DeliveryProof | None = None  # of the ledger's acknowledged writes
+
+
+def keyed_listing(listing: SourceListing) -> SourceListing:
+    """``listing`` with each file keyed by its display URL, the real one kept as ``read_url``."""
+    files: dict[str, SourceFile] = {}
+    for f in listing.files:
+        key = display_url(f.url)
+        files.setdefault(key, f if key == f.url else replace(f, url=key, read_url=f.url))
+    return replace(listing, files=tuple(files[key] for key in sorted(files)))
 
 
 def ledger_view(ledger: Ledger, backend: StateBackend | None = None) -> LedgerView:
@@ -98,7 +123,7 @@ def observe(
         proof = prove_delivery(
             reader, spec.target.namespace, acks, skip_through=skip, retrier=retrier
         )
-    listing = read_source(spec.source)
+    listing = keyed_listing(read_source(spec.source))
     live = LiveState(
         observed_at=observed_at,
         target=target,

@@ -37,7 +37,14 @@ from elax_plan.spec.model import (
     WalTrimSpec,
 )
 from elax_plan.spec.schema import plan_schema
-from elax_plan.spec.secrets import Secret, display_url, redact, redact_value, reveal
+from elax_plan.spec.secrets import (
+    Secret,
+    display_url,
+    redact,
+    redact_bytes,
+    redact_value,
+    reveal,
+)
 from elax_plan.spec.units import format_duration, format_size, parse_duration, parse_size
 
 __all__ = [
@@ -76,6 +83,7 @@ __all__ = [
     "parse_var_assignments",
     "plan_schema",
     "redact",
+    "redact_bytes",
     "redact_value",
     "resolve_location",
     "reveal",

@@ -32,6 +32,9 @@ class Interpolated:
     data: Any
     # path → the references used there, e.g. ("ELAX_API_KEY",) or ("var.region",)
     sources: dict[NodePath, tuple[str, ...]] = field(default_factory=dict)
+    # path → the values substituted there, in order (for registering secrets by field;
+    # never shown)
+    values: dict[NodePath, tuple[str, ...]] = field(default_factory=dict, repr=False)
     issues: list[PlanIssue] = field(default_factory=list)
     used_variables: set[str] = field(default_factory=set)
     # paths whose ${…} could not be resolved (already reported; value left as written)
@@ -117,6 +120,7 @@ def _substitute(text: str, path: NodePath, context: _Context) -> str:
     if "$" not in text:
         return text
     references: list[str] = []
+    substituted: list[str] = []
     out: list[str] = []
     position = 0
     failed = False
@@ -133,12 +137,14 @@ def _substitute(text: str, path: NodePath, context: _Context) -> str:
         value, reference = resolved
         out.append(value)
         references.append(reference)
+        substituted.append(value)
     out.append(text[position:])
     if failed:
         context.result.failed.add(path)
         return text
     if references:
         context.result.sources[path] = tuple(references)
+        context.result.values[path] = tuple(substituted)
     return "".join(out)
 
 

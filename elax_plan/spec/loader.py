@@ -3,7 +3,8 @@
 Owns the order of the steps and the file-level problems: missing file,
 directory, unreadable, too large, binary or not UTF-8. Reading the file is its
 only I/O (no network, ever). Steps: bytes → text → YAML with marks →
-``${…}`` interpolation → schema, secret and semantic checks → ``PlanSpec``.
+``${…}`` interpolation → secrets registered by field (``secret_fields``) →
+schema, secret and semantic checks → ``PlanSpec``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from elax_plan.spec.build import build_plan
 from elax_plan.spec.interpolate import interpolate
 from elax_plan.spec.issues import PlanInvalid, PlanIssue
 from elax_plan.spec.model import PlanSpec
+from elax_plan.spec.secret_fields import register_plan_secrets
 from elax_plan.spec.validate import check
 from elax_plan.spec.yaml_loader import load_yaml
 
@@ -71,6 +73,8 @@ def parse_plan(
         variables=given,
         env=os.environ if env is None else env,
     )
+    # Before anything can show a value: every message from here on is scrubbed of them.
+    register_plan_secrets(interpolated.data, interpolated.values)
     base = base_dir if base_dir is not None else Path.cwd()
     validated, issues = check(
         interpolated.data,

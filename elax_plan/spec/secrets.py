@@ -1,11 +1,29 @@
-"""Secrets in a plan (``api_key``, storage credentials): the ``Secret`` type and redaction.
+"""Secrets in a plan (``api_key``, storage credentials, signed URLs): ``Secret`` and redaction.
 
-Owns three things: ``Secret``, a value that prints as ``***`` everywhere
-(``repr``, ``str``, f-strings, log lines) and refuses to be pickled; a
-process-wide registry of secret *values* so that text produced anywhere (log
-events, error messages, CLI output) can be scrubbed with ``redact``; and
-``display_url``, the one way a URL (target, store, state) is shown to people.
-It must not decide which plan keys are secret beyond the name rules below, and
+Owns four things:
+
+- ``Secret``, a value that prints as ``***`` everywhere (``repr``, ``str``,
+  f-strings, log lines) and refuses to be pickled;
+- a process-wide registry of secret *values* (``register_secret``), filled by
+  the plan loader by field (``spec.secret_fields``) and by variable name;
+- ``redact``, the one function every output path calls as its last step
+  (console, logs, tracebacks, saved plans, state objects, summaries). It
+  replaces (a) every registered value and (b) every credential-shaped URL part
+  with ``***``, whether or not its value was registered;
+- ``display_url``, the one way a URL (target, store, state, a source file) is
+  shown to people and keyed in saved plans and ledgers.
+
+The URL rule (b): the value of a query or fragment parameter whose name looks
+like a credential (``is_credential_param``: ``sig``, ``signature``, ``token``,
+``access_token``, ``X-Amz-Signature``, ``X-Amz-Credential``,
+``X-Amz-Security-Token``, ``key``, ``api_key``, ``apikey``, ``password``,
+``secret``, ``client_secret``, ``AWSAccessKeyId``… compared case-insensitively
+without ``_`` and ``-``), and the whole user info of a URL (``user:pass@``).
+Everything else of the URL stays as written, so a reviewer still sees which
+host and file it names: ``https://h/c1.ndjson?sig=abc&sv=1`` is shown as
+``https://h/c1.ndjson?sig=***&sv=1``.
+
+It must not decide which plan fields are secret (``secret_fields`` does), and
 it must never log or print anything itself.
 """
 
@@ -16,7 +34,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 REDACTED = "***"
 
@@ -32,7 +50,17 @@ _pattern: re.Pattern[str] | None = None
 # Exact key names (lowercase, without "_" and "-") that hold credentials in
 # fsspec/s3fs/gcsfs/adlfs storage options, and suffixes that do.
 _CREDENTIAL_NAMES = frozenset(
-    {"key", "secret", "token", "password", "passwd", "pwd", "credentials", "credential"}
+    {
+        "key",
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "pwd",
+        "credentials",
+        "credential",
+        "authorization",
+    }
 )
 _CREDENTIAL_SUFFIXES = (
     "secret",
@@ -48,11 +76,24 @@ _CREDENTIAL_SUFFIXES = (
     "credentials",
     "connectionstring",
     "sastoken",
+    "authorization",
 )
+# URL query/fragment parameter names, beyond the storage-option names above, that carry a
+# credential: Azure SAS ``sig``, S3 v2 ``Signature``, v4 ``X-Amz-Signature``/``-Credential``,
+# GCS ``X-Goog-Signature``/``-Credential``, ``auth``.
+_CREDENTIAL_PARAMS = frozenset({"sig", "signature", "auth", "sas"})
+_CREDENTIAL_PARAM_SUFFIXES = ("signature", "credential", "credentials")
 # Environment variable names that suggest a credential, wherever the plan uses them.
 _CREDENTIAL_ENV_WORDS = ("key", "secret", "token", "password", "passwd", "credential")
-# ``scheme://user:password@``, for URLs ``urlsplit`` refuses (a malformed IPv6 host).
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
+# In free text: ``scheme://USERINFO@`` (user info holds no "/", "?", "#" or "@")...
+_TEXT_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@\s'\"<>`\\]+)@")
+# ... and ``?name=value`` / ``&name=value`` (also after ";" and "#"). A value ends where
+# a URL in text usually ends: whitespace, quotes, brackets, a backslash (JSON escapes).
+_TEXT_PARAM = re.compile(r"([?&;#])([A-Za-z0-9_.%+-]{1,80})=([^&;#\s'\"<>`\\()\[\]{}]+)")
+# A URL's user info: everything between "scheme://" and the last "@" before the path.
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
+# An HTTP bearer token in text (a header dict in a repr, a curl line), registered or not.
+_TEXT_BEARER = re.compile(r"\b(Bearer\s+)(?!\*\*\*)[A-Za-z0-9._~+/=-]+")
 
 
 class Secret:
@@ -108,28 +149,90 @@ def register_secret(value: str) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret value replaced by ``***``."""
-    pattern = _pattern
-    if pattern is None or not text:
+    """``text`` with every registered secret value, credential-shaped URL part and bearer
+    token as ``***``.
+
+    Idempotent: ``redact(redact(t)) == redact(t)``.
+    """
+    if not text:
         return text
-    return pattern.sub(REDACTED, text)
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
+    if "=" in text:
+        text = _TEXT_PARAM.sub(_mask_text_param, text)
+    if "@" in text and "://" in text:
+        text = _TEXT_USERINFO.sub(_mask_text_userinfo, text)
+    if "Bearer" in text:
+        text = _TEXT_BEARER.sub(rf"\g<1>{REDACTED}", text)
+    return text
+
+
+def redact_bytes(data: bytes) -> bytes:
+    """``redact`` for UTF-8 bytes (a file's or an object's content); other bytes pass through."""
+    if not data:
+        return data
+    text = data.decode("utf-8", errors="surrogateescape")
+    clean = redact(text)
+    return data if clean == text else clean.encode("utf-8", errors="surrogateescape")
+
+
+def _mask_text_param(match: re.Match[str]) -> str:
+    lead, name, value = match.groups()
+    if value == REDACTED or not is_credential_param(name):
+        return match.group(0)
+    return f"{lead}{name}={REDACTED}"
+
+
+def _mask_text_userinfo(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{REDACTED}@"
 
 
 def display_url(url: str) -> str:
-    """``url`` as shown to people: no user info, query or fragment; registered secrets redacted.
+    """``url`` as shown to people: credential parts (user info, credential parameters) and
+    registered secrets become ``***``; scheme, host, path and other parameters stay.
 
-    A presigned query string or a ``user:password@`` part is a credential even when it was
-    never registered, so both are dropped, not just scrubbed.
+    Unlike ``redact`` on free text, this parses the URL, so a parameter value holding
+    characters that end a URL in prose (quotes, brackets) is still masked whole.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. "http://[::1": still never show what precedes an "@"
-        return redact(_USERINFO.sub(r"\1", url).split("#", 1)[0].split("?", 1)[0])
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    if parts.scheme and "://" in url and "://" not in shown:
-        shown = shown.replace(":", "://", 1)
-    return redact(shown)
+    shown = _URL_USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", url, count=1)
+    head, hash_, fragment = shown.partition("#")
+    path, question, query = head.partition("?")
+    if question:
+        path = f"{path}?{_mask_params(query)}"
+    if hash_:
+        path = f"{path}#{_mask_params(fragment)}"
+    return redact(path)
+
+
+def _mask_params(params: str) -> str:
+    """``a=1&sig=x`` → ``a=1&sig=***``: each ``&``/``;``-separated credential value masked."""
+    pieces = re.split(r"([&;])", params)
+    for index, piece in enumerate(pieces):
+        name, equals, value = piece.partition("=")
+        if equals and value and is_credential_param(name):
+            pieces[index] = f"{name}={REDACTED}"
+    return "".join(pieces)
+
+
+def url_credentials(url: str) -> list[str]:
+    """The credential parts of ``url``, as written and percent-decoded: the values of
+    credential parameters, and the password of its user info (the user name when there
+    is no password: ``https://TOKEN@host``). For registering them as secrets."""
+    found: list[str] = []
+    userinfo = _URL_USERINFO.match(url)
+    if userinfo is not None:
+        user, colon, password = userinfo.group(2).partition(":")
+        found.append(password if colon else user)
+    head, _, fragment = url.partition("#")
+    query = head.partition("?")[2]
+    for params in (query, fragment):
+        for piece in re.split(r"[&;]", params):
+            name, equals, value = piece.partition("=")
+            if equals and value and is_credential_param(name):
+                found.append(value)
+    decoded = [unquote(v) for v in found]
+    return [v for v in dict.fromkeys(found + decoded) if v and v != REDACTED]
 
 
 def redact_value(value: Any) -> Any:
@@ -168,6 +271,17 @@ def is_credential_name(name: str) -> bool:
     """
     normalised = _normalise(name)
     return normalised in _CREDENTIAL_NAMES or normalised.endswith(_CREDENTIAL_SUFFIXES)
+
+
+def is_credential_param(name: str) -> bool:
+    """Whether a URL query/fragment parameter such as ``sig`` or ``X-Amz-Signature`` holds a
+    credential (case-insensitive, ignoring ``_`` and ``-``; percent-encoded names decoded)."""
+    normalised = _normalise(unquote(name))
+    return (
+        is_credential_name(normalised)
+        or normalised in _CREDENTIAL_PARAMS
+        or normalised.endswith(_CREDENTIAL_PARAM_SUFFIXES)
+    )
 
 
 def is_credential_env_name(name: str) -> bool:

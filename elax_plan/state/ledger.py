@@ -364,7 +364,8 @@ def _ledger_from_dict(raw: Mapping[str, Any]) -> Ledger:
         ),
         metric=_str(raw, "metric"),
         vector_dims=_opt_int(raw, "vector_dims"),
-        files={url: _file_from_dict(url, _obj(files, url)) for url in files},
+        # Keyed by display URL (live.snapshot); a ledger written before that was so is re-keyed.
+        files={display_url(u): _file_from_dict(display_url(u), _obj(files, u)) for u in files},
         run=_run_from_dict(_obj(raw, "run")),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pickle
@@ -11,8 +12,14 @@ import pytest
 import structlog
 
 from elax_plan.log import configure_logging
-from elax_plan.spec import PlanSpec, Secret, display_url, parse_plan, redact, reveal
-from elax_plan.spec.secrets import is_credential_env_name, is_credential_name, register_secret
+from elax_plan.spec import PlanInvalid, PlanSpec, Secret, display_url, parse_plan, redact, reveal
+from elax_plan.spec.secrets import (
+    is_credential_env_name,
+    is_credential_name,
+    is_credential_param,
+    register_secret,
+    url_credentials,
+)
 from tests.spec.helpers import MINIMAL_PLAN
 
 API_KEY = "sk-test-0f1e2d3c4b5a6978-secrets"
@@ -142,25 +149,142 @@ def test_credential_env_names() -> None:
     assert not is_credential_env_name("AWS_REGION")
 
 
-def test_display_url_drops_credentials() -> None:
-    """user:password@ in a URL is never shown."""
-    assert display_url("https://bob:hunter22@node:8080/x") == "https://node:8080/x"
+def test_display_url_masks_user_info() -> None:
+    """user:password@ in a URL is shown as ***@; host and path stay readable."""
+    assert display_url("https://bob:hunter22@node:8080/x") == "https://***@node:8080/x"
 
 
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("s3://AKIAX:abcd1234@bucket/prefix?X-Amz-Signature=f00d#frag", "s3://bucket/prefix"),
+        (
+            "s3://AKIAX:abcd1234@bucket/prefix?X-Amz-Signature=f00d#frag",
+            "s3://***@bucket/prefix?X-Amz-Signature=***#frag",
+        ),
+        (
+            "https://acct.blob.core.windows.net/c/c1.ndjson?sv=2022-11-02&sp=r&sig=AbC%2Bd%3D",
+            "https://acct.blob.core.windows.net/c/c1.ndjson?sv=2022-11-02&sp=r&sig=***",
+        ),
+        (
+            "https://b.s3.amazonaws.com/k.ndjson?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            "&X-Amz-Credential=AKIA%2F20261201&X-Amz-Security-Token=IQo&X-Amz-Signature=9f",
+            "https://b.s3.amazonaws.com/k.ndjson?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+            "&X-Amz-Credential=***&X-Amz-Security-Token=***&X-Amz-Signature=***",
+        ),
+        ("https://h/x?ACCESS_TOKEN=t0k3n&page=2", "https://h/x?ACCESS_TOKEN=***&page=2"),
+        (
+            "https://h/x?api-key=k3y1&apikey=k3y2&key=k3y3",
+            "https://h/x?api-key=***&apikey=***&key=***",
+        ),
+        (
+            "https://h/x?password=pw12&secret=s3cr&versionId=7",
+            "https://h/x?password=***&secret=***&versionId=7",
+        ),
         ("file:///tmp/state", "file:///tmp/state"),
+        ("file:///data/part-?.ndjson", "file:///data/part-?.ndjson"),
         ("memory://state/plan", "memory://state/plan"),
         ("embedded", "embedded"),
         ("/tmp/relative/path", "/tmp/relative/path"),
-        ("http://bob:pw@[::1/x?token=1", "http://[::1/x"),
+        ("http://bob:pw@[::1/x?token=1", "http://***@[::1/x?token=***"),
     ],
 )
-def test_display_url_drops_user_info_query_and_fragment(url: str, shown: str) -> None:
-    """display_url keeps scheme, host and path only, even for a URL urlsplit refuses."""
+def test_display_url_masks_credential_parts_only(url: str, shown: str) -> None:
+    """display_url masks user info and credential parameters and keeps the rest as written."""
     assert display_url(url) == shown
+    assert display_url(shown) == shown, "idempotent"
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        (
+            "GET URL('https://h:1/v2/x?a=1&access_token=raw-tok-9') failed",
+            "GET URL('https://h:1/v2/x?a=1&access_token=***') failed",
+        ),
+        ('{"url": "https://h/c1.ndjson?sig=abc%3D"}', '{"url": "https://h/c1.ndjson?sig=***"}'),
+        ("headers={'authorization': 'Bearer tok-123'}", "headers={'authorization': 'Bearer ***'}"),
+        ("see s3://AKIA:pw@bucket/k and ftp://user@h/x", "see s3://***@bucket/k and ftp://***@h/x"),
+        ("no url here: a=b, mail me@example.com", "no url here: a=b, mail me@example.com"),
+        ("https://h/x?page=2&sort=asc", "https://h/x?page=2&sort=asc"),
+    ],
+)
+def test_redact_masks_credential_shaped_url_parts_in_any_text(text: str, clean: str) -> None:
+    """Unregistered credentials in URL shape (query, user info) and bearer tokens become ***."""
+    assert redact(text) == clean
+    assert redact(clean) == clean, "idempotent"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sig",
+        "Signature",
+        "token",
+        "access_token",
+        "X-Amz-Signature",
+        "x-amz-credential",
+        "X-Amz-Security-Token",
+        "X-Goog-Signature",
+        "key",
+        "api_key",
+        "APIKEY",
+        "password",
+        "secret",
+        "client_secret",
+        "AWSAccessKeyId",
+        "X%2DAmz%2DSignature",
+    ],
+)
+def test_credential_url_parameter_names(name: str) -> None:
+    """Query parameters named like credentials are recognised, whatever their case."""
+    assert is_credential_param(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["sv", "sp", "se", "page", "versionId", "X-Amz-Date", "Key-Pair-Id"]
+)
+def test_ordinary_url_parameter_names(name: str) -> None:
+    """Ordinary query parameters (SAS version, expiry, paging) are not credentials."""
+    assert not is_credential_param(name)
+
+
+def test_url_credentials_are_the_values_to_register() -> None:
+    """The credential parts of a URL, as written and decoded; the user name only as a token."""
+    assert url_credentials("https://u:p%40ss@h/x?sig=a%2Bb&sv=1") == [
+        "p%40ss",
+        "a%2Bb",
+        "p@ss",
+        "a+b",
+    ]
+    assert url_credentials("https://ghp_tokenvalue@github.com/x") == ["ghp_tokenvalue"]
+    assert url_credentials("file:///data/x.ndjson") == []
+
+
+def test_values_are_registered_by_field_not_by_variable_name(tmp_path: Path) -> None:
+    """A value in a URL's sig, a storage credential or api_key is a secret, whatever its name."""
+    plan = MINIMAL_PLAN.replace(
+        "url: embedded",
+        "url: embedded\n  api_key: ${PLAIN_A}\n"
+        "  storage_options: {client_kwargs: {aws_secret_access_key: '${PLAIN_B}'}}",
+    )
+    plan = plan.replace(
+        "uri: ", "storage_options: {credentials: {anything: '${PLAIN_C}'}}\n  uri: ", 1
+    )
+    env = {
+        "PLAIN_A": "field-value-aaaa1",
+        "PLAIN_B": "field-value-bbbb2",
+        "PLAIN_C": "field-value-cccc3",
+        "PLAIN_D": "field-value-dddd4",
+        "PLAIN_E": "field-value-eeee5",
+    }
+    plan = plan.replace(".ndjson", ".ndjson?sv=1&sig=x${PLAIN_D}", 1)
+    plan = plan.replace("state:\n  uri: ", "state:\n  uri: s3://${PLAIN_E}@bucket/", 1)
+    # Registration happens before validation, so even an invalid plan registers its secrets.
+    with contextlib.suppress(PlanInvalid):
+        parse_plan(plan, env=env, base_dir=tmp_path)
+    for name, value in env.items():
+        assert redact(f"said {value} and {value[6:]}") == f"said *** and {value[6:]}", name
+    assert redact("sig=xfield-value-dddd4") == "sig=***"
 
 
 def test_display_url_redacts_registered_secrets_in_the_path() -> None:

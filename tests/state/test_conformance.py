@@ -494,13 +494,13 @@ class _InterleavingBackend(StateBackend):
             hook()
         return got
 
-    def create(self, key: str, data: bytes) -> str:
+    def _create(self, key: str, data: bytes) -> str:
         return self.inner.create(key, data)
 
-    def replace(self, key: str, data: bytes, expected_version: str) -> str:
+    def _replace(self, key: str, data: bytes, expected_version: str) -> str:
         return self.inner.replace(key, data, expected_version)
 
-    def put(self, key: str, data: bytes) -> str:
+    def _put(self, key: str, data: bytes) -> str:
         return self.inner.put(key, data)
 
     def delete(self, key: str, expected_version: str | None = None) -> None:

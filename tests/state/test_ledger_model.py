@@ -150,7 +150,7 @@ def test_secrets_never_reach_state_files(tmp_path: Any) -> None:
     target = TargetIdentity.of(
         f"http://admin:{secret}@10.0.0.1:3000/?token={secret}", "s3://b", "n"
     )
-    assert target.url == "http://10.0.0.1:3000/"
+    assert target.url == "http://***@10.0.0.1:3000/?token=***"
     writer = LedgerStore(backend, "p").claim(lease)
     entry = FileEntry(url=f"file:///d/{secret}.ndjson", fingerprint="size=1")
     writer.save(Ledger.new("p", target, "cosine", None).with_file(entry))

@@ -23,6 +23,14 @@ correct under any number of concurrent appenders, never loses a line, but
 rewrites the whole object, so callers batch lines (a flush every few seconds,
 not one per event). Local files and memory override it with a real append.
 The object stays one readable NDJSON file on every backend.
+
+Every byte written goes through ``redact_bytes`` here, in the public write
+methods, before a backend's ``_create``/``_replace``/``_put``/``_append``
+sees it: the last step of every state output (``state.json``, ``lock.json``,
+namespace records, ``summary.json``/``.md``, ``events.ndjson``,
+``rejects.ndjson``), on every backend. Documents are redacted before this too
+(``layout.dumps``), so what a caller wrote and what is stored are the same
+bytes, and comparing them after a ``Conflict`` stays sound.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from elax_plan.errors import Conflict, StateError
-from elax_plan.spec.secrets import display_url
+from elax_plan.spec.secrets import display_url, redact_bytes
 
 __all__ = ["StateBackend", "Versioned", "check_key", "encode_lines"]
 
@@ -84,17 +92,35 @@ class StateBackend(ABC):
     def read(self, key: str) -> Versioned | None:
         """The object and its version, or ``None`` when it does not exist."""
 
-    @abstractmethod
     def create(self, key: str, data: bytes) -> str:
         """Write ``data`` only if ``key`` does not exist; the new version, or ``Conflict``."""
+        return self._create(key, redact_bytes(data))
 
-    @abstractmethod
     def replace(self, key: str, data: bytes, expected_version: str) -> str:
         """Write ``data`` only if ``key`` is still at ``expected_version``; else ``Conflict``."""
+        return self._replace(key, redact_bytes(data), expected_version)
 
-    @abstractmethod
     def put(self, key: str, data: bytes) -> str:
         """Write ``data`` unconditionally (run artefacts only, never ledger or lease)."""
+        return self._put(key, redact_bytes(data))
+
+    def append_lines(self, key: str, lines: Iterable[bytes]) -> None:
+        """Append newline-terminated ``lines`` to ``key`` (created when absent)."""
+        chunk = redact_bytes(encode_lines(lines))
+        if chunk:
+            self._append(key, chunk)
+
+    @abstractmethod
+    def _create(self, key: str, data: bytes) -> str:
+        """``create`` of bytes already redacted."""
+
+    @abstractmethod
+    def _replace(self, key: str, data: bytes, expected_version: str) -> str:
+        """``replace`` of bytes already redacted."""
+
+    @abstractmethod
+    def _put(self, key: str, data: bytes) -> str:
+        """``put`` of bytes already redacted."""
 
     @abstractmethod
     def delete(self, key: str, expected_version: str | None = None) -> None:
@@ -105,23 +131,20 @@ class StateBackend(ABC):
     def list(self, prefix: str) -> list[str]:
         """Every key under the folder ``prefix`` (recursively), sorted; [] when none."""
 
-    def append_lines(self, key: str, lines: Iterable[bytes]) -> None:
-        """Append newline-terminated ``lines`` to ``key`` (created when absent).
+    def _append(self, key: str, chunk: bytes) -> None:
+        """Append ``chunk`` (whole redacted lines) to ``key``, creating it when absent.
 
         The default is the compare-and-swap loop used on S3; local and memory
         override it with a real append.
         """
-        chunk = encode_lines(lines)
-        if not chunk:
-            return
         for _ in range(_APPEND_ATTEMPTS):
             current = self.read(key)
             new = chunk if current is None else current.data + chunk
             try:
                 if current is None:
-                    self.create(key, new)
+                    self._create(key, new)
                 else:
-                    self.replace(key, new, current.version)
+                    self._replace(key, new, current.version)
                 return
             except Conflict as exc:
                 # A retried PUT whose first attempt landed shows up as a

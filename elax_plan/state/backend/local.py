@@ -20,10 +20,10 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from elax_plan.errors import Conflict, StateError
-from elax_plan.state.backend.base import StateBackend, Versioned, check_key, encode_lines
+from elax_plan.state.backend.base import StateBackend, Versioned, check_key
 
 __all__ = ["LocalBackend"]
 
@@ -113,7 +113,7 @@ class LocalBackend(StateBackend):
         except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             raise self._fail(exc, key, "read") from exc
 
-    def create(self, key: str, data: bytes) -> str:
+    def _create(self, key: str, data: bytes) -> str:
         with self._locked(key) as path:
             try:
                 tmp = self._write_temp(path, data)
@@ -138,21 +138,18 @@ class LocalBackend(StateBackend):
             raise self._fail(exc, key, "write") from exc
         return _sha256(data)
 
-    def replace(self, key: str, data: bytes, expected_version: str) -> str:
+    def _replace(self, key: str, data: bytes, expected_version: str) -> str:
         with self._locked(key) as path:
             current = self._read_path(path)
             if current is None or current.version != expected_version:
                 raise Conflict(self.location(key), "replace", current)
             return self._swap(key, path, data)
 
-    def put(self, key: str, data: bytes) -> str:
+    def _put(self, key: str, data: bytes) -> str:
         with self._locked(key) as path:
             return self._swap(key, path, data)
 
-    def append_lines(self, key: str, lines: Iterable[bytes]) -> None:
-        chunk = encode_lines(lines)
-        if not chunk:
-            return
+    def _append(self, key: str, chunk: bytes) -> None:
         # The lock keeps a concurrent os.replace from orphaning the inode we append to.
         with self._locked(key) as path:
             try:

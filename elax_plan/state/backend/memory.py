@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable
 from typing import Any
 
 from elax_plan.errors import Conflict
-from elax_plan.state.backend.base import StateBackend, Versioned, check_key, encode_lines
+from elax_plan.state.backend.base import StateBackend, Versioned, check_key
 
 __all__ = ["MemoryBackend"]
 
@@ -58,7 +57,7 @@ class MemoryBackend(StateBackend):
         with _MEMORY_LOCK:
             return self._read_path(path)
 
-    def create(self, key: str, data: bytes) -> str:
+    def _create(self, key: str, data: bytes) -> str:
         path = self._path(key)
         with _MEMORY_LOCK:
             current = self._read_path(path)
@@ -66,7 +65,7 @@ class MemoryBackend(StateBackend):
                 raise Conflict(self.location(key), "create", current)
             return self._write(path, data)
 
-    def replace(self, key: str, data: bytes, expected_version: str) -> str:
+    def _replace(self, key: str, data: bytes, expected_version: str) -> str:
         path = self._path(key)
         with _MEMORY_LOCK:
             current = self._read_path(path)
@@ -74,15 +73,12 @@ class MemoryBackend(StateBackend):
                 raise Conflict(self.location(key), "replace", current)
             return self._write(path, data)
 
-    def put(self, key: str, data: bytes) -> str:
+    def _put(self, key: str, data: bytes) -> str:
         path = self._path(key)
         with _MEMORY_LOCK:
             return self._write(path, data)
 
-    def append_lines(self, key: str, lines: Iterable[bytes]) -> None:
-        chunk = encode_lines(lines)
-        if not chunk:
-            return
+    def _append(self, key: str, chunk: bytes) -> None:
         path = self._path(key)
         with _MEMORY_LOCK:
             current = self._read_path(path)

@@ -163,13 +163,13 @@ class S3Backend(StateBackend):
             raise Conflict(self.location(key), operation, self.read(key)) from None
         return str(resp["ETag"])
 
-    def create(self, key: str, data: bytes) -> str:
+    def _create(self, key: str, data: bytes) -> str:
         return self._conditional_put(key, data, "create", IfNoneMatch="*")
 
-    def replace(self, key: str, data: bytes, expected_version: str) -> str:
+    def _replace(self, key: str, data: bytes, expected_version: str) -> str:
         return self._conditional_put(key, data, "replace", IfMatch=expected_version)
 
-    def put(self, key: str, data: bytes) -> str:
+    def _put(self, key: str, data: bytes) -> str:
         resp = self._call("put_object", key, "write", Key=self._key(key), Body=data)
         return str(resp["ETag"])
 
