@@ -54,8 +54,8 @@ def status_command(options: GlobalOptions, plan_file: str, var_items: tuple[str,
             if st.lease_expired
             else ("holder process is gone" if st.lease_holder_gone else "held")
         )
+        # describe() names the lock id: `unlock` needs it, once.
         lines.append(f"  lease: {state} — {st.lease.describe(time.time())}")
-        lines.append(f"         lock id {st.lease.lock_id}")
     try:
         ns = read_namespace(spec.target.store, spec.target.storage_options, spec.target.namespace)
         lines.append(

@@ -182,3 +182,14 @@ def test_saved_plan_applies_without_prompt_and_is_refused_when_stale(
     applied = run_cli("apply", str(saved))
     assert applied.returncode == 0, applied.stderr
     assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_status_names_the_lease_holder_and_its_lock_id_once(setup: Setup, tmp_path: Path) -> None:
+    """`status` with a held lease shows its holder, operation and lock id, the id once."""
+    _, plan, _ = setup()
+    backend = open_backend((tmp_path / "state").as_uri())
+    held = acquire(backend, "backfill", holder=Holder(host="elsewhere", pid=4242, user="ops"))
+    shown = run_cli("status", str(plan))
+    assert shown.returncode == 0, shown.stderr
+    assert "lease: held" in shown.stdout and "user ops on host elsewhere" in shown.stdout
+    assert shown.stdout.count(held.lock_id) == 1, shown.stdout
