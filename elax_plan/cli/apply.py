@@ -73,6 +73,7 @@ class _Console:
         self.auto_approve = auto_approve
         self.live_bar = not no_progress and sys.stderr.isatty() and not options.quiet
         self.reporter: ProgressReporter | None = None
+        self.shown = False  # the plan, with its closing line, is on the screen
 
     def hooks(self) -> ApplyHooks:
         from elax_plan.apply.run import ApplyHooks
@@ -90,6 +91,7 @@ class _Console:
 
         if not self.options.quiet:
             click.echo(render_text(doc, colour=use_colour(self.options)), nl=False)
+            self.shown = True
 
     def confirm(self, doc: dict[str, Any]) -> bool:
         if self.auto_approve:
@@ -187,6 +189,8 @@ def apply_command(
 
         click.echo("")
         click.echo(render_summary(outcome.record), nl=False)
-    if outcome.message and not (options.quiet and outcome.exit_code == 0):
+    # A plan without changes already said so in its closing line ("No changes. …").
+    said = console.shown and outcome.run_id is None and not outcome.plan["totals"]["changes"]
+    if outcome.message and not said and not (options.quiet and outcome.exit_code == 0):
         click.echo(outcome.message, err=outcome.exit_code == EXIT_INTERRUPTED)
     return outcome.exit_code
