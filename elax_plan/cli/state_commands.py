@@ -9,7 +9,7 @@ import click
 from elax_plan.cli._group import GlobalOptions, main
 from elax_plan.cli._plan_args import load_plan_from_cli, plan_argument, var_option
 from elax_plan.errors import ElaxError, StateError
-from elax_plan.execution_plan import format_bytes, format_count
+from elax_plan.execution_plan import format_bytes, plural
 
 
 @main.command("status")
@@ -36,7 +36,7 @@ def status_command(options: GlobalOptions, plan_file: str, var_items: tuple[str,
         run = st.ledger.run
         lines.append(
             f"  files: {st.files_done} done, {st.files_partial} partial, "
-            f"{st.files_pending} pending; {format_count(st.rows)} rows, "
+            f"{st.files_pending} pending; {plural(st.rows, 'row')}, "
             f"{format_bytes(st.bytes)} written (ledger serial {st.ledger.serial})"
         )
         if run.current_run_id:

@@ -15,7 +15,7 @@ import pytest
 
 from elax_plan.state import Holder, acquire, open_backend
 from tests.apply.conftest import Setup
-from tests.apply.support import assert_exact, run_cli
+from tests.apply.support import assert_exact, make_dataset, run_cli
 
 
 def start_apply(plan: Path) -> subprocess.Popen[str]:
@@ -193,3 +193,12 @@ def test_status_names_the_lease_holder_and_its_lock_id_once(setup: Setup, tmp_pa
     assert shown.returncode == 0, shown.stderr
     assert "lease: held" in shown.stdout and "user ops on host elsewhere" in shown.stdout
     assert shown.stdout.count(held.lock_id) == 1, shown.stdout
+
+
+def test_status_counts_one_row_as_one_row(setup: Setup, tmp_path: Path) -> None:
+    """`status` after a one-row source says "1 row", not "1 rows"."""
+    _, plan, _ = setup(dataset=make_dataset(tmp_path / "src", files=1, rows=1))
+    applied = run_cli("apply", str(plan), "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    shown = run_cli("status", str(plan))
+    assert "1 done, 0 partial, 0 pending; 1 row," in shown.stdout, shown.stdout
