@@ -191,14 +191,16 @@ class LeaseInfo:
     def expired(self, now: float) -> bool:
         return now >= self.expires
 
-    def describe(self, now: float) -> str:
+    def describe(self, now: float, *, with_lock_id: bool = True) -> str:
+        """Operation, holder, since when, (lock id,) and when the lease expires."""
         left = self.expires - now
         expiry = (
             f"expired {_ago(-left)} ago" if left <= 0 else f"expires in {_ago(left)} unless renewed"
         )
+        lock_id = f", lock id {self.lock_id}" if with_lock_id else ""
         return (
-            f"{self.operation} by {self.holder.describe()} since {iso(self.created)},"
-            f" lock id {self.lock_id}; the lease {expiry}"
+            f"{self.operation} by {self.holder.describe()} since {iso(self.created)}{lock_id};"
+            f" the lease {expiry}"
         )
 
     def stored(self) -> LeaseInfo:
@@ -271,6 +273,10 @@ def read_lease(backend: StateBackend, plan_name: str) -> LeaseInfo | None:
 
 def _unlock_command(plan_file: str | None, lock_id: str) -> str:
     return f"elax-plan unlock {plan_file or 'PLAN.yaml'} {lock_id}"
+
+
+def _status_command(plan_file: str | None) -> str:
+    return f"elax-plan status {plan_file or 'PLAN.yaml'}"
 
 
 # --------------------------------------------------------------------------- lease
@@ -491,10 +497,15 @@ def force_unlock(
         )
     info = LeaseInfo.from_json(current.data, location)
     if info.lock_id != lock_id.strip():
+        # Never the right id here: a guess would be answered with the key to the lease.
         raise StateError(
-            f"Refusing to unlock plan '{plan_name}': lock id {lock_id} does not match its lease.",
-            f"The lease is held: {info.describe(clock())}.",
-            "Make sure that run is gone, then run: " + _unlock_command(plan_file, info.lock_id),
+            f"Refusing to unlock plan '{plan_name}': lock id {lock_id} is not its lease's.",
+            f"The lease is held: {info.describe(clock(), with_lock_id=False)}.",
+            "Make sure that run is gone, then look up the lease's lock id with `"
+            + _status_command(plan_file)
+            + "` and pass it to `"
+            + _unlock_command(plan_file, "LOCK_ID")
+            + "`.",
         )
     try:
         backend.delete(key, expected_version=current.version)

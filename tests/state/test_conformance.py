@@ -355,13 +355,15 @@ def test_release_only_deletes_our_own_lease(backend: StateBackend, clock: FakeCl
 
 
 def test_force_unlock_refuses_a_wrong_id(backend: StateBackend, clock: FakeClock) -> None:
-    """force_unlock with a wrong lock id refuses and names the real holder; the right id works."""
+    """force_unlock with a wrong lock id refuses and names the real holder, but not its lock
+    id (which would let anyone unlock): it points at `elax-plan status`; the right id works."""
     lease = acquire(backend, PLAN, "apply", clock=clock)
     with pytest.raises(StateError) as caught:
         force_unlock(backend, PLAN, "not-the-id", plan_file="p.yaml")
     message = str(caught.value)
-    assert "not-the-id" in message and lease.lock_id in message
+    assert "not-the-id" in message and lease.lock_id not in message
     assert Holder.current().host in message and "apply" in message
+    assert "elax-plan status p.yaml" in message
     assert read_lease(backend, PLAN) is not None
     removed = force_unlock(backend, PLAN, lease.lock_id)
     assert removed.lock_id == lease.lock_id
