@@ -30,6 +30,7 @@ and by the CLI: ``read_status(backend, name)`` for ``status``,
 from elax_plan.errors import Conflict, LeaseHeld, LeaseLost
 from elax_plan.state.backend import StateBackend, Versioned, open_backend
 from elax_plan.state.lease import (
+    CORRUPT_LOCK_ID,
     DEFAULT_RENEW_INTERVAL,
     DEFAULT_TTL,
     Heartbeat,
@@ -68,6 +69,7 @@ from elax_plan.state.records import (
 from elax_plan.state.status import StateStatus, read_status
 
 __all__ = [
+    "CORRUPT_LOCK_ID",
     "DEFAULT_RENEW_INTERVAL",
     "DEFAULT_TTL",
     "STATE_VERSION",

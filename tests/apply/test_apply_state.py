@@ -203,3 +203,28 @@ def test_status_counts_one_row_as_one_row(setup: Setup, tmp_path: Path) -> None:
     assert applied.returncode == 0, applied.stderr
     shown = run_cli("status", str(plan))
     assert "1 done, 0 partial, 0 pending; 1 row," in shown.stdout, shown.stdout
+
+
+def test_a_corrupt_lock_file_is_cleared_with_unlock_corrupt(setup: Setup, tmp_path: Path) -> None:
+    """A lock.json that is no lease: status and apply say to run `unlock PLAN corrupt`; a lock
+    id is refused; `unlock PLAN corrupt` removes it and apply runs."""
+    _, plan, data = setup()
+    lock = tmp_path / "state" / "backfill" / "lock.json"
+    lock.parent.mkdir(parents=True)
+    lock.write_bytes(b'{"lock_version": 1, "lock_id": "cut sh')
+    command = f"elax-plan unlock {plan} corrupt"
+    status = run_cli("status", str(plan))
+    assert status.returncode == 0, status.stderr
+    assert "lock.json is corrupt" in status.stdout and command in status.stdout, status.stdout
+    refused = run_cli("apply", str(plan), "--auto-approve")
+    assert refused.returncode == 1 and command in refused.stderr, refused.stderr
+    wrong = run_cli("unlock", str(plan), "00000000-0000-0000-0000-000000000000")
+    assert wrong.returncode == 1 and command in wrong.stderr, wrong.stderr
+    assert lock.exists()
+    cleared = run_cli("unlock", str(plan), "corrupt")
+    assert cleared.returncode == 0, cleared.stderr
+    assert "Removed the corrupt lease" in cleared.stdout
+    assert not lock.exists()
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    assert_exact(tmp_path / "store", "docs", data)
