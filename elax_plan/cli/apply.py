@@ -20,6 +20,7 @@ from elax_plan.execution_plan import ExecutionPlan, load_document
 if TYPE_CHECKING:
     from elax_plan.apply.progress import ProgressReporter
     from elax_plan.apply.run import ApplyHooks
+    from elax_plan.state import LeaseInfo
 
 
 def read_saved_plan(path: str) -> ExecutionPlan | None:
@@ -68,9 +69,18 @@ class _Signals:
 class _Console:
     """The terminal's part in an apply: show the plan, ask for "yes", draw the progress."""
 
-    def __init__(self, options: GlobalOptions, *, auto_approve: bool, no_progress: bool) -> None:
+    def __init__(
+        self,
+        options: GlobalOptions,
+        *,
+        auto_approve: bool,
+        no_progress: bool,
+        lock_timeout: float = 0.0,
+    ) -> None:
         self.options = options
         self.auto_approve = auto_approve
+        self.lock_timeout = lock_timeout
+        self.waited_for: set[str] = set()  # lock ids whose holder was named
         self.live_bar = not no_progress and sys.stderr.isatty() and not options.quiet
         self.reporter: ProgressReporter | None = None
         self.shown = False  # the plan, with its closing line, is on the screen
@@ -79,10 +89,26 @@ class _Console:
         from elax_plan.apply.run import ApplyHooks
 
         return ApplyHooks(
+            on_lock_wait=self.on_lock_wait,
             show_plan=self.show_plan,
             confirm=self.confirm,
             on_start=self.on_start,
             on_progress=self.on_progress,
+        )
+
+    def on_lock_wait(self, info: LeaseInfo) -> None:
+        """Say once (per lease) on stderr whose lease --lock-timeout waits for."""
+        from elax_plan.spec.units import format_duration
+
+        if info.lock_id in self.waited_for or self.options.quiet:
+            return
+        self.waited_for.add(info.lock_id)
+        h = info.holder
+        click.echo(
+            f"Waiting up to {format_duration(self.lock_timeout)} for the lease held by user "
+            f"{h.user} on host {h.host}, pid {h.pid} (lock id {info.lock_id}, "
+            f"{info.operation}, since {info.since})…",
+            err=True,
         )
 
     def show_plan(self, doc: dict[str, Any]) -> None:
@@ -167,7 +193,9 @@ def apply_command(
                 hint="Review `elax-plan plan` and re-run with --auto-approve, or apply a saved "
                 "plan (`elax-plan plan --out FILE`, then `elax-plan apply FILE`).",
             )
-    console = _Console(options, auto_approve=auto_approve, no_progress=no_progress)
+    console = _Console(
+        options, auto_approve=auto_approve, no_progress=no_progress, lock_timeout=lock_timeout
+    )
     stop = threading.Event()
     try:
         with _Signals(stop):

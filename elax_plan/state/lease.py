@@ -197,6 +197,11 @@ class LeaseInfo:
     def expired(self, now: float) -> bool:
         return now >= self.expires
 
+    @property
+    def since(self) -> str:
+        """When the lease was taken, ISO 8601 UTC."""
+        return iso(self.created)
+
     def describe(self, now: float, *, with_lock_id: bool = True) -> str:
         """Operation, holder, since when, (lock id,) and when the lease expires."""
         left = self.expires - now
@@ -205,7 +210,7 @@ class LeaseInfo:
         )
         lock_id = f", lock id {self.lock_id}" if with_lock_id else ""
         return (
-            f"{self.operation} by {self.holder.describe()} since {iso(self.created)}{lock_id};"
+            f"{self.operation} by {self.holder.describe()} since {self.since}{lock_id};"
             f" the lease {expiry}"
         )
 

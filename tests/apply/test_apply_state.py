@@ -16,6 +16,7 @@ import pytest
 from elax_plan.state import Holder, acquire, open_backend
 from tests.apply.conftest import Setup
 from tests.apply.support import assert_exact, make_dataset, run_cli
+from tests.conftest import wait_until
 
 
 def start_apply(plan: Path) -> subprocess.Popen[str]:
@@ -228,3 +229,61 @@ def test_a_corrupt_lock_file_is_cleared_with_unlock_corrupt(setup: Setup, tmp_pa
     done = run_cli("apply", str(plan), "--auto-approve")
     assert done.returncode == 0, done.stderr
     assert_exact(tmp_path / "store", "docs", data)
+
+
+def _apply_waiting(plan: Path, lock_timeout: str, stderr: Path) -> subprocess.Popen[str]:
+    """``apply PLAN --auto-approve --lock-timeout T`` in a subprocess; stderr to a file."""
+    with stderr.open("w") as err:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "elax_plan", "apply", str(plan), "--auto-approve"),
+                *("--lock-timeout", lock_timeout),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+
+
+def test_lock_timeout_says_whose_lease_it_waits_for_then_applies(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """--lock-timeout prints once whose lease it waits for; released meanwhile, apply runs."""
+    _, plan, data = setup()
+    backend = open_backend((tmp_path / "state").as_uri())
+    held = acquire(backend, "backfill", holder=Holder(host="elsewhere", pid=4242, user="ops"))
+    stderr = tmp_path / "stderr.txt"
+    proc = _apply_waiting(plan, "1m", stderr)
+    try:
+        wait_until(
+            lambda: "Waiting up to 1m" in stderr.read_text() or proc.poll() is not None,
+            what="the waiting message",
+        )
+        err = stderr.read_text()
+        assert "Waiting up to 1m for the lease held by user ops on host elsewhere" in err, err
+        assert f"lock id {held.lock_id}, apply, since " in err, err
+        assert held.release()
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = stderr.read_text()
+    assert code == 0, err
+    assert err.count("Waiting up to") == 1, err
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_lock_timeout_gives_up_naming_the_holder(setup: Setup, tmp_path: Path) -> None:
+    """A lease never released: after --lock-timeout apply exits 1 naming its holder."""
+    _, plan, _ = setup()
+    backend = open_backend((tmp_path / "state").as_uri())
+    held = acquire(backend, "backfill", holder=Holder(host="elsewhere", pid=4242, user="ops"))
+    done = run_cli("apply", str(plan), "--auto-approve", "--lock-timeout", "2s")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("Waiting up to 2s for the lease held by user ops") == 1, done.stderr
+    error = next(line for line in done.stderr.splitlines() if line.startswith("Error:"))
+    assert "locked by another run after waiting 2s" in error, error
+    assert "user ops on host elsewhere (pid 4242)" in error and held.lock_id in error, error
+    assert not (tmp_path / "store" / "namespaces").exists(), "nothing was written"
