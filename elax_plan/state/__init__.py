@@ -40,6 +40,7 @@ from elax_plan.state.lease import (
     acquire,
     force_unlock,
     holder_is_gone,
+    lease_location,
     read_lease,
 )
 from elax_plan.state.ledger import (
@@ -99,6 +100,7 @@ __all__ = [
     "force_unlock",
     "holder_is_gone",
     "last_run_id",
+    "lease_location",
     "list_runs",
     "migrate",
     "new_run_id",

@@ -290,6 +290,11 @@ def _ago(seconds: float) -> str:
     return f"{seconds // 3600}h"
 
 
+def lease_location(backend: StateBackend, plan_name: str) -> str:
+    """Where the plan's ``lock.json`` is, for messages."""
+    return backend.location(lock_key(plan_name))
+
+
 def read_lease(
     backend: StateBackend, plan_name: str, *, plan_file: str | None = None
 ) -> LeaseInfo | None:
