@@ -19,7 +19,8 @@
     │   ├── StateUnavailable    … transiently                                (retryable)
     │   ├── Conflict            a compare-and-swap write lost
     │   ├── LeaseHeld           another run holds the lease
-    │   └── LeaseLost           our lease was taken over or could not be renewed
+    │   ├── LeaseLost           our lease was taken over or could not be renewed
+    │   └── LeaseCorrupt        lock.json is no lease (`unlock PLAN corrupt` removes it)
     ├── SourceError             a source file cannot be listed, opened or read           (exit 1)
     └── InvalidRowError         a source row is invalid and the policy stops the run     (exit 1)
 
@@ -244,6 +245,14 @@ class LeaseHeld(StateError):
 
 class LeaseLost(StateError):
     """Our lease was taken over, force-released or could not be renewed in time."""
+
+
+class LeaseCorrupt(StateError):
+    """``lock.json`` cannot be read as a lease (not JSON, or fields missing or wrong)."""
+
+    def __init__(self, summary: str, detail: str, hint: str, reason: str) -> None:
+        super().__init__(summary, detail, hint)
+        self.reason = reason
 
 
 # --- source and rows -------------------------------------------------------------------------

@@ -358,8 +358,11 @@ class ExecutionPlan:
         return all(c.ok for c in self.preconditions)
 
     def failed_preconditions(self) -> str:
-        """Every failed precondition, described, joined by ``; ``."""
-        return "; ".join(c.describe() for c in self.preconditions if not c.ok)
+        """Every failed precondition, described, joined by ``; ``.
+
+        A detail is often whole sentences (the target's says what to check): its closing
+        period is left off, so the caller ends the text once."""
+        return "; ".join(c.describe().rstrip(".") for c in self.preconditions if not c.ok)
 
     def to_json(self) -> dict[str, Any]:
         doc = self._document()

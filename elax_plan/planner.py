@@ -32,6 +32,7 @@ from elax_plan.execution_plan import (
     PostStep,
     format_bytes,
     format_count,
+    plural,
 )
 from elax_plan.live.model import (
     NamespaceLive,
@@ -166,7 +167,7 @@ def _file_steps(spec: PlanSpec, live: LiveState) -> list[FileStep]:
             continue
         else:
             action, resume = "resume", progress.resume_from
-            reason = f"partly written: {format_count(progress.rows_written)} rows done"
+            reason = f"partly written: {plural(progress.rows_written, 'row')} done"
         est = _estimate(spec, live.source, f, _remaining_fraction(f, resume))
         steps.append(
             FileStep(
@@ -419,11 +420,19 @@ def check_steps(spec: PlanSpec) -> list[PostStep]:
     )
     for q in v.smoke_queries:
         if q.kind == "sample_vectors":
-            what = f"{q.sample_vectors} sampled source rows each find their own id in top {q.top_k}"
+            n = q.sample_vectors or 0
+            what = (
+                f"{plural(n, 'sampled source row')} "
+                + ("finds its" if n == 1 else "each find their")
+                + f" own id in top {q.top_k}"
+            )
         elif q.kind == "bm25" and q.bm25 is not None:
-            what = f'BM25 "{q.bm25.text}" on {q.bm25.field}: ≥ {q.min_hits} hits in top {q.top_k}'
+            what = (
+                f'BM25 "{q.bm25.text}" on {q.bm25.field}: ≥ {plural(q.min_hits, "hit")} '
+                f"in top {q.top_k}"
+            )
         else:
-            what = f"vector query: ≥ {q.min_hits} hits in top {q.top_k}"
+            what = f"vector query: ≥ {plural(q.min_hits, 'hit')} in top {q.top_k}"
         if q.expect_ids:
             what += f", expecting ids {', '.join(q.expect_ids)}"
         if q.filters is not None:
@@ -449,7 +458,7 @@ def check_steps(spec: PlanSpec) -> list[PostStep]:
                 "recall",
                 "recall",
                 "Recall SLO",
-                f"_debug/recall with {r.num} sampled source vectors, top {r.top_k}, "
+                f"_debug/recall with {plural(r.num, 'sampled source vector')}, top {r.top_k}, "
                 f"metric {metric}: avg_recall ≥ {r.min_avg_recall}"
                 + (" (tune: find the cheapest passing setting)" if r.tune else ""),
                 params={
@@ -610,8 +619,11 @@ def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals)
         )
     if totals.gone:
         warnings.append(
-            f"{format_count(totals.gone)} file(s) in the ledger are gone from the source; "
-            "their rows stay in the namespace (nothing is deleted)."
+            f"{plural(totals.gone, 'file')} in the ledger "
+            + ("is" if totals.gone == 1 else "are")
+            + " gone from the source; "
+            + ("its" if totals.gone == 1 else "their")
+            + " rows stay in the namespace (nothing is deleted)."
         )
     listed = {f.url for f in live.source.files}
     for url, lost in sorted(live.lost_writes.items()):

@@ -209,6 +209,22 @@ def test_golden_case_text_shows_every_step(case: str) -> None:
     assert lines[-1] == doc["summary_line"]
 
 
+# A count of one before a plural noun ("~1 requests", "1 parts", "≥ 1 hits", "1 file(s)").
+ONE_WITH_PLURAL = re.compile(
+    r"(?<![\d.,])1 (?:[a-z]+ ){0,2}"
+    r"(?:rows|requests|parts|hits|files|vectors|checks|steps|objects|queries)\b"
+    r"|(?<![\d.,])1 [a-z ]*\(s\)"
+)
+
+
+@pytest.mark.parametrize("case", CASE_NAMES)
+def test_golden_case_counts_of_one_are_singular(case: str) -> None:
+    """Text and markdown say "1 row", "~1 request", "1 part", "≥ 1 hit": never a plural after 1."""
+    doc = compute(CASES / case)
+    for rendering in (render_text(doc), render_markdown(doc)):
+        assert ONE_WITH_PLURAL.findall(rendering) == [], rendering
+
+
 @pytest.mark.parametrize("case", CASE_NAMES)
 def test_golden_case_markdown_lists_every_file(case: str) -> None:
     """The pull-request comment shows the closing line, one row per file and every verdict."""

@@ -56,6 +56,14 @@ EventSink = Callable[[str, dict[str, Any]], None]
 SETTLED_WINDOW = 10_000
 """How many settled sequences are remembered to notice (and redo) a reuse."""
 
+STOP_POLL_S = 0.1
+"""How often the main thread, waiting for an answer, looks at the stop event: a request that
+hangs (a frozen target answers after ``target.timeout``) blocks only its writer thread."""
+
+STOP_DRAIN_S = 1.0
+"""After a stop, requests in flight get this long (at most ``drain_timeout``) to be answered
+and checkpointed; the rest are abandoned and sent again on resume."""
+
 Landed = list[tuple["FileRun", ResumePoint]]
 
 
@@ -325,7 +333,8 @@ class Pipeline:
         if not self._pending:
             return
         if block:
-            done, _ = wait(self._pending, return_when=FIRST_COMPLETED)
+            # Never without a timeout: the loops around this look at the stop event.
+            done, _ = wait(self._pending, timeout=STOP_POLL_S, return_when=FIRST_COMPLETED)
         else:
             done = {f for f in self._pending if f.done()}
         for future in done:
@@ -527,7 +536,8 @@ class Pipeline:
 
     def _drain(self) -> None:
         """Wait (bounded) for requests in flight so their rows can be checkpointed."""
-        deadline = time.monotonic() + self.drain_timeout
+        bound = min(self.drain_timeout, STOP_DRAIN_S) if self.stop.is_set() else self.drain_timeout
+        deadline = time.monotonic() + bound
         while self._pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

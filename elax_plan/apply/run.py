@@ -65,6 +65,7 @@ from elax_plan.spec import PlanSpec, reveal
 from elax_plan.state import (
     Heartbeat,
     Lease,
+    LeaseInfo,
     Ledger,
     LedgerStore,
     RunFiles,
@@ -85,6 +86,8 @@ log = structlog.get_logger("elax_plan.apply")
 class ApplyHooks:
     """How the CLI takes part: show the plan, confirm, report progress and events."""
 
+    # Called on each poll while --lock-timeout waits for another run's lease.
+    on_lock_wait: Callable[[LeaseInfo], None] = lambda _: None
     show_plan: Callable[[dict[str, Any]], None] = lambda _: None
     confirm: Callable[[dict[str, Any]], bool] | None = None  # None: approved
     on_start: Callable[[dict[str, Any]], None] = lambda _: None
@@ -135,6 +138,7 @@ def apply_plan(
         ttl=options.lease_ttl,
         wait=options.lock_timeout,
         plan_file=plan_file,
+        on_wait=hooks.on_lock_wait,
     )
     log.info("lease taken", lock_id=lease.lock_id, plan=spec.name)
     heartbeat = Heartbeat(lease, options.lease_renew, on_lost=lambda _: stop.set()).start()

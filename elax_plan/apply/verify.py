@@ -58,6 +58,7 @@ class CheckResult:
             "detail": self.detail,
             "evidence": self.evidence,
             "advice": self.advice,
+            "incomplete": self.incomplete,
         }
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -17,10 +20,13 @@ from elax_plan.cli._plan_args import load_plan_from_cli, plan_argument, var_opti
 from elax_plan.cli.emulator import Duration
 from elax_plan.errors import EXIT_INTERRUPTED, ElaxError, PlanFileError
 from elax_plan.execution_plan import ExecutionPlan, load_document
+from elax_plan.spec.secrets import redact
 
 if TYPE_CHECKING:
     from elax_plan.apply.progress import ProgressReporter
     from elax_plan.apply.run import ApplyHooks
+    from elax_plan.spec import PlanSpec
+    from elax_plan.state import LeaseInfo
 
 
 def read_saved_plan(path: str) -> ExecutionPlan | None:
@@ -42,12 +48,42 @@ def read_saved_plan(path: str) -> ExecutionPlan | None:
     return load_document(data, path)
 
 
-class _Signals:
-    """SIGINT/SIGTERM set ``stop``: in-flight writes finish, the checkpoint is saved."""
+STOP_GRACE_S = 3.0
+"""After the first Ctrl-C, how long a run that does not stop may take before the CLI exits
+anyway (its main thread waits for a request that hangs: reading the target, a smoke query)."""
 
-    def __init__(self, stop: threading.Event) -> None:
+
+def _say(text: str) -> None:
+    """Write to stderr from a signal handler or a timer: no buffered stream (a handler can
+    interrupt the main thread in the middle of writing to one)."""
+    with contextlib.suppress(OSError):
+        os.write(2, redact(text).encode())
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process without joining threads still waiting for abandoned requests."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            stream.flush()
+    os._exit(code)
+
+
+class _Signals:
+    """SIGINT/SIGTERM during an apply.
+
+    The first sets ``stop``: writes stop, requests in flight get a second to be answered
+    and are then abandoned (they are sent again on resume), the checkpoint is saved, the
+    lease released, exit 130. If the run has not stopped ``STOP_GRACE_S`` later (its main
+    thread waits for a request that hangs), or on a second signal, the process exits 130 at
+    once, saying what state is left (``left()``).
+    """
+
+    def __init__(self, stop: threading.Event, left: Callable[[], str]) -> None:
         self.stop = stop
+        self.left = left
         self.previous: dict[int, Any] = {}
+        self.timer: threading.Timer | None = None
+        self.signals = 0  # not stop.is_set(): a lost lease sets stop too
 
     def __enter__(self) -> _Signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -55,11 +91,33 @@ class _Signals:
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if not self.stop.is_set():
-            echo("\nStopping: finishing in-flight writes and saving the checkpoint…", err=True)
+        self.signals += 1
+        if self.signals > 1:
+            self._give_up("Interrupted again: exiting now, without waiting for the run to stop.")
         self.stop.set()
+        _say(
+            "\nStopping: no new writes; requests in flight are abandoned after a second (they"
+            " are sent again on resume); saving the checkpoint and releasing the lease… Press"
+            " Ctrl-C again to exit at once.\n"
+        )
+        self.timer = threading.Timer(
+            STOP_GRACE_S,
+            self._give_up,
+            (
+                f"The run did not stop within {STOP_GRACE_S:g}s: it waits for a request that hangs."
+                " Exiting now.",
+            ),
+        )
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _give_up(self, why: str) -> NoReturn:
+        _say(f"{why} {self.left()}\n")
+        _exit_now(EXIT_INTERRUPTED)
 
     def __exit__(self, *_: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
@@ -67,20 +125,47 @@ class _Signals:
 class _Console:
     """The terminal's part in an apply: show the plan, ask for "yes", draw the progress."""
 
-    def __init__(self, options: GlobalOptions, *, auto_approve: bool, no_progress: bool) -> None:
+    def __init__(
+        self,
+        options: GlobalOptions,
+        *,
+        auto_approve: bool,
+        no_progress: bool,
+        lock_timeout: float = 0.0,
+    ) -> None:
         self.options = options
         self.auto_approve = auto_approve
+        self.lock_timeout = lock_timeout
+        self.waited_for: set[str] = set()  # lock ids whose holder was named
         self.live_bar = not no_progress and sys.stderr.isatty() and not options.quiet
         self.reporter: ProgressReporter | None = None
+        self.shown = False  # the plan, with its closing line, is on the screen
+        self.started = False  # the run opened the ledger: it may have written
 
     def hooks(self) -> ApplyHooks:
         from elax_plan.apply.run import ApplyHooks
 
         return ApplyHooks(
+            on_lock_wait=self.on_lock_wait,
             show_plan=self.show_plan,
             confirm=self.confirm,
             on_start=self.on_start,
             on_progress=self.on_progress,
+        )
+
+    def on_lock_wait(self, info: LeaseInfo) -> None:
+        """Say once (per lease) on stderr whose lease --lock-timeout waits for."""
+        from elax_plan.spec.units import format_duration
+
+        if info.lock_id in self.waited_for or self.options.quiet:
+            return
+        self.waited_for.add(info.lock_id)
+        h = info.holder
+        echo(
+            f"Waiting up to {format_duration(self.lock_timeout)} for the lease held by user "
+            f"{h.user} on host {h.host}, pid {h.pid} (lock id {info.lock_id}, "
+            f"{info.operation}, since {info.since})…",
+            err=True,
         )
 
     def show_plan(self, doc: dict[str, Any]) -> None:
@@ -89,6 +174,7 @@ class _Console:
 
         if not self.options.quiet:
             echo(render_text(doc, colour=use_colour(self.options)), nl=False)
+            self.shown = True
 
     def confirm(self, doc: dict[str, Any]) -> bool:
         if self.auto_approve:
@@ -103,6 +189,7 @@ class _Console:
     def on_start(self, doc: dict[str, Any]) -> None:
         from elax_plan.apply.progress import ProgressReporter
 
+        self.started = True
         totals = doc["totals"]
         self.reporter = ProgressReporter(self.live_bar, totals["rows"], totals["bytes"])
 
@@ -149,7 +236,9 @@ def apply_command(
     `elax-plan plan --out FILE`) is applied exactly, without a prompt, and
     refused when anything it was computed from has changed. An interrupted
     or failed run resumes from its checkpoint when apply runs again.
-    Ctrl-C / SIGTERM stop cleanly (exit 130).
+    Ctrl-C / SIGTERM stop within seconds (exit 130): requests in flight are
+    abandoned (sent again on resume), the checkpoint is saved and the lease
+    released. A second Ctrl-C exits at once and says what state is left.
     """
     from elax_plan.apply.run import ApplyOptions, apply_plan
 
@@ -164,10 +253,13 @@ def apply_command(
                 hint="Review `elax-plan plan` and re-run with --auto-approve, or apply a saved "
                 "plan (`elax-plan plan --out FILE`, then `elax-plan apply FILE`).",
             )
-    console = _Console(options, auto_approve=auto_approve, no_progress=no_progress)
+    console = _Console(
+        options, auto_approve=auto_approve, no_progress=no_progress, lock_timeout=lock_timeout
+    )
     stop = threading.Event()
+    left = _state_left(spec, plan_file, console)
     try:
-        with _Signals(stop):
+        with _Signals(stop, left):
             outcome = apply_plan(
                 spec,
                 saved=saved,
@@ -186,6 +278,45 @@ def apply_command(
 
         echo("")
         echo(render_summary(outcome.record), nl=False)
-    if outcome.message and not (options.quiet and outcome.exit_code == 0):
+    # A plan without changes already said so in its closing line ("No changes. …").
+    said = console.shown and outcome.run_id is None and not outcome.plan["totals"]["changes"]
+    if outcome.message and not said and not (options.quiet and outcome.exit_code == 0):
         echo(outcome.message, err=outcome.exit_code == EXIT_INTERRUPTED)
+    if stop.is_set() and _abandoned_requests():
+        # Their threads wait for answers that may take target.timeout: do not join them.
+        _exit_now(outcome.exit_code)
     return outcome.exit_code
+
+
+def _abandoned_requests() -> bool:
+    """Whether a thread besides this one is still alive that the interpreter would join at exit
+    (a writer waiting for a request the stopped run abandoned)."""
+    me = threading.current_thread()
+    return any(t is not me and not t.daemon and t.is_alive() for t in threading.enumerate())
+
+
+def _state_left(spec: PlanSpec, plan_file: str, console: _Console) -> Callable[[], str]:
+    """What an early exit leaves behind, said when it happens (it depends on how far the run
+    got): computed without I/O, since a signal handler or a timer says it."""
+    from elax_plan.state import DEFAULT_TTL, LedgerStore, lease_location, open_backend
+
+    backend = open_backend(spec.state.uri, spec.state.storage_options)
+    lock = lease_location(backend, spec.name)
+    ledger = LedgerStore(backend, spec.name).location
+    lease = (
+        f"The lease may be left in {lock}: the next `elax-plan apply` on this host takes it over"
+        f" at once (its holder is gone); on another host it waits until the lease expires,"
+        f" {DEFAULT_TTL:g}s after its last renewal."
+    )
+
+    def left() -> str:
+        if not console.started:
+            return f"Nothing was written in this run. {lease} Run `elax-plan apply {plan_file}`."
+        return (
+            f"The ledger {ledger} keeps the checkpoint saved last: every write acknowledged"
+            " before it stays done, and rows acknowledged after it are sent again on resume"
+            f" (upserts are idempotent). {lease} Run `elax-plan apply {plan_file}` again to"
+            " resume."
+        )
+
+    return left

@@ -10,7 +10,7 @@ from elax_plan.cli._group import GlobalOptions, main
 from elax_plan.cli._output import echo
 from elax_plan.cli._plan_args import load_plan_from_cli, plan_argument, var_option
 from elax_plan.errors import ElaxError, StateError
-from elax_plan.execution_plan import format_bytes, format_count
+from elax_plan.execution_plan import format_bytes, plural
 
 
 @main.command("status")
@@ -25,11 +25,11 @@ def status_command(options: GlobalOptions, plan_file: str, var_items: tuple[str,
     verification, and the namespace's current WAL lag.
     """
     from elax_plan.live.store import read_namespace
-    from elax_plan.state import open_backend, read_status
+    from elax_plan.state import CORRUPT_LOCK_ID, open_backend, read_status
 
     spec = load_plan_from_cli(plan_file, var_items)
     backend = open_backend(spec.state.uri, spec.state.storage_options)
-    st = read_status(backend, spec.name)
+    st = read_status(backend, spec.name, plan_file=plan_file)
     lines = [f'Plan "{spec.name}" — state {st.location}']
     if st.ledger is None:
         lines.append("  no ledger yet: this plan has never been applied")
@@ -37,7 +37,7 @@ def status_command(options: GlobalOptions, plan_file: str, var_items: tuple[str,
         run = st.ledger.run
         lines.append(
             f"  files: {st.files_done} done, {st.files_partial} partial, "
-            f"{st.files_pending} pending; {format_count(st.rows)} rows, "
+            f"{st.files_pending} pending; {plural(st.rows, 'row')}, "
             f"{format_bytes(st.bytes)} written (ledger serial {st.ledger.serial})"
         )
         if run.current_run_id:
@@ -47,7 +47,12 @@ def status_command(options: GlobalOptions, plan_file: str, var_items: tuple[str,
                 f"  last run: {st.last_run_id}; verification {run.verification.status}"
                 + (f" (summary {run.verification.summary})" if run.verification.summary else "")
             )
-    if st.lease is None:
+    if st.lease_corrupt is not None:
+        lines.append(
+            f"  lease: lock.json is corrupt ({st.lease_corrupt.reason}); if no apply is running,"
+            f" remove it with `elax-plan unlock {plan_file} {CORRUPT_LOCK_ID}`"
+        )
+    elif st.lease is None:
         lines.append("  lease: free")
     else:
         state = (
@@ -55,8 +60,8 @@ def status_command(options: GlobalOptions, plan_file: str, var_items: tuple[str,
             if st.lease_expired
             else ("holder process is gone" if st.lease_holder_gone else "held")
         )
+        # describe() names the lock id: `unlock` needs it, once.
         lines.append(f"  lease: {state} — {st.lease.describe(time.time())}")
-        lines.append(f"         lock id {st.lease.lock_id}")
     try:
         ns = read_namespace(spec.target.store, spec.target.storage_options, spec.target.namespace)
         lines.append(
@@ -82,13 +87,20 @@ def unlock_command(
 
     LOCK_ID must be the lease's lock id (shown by `elax-plan status` and in the
     error of a refused apply); a wrong id is refused. Only do this when the
-    holder is really gone: its writes are otherwise no longer fenced.
+    holder is really gone: its writes are otherwise no longer fenced. A
+    lock.json that is no lease (status says it is corrupt) has no lock id:
+    LOCK_ID `corrupt` removes it, and only it.
     """
     from elax_plan.state import force_unlock, open_backend
 
     spec = load_plan_from_cli(plan_file, var_items)
     backend = open_backend(spec.state.uri, spec.state.storage_options)
     info = force_unlock(backend, spec.name, lock_id, plan_file=plan_file)
+    if info is None:
+        echo(
+            f"Removed the corrupt lease of plan '{spec.name}'; `elax-plan apply` can lock it again."
+        )
+        return
     echo(
         f"Released the lease {info.lock_id} on plan '{spec.name}' "
         f"(was held by {info.holder.describe()} for {info.operation})."

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from elax_plan.execution_plan import format_bytes, format_count
+from elax_plan.execution_plan import format_bytes, format_count, plural
 
 MARKDOWN_LIMIT = 60_000
 MARKDOWN_FILE_ROWS = 50
@@ -66,9 +66,13 @@ def _file_estimate(f: Mapping[str, Any]) -> str:
     if f["action"] in ("skip", "gone"):
         return format_bytes(int(f["size"]))
     return (
-        f"{format_bytes(int(f['size']))}, ~{format_count(int(f['est_rows']))} rows, "
-        f"~{format_count(int(f['est_requests']))} requests"
+        f"{format_bytes(int(f['size']))}, ~{plural(int(f['est_rows']), 'row')}, "
+        f"~{plural(int(f['est_requests']), 'request')}"
     )
+
+
+def _files(n: int) -> str:
+    return "file" if n == 1 else "files"
 
 
 def fold_counts(files: list[Mapping[str, Any]]) -> str:
@@ -96,8 +100,8 @@ def render_text(doc: Mapping[str, Any], colour: bool = False) -> str:
     if ns["exists"]:
         lines.append(
             f"  namespace: epoch {ns['epoch']}, wal_highwater {ns['wal_highwater']}, "
-            f"indexed_wal {ns['indexed_wal']} (lag {ns['wal_lag']}), {ns['parts']} parts "
-            f"({format_count(ns['part_rows'])} rows)"
+            f"indexed_wal {ns['indexed_wal']} (lag {ns['wal_lag']}), "
+            f"{plural(int(ns['parts']), 'part')} ({plural(int(ns['part_rows']), 'row')})"
         )
     else:
         lines.append("  namespace: does not exist yet (created by the first write)")
@@ -115,7 +119,7 @@ def render_text(doc: Mapping[str, Any], colour: bool = False) -> str:
         lines.append(f"      {_file_estimate(f)} — {_file_note(f)}")
     if len(unchanged) > len(shown_unchanged):
         rest = len(unchanged) - len(shown_unchanged)
-        lines.append(paint(f"  = … and {format_count(rest)} more unchanged files", "="))
+        lines.append(paint(f"  = … and {format_count(rest)} more unchanged {_files(rest)}", "="))
     if not files:
         lines.append("  (none)")
     lines.append("")
@@ -172,7 +176,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         f"| store | {_code(t['store'])} |",
         (
             f"| namespace | epoch {ns['epoch']}, wal_highwater {ns['wal_highwater']}, "
-            f"indexed_wal {ns['indexed_wal']} (lag {ns['wal_lag']}), {ns['parts']} parts |"
+            f"indexed_wal {ns['indexed_wal']} (lag {ns['wal_lag']}), "
+            f"{plural(int(ns['parts']), 'part')} |"
             if ns["exists"]
             else "| namespace | does not exist yet |"
         ),
@@ -191,7 +196,8 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             )
         rest = files[MARKDOWN_FILE_ROWS:]
         if rest:
-            out += ["", f"… and {format_count(len(rest))} more files: {fold_counts(rest)}."]
+            more = f"{format_count(len(rest))} more {_files(len(rest))}"
+            out += ["", f"… and {more}: {fold_counts(rest)}."]
     else:
         out.append("(none)")
     out += ["", "#### Preconditions", "", "| | check | live | required |", "|---|---|---|---|"]

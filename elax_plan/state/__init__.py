@@ -30,6 +30,7 @@ and by the CLI: ``read_status(backend, name)`` for ``status``,
 from elax_plan.errors import Conflict, LeaseHeld, LeaseLost
 from elax_plan.state.backend import StateBackend, Versioned, open_backend
 from elax_plan.state.lease import (
+    CORRUPT_LOCK_ID,
     DEFAULT_RENEW_INTERVAL,
     DEFAULT_TTL,
     Heartbeat,
@@ -39,6 +40,7 @@ from elax_plan.state.lease import (
     acquire,
     force_unlock,
     holder_is_gone,
+    lease_location,
     read_lease,
 )
 from elax_plan.state.ledger import (
@@ -68,6 +70,7 @@ from elax_plan.state.records import (
 from elax_plan.state.status import StateStatus, read_status
 
 __all__ = [
+    "CORRUPT_LOCK_ID",
     "DEFAULT_RENEW_INTERVAL",
     "DEFAULT_TTL",
     "STATE_VERSION",
@@ -97,6 +100,7 @@ __all__ = [
     "force_unlock",
     "holder_is_gone",
     "last_run_id",
+    "lease_location",
     "list_runs",
     "migrate",
     "new_run_id",

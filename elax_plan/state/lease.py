@@ -17,6 +17,10 @@ Rules (SPEC §6):
   catches a PID that was reused by another process.
 * Otherwise ``LeaseHeld`` (a ``StateError``) names the holder and the lock id
   and how to force it, after polling up to ``wait`` seconds.
+* A ``lock.json`` that is no lease (``LeaseCorrupt``) has no lock id to match, so
+  ``force_unlock`` removes it only when given the literal ``CORRUPT_LOCK_ID``
+  (``elax-plan unlock PLAN corrupt``), and only that exact, unreadable version of
+  it: a readable lease is never removed by that word.
 * ``renew`` is a compare-and-swap from the version we last wrote: if anyone
   else has written ``lock.json`` since, the lease was taken from us and
   ``LeaseLost`` is raised. ``Heartbeat`` renews in a thread and reports a loss
@@ -42,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from elax_plan.errors import Conflict, LeaseHeld, LeaseLost, StateError
+from elax_plan.errors import Conflict, LeaseCorrupt, LeaseHeld, LeaseLost, StateError
 from elax_plan.state.backend import StateBackend
 from elax_plan.state.layout import Clock, dumps, iso, loads_object, lock_key, parse_iso
 
@@ -50,6 +54,8 @@ LOCK_VERSION = 1
 DEFAULT_TTL = 60.0
 DEFAULT_RENEW_INTERVAL = 10.0
 DEFAULT_POLL_INTERVAL = 1.0
+CORRUPT_LOCK_ID = "corrupt"
+"""What ``unlock`` takes instead of a lock id to remove a ``lock.json`` that is no lease."""
 
 
 # --------------------------------------------------------------------------- holder
@@ -191,14 +197,21 @@ class LeaseInfo:
     def expired(self, now: float) -> bool:
         return now >= self.expires
 
-    def describe(self, now: float) -> str:
+    @property
+    def since(self) -> str:
+        """When the lease was taken, ISO 8601 UTC."""
+        return iso(self.created)
+
+    def describe(self, now: float, *, with_lock_id: bool = True) -> str:
+        """Operation, holder, since when, (lock id,) and when the lease expires."""
         left = self.expires - now
         expiry = (
             f"expired {_ago(-left)} ago" if left <= 0 else f"expires in {_ago(left)} unless renewed"
         )
+        lock_id = f", lock id {self.lock_id}" if with_lock_id else ""
         return (
-            f"{self.operation} by {self.holder.describe()} since {iso(self.created)},"
-            f" lock id {self.lock_id}; the lease {expiry}"
+            f"{self.operation} by {self.holder.describe()} since {self.since}{lock_id};"
+            f" the lease {expiry}"
         )
 
     def stored(self) -> LeaseInfo:
@@ -220,8 +233,13 @@ class LeaseInfo:
         )
 
     @classmethod
-    def from_json(cls, data: bytes, location: str) -> LeaseInfo:
-        raw = loads_object(data, location, "lease")
+    def from_json(cls, data: bytes, location: str, plan_file: str | None = None) -> LeaseInfo:
+        """The lease in ``data``; ``LeaseCorrupt`` (naming ``plan_file``'s unlock) if it is none."""
+        try:
+            raw = loads_object(data, location, "lease")
+        except StateError as exc:
+            reason = exc.summary.removeprefix(f"The lease at {location} is ").rstrip(".")
+            raise corrupt_lease(location, reason, plan_file) from None
         version = raw.get("lock_version")
         if isinstance(version, int) and version > LOCK_VERSION:
             raise StateError(
@@ -246,11 +264,21 @@ class LeaseInfo:
                 expires=parse_iso(raw["expires"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise StateError(
-                f"The lease at {location} is not a valid elax-plan lease ({exc}).",
-                "It was edited by hand or written by another tool.",
-                "If no elax-plan run is active for this plan, delete that object.",
+            raise corrupt_lease(
+                location, f"not a valid elax-plan lease ({exc})", plan_file
             ) from None
+
+
+def corrupt_lease(location: str, reason: str, plan_file: str | None) -> LeaseCorrupt:
+    """The error for a ``lock.json`` that is no lease: what is wrong and the command to clear it."""
+    return LeaseCorrupt(
+        f"The lease at {location} is corrupt: {reason}.",
+        "It was edited by hand, cut short, or written by another tool, so it has no lock id.",
+        "If no elax-plan run is active for this plan, remove it with `"
+        + _unlock_command(plan_file, CORRUPT_LOCK_ID)
+        + "`.",
+        reason,
+    )
 
 
 def _ago(seconds: float) -> str:
@@ -262,15 +290,29 @@ def _ago(seconds: float) -> str:
     return f"{seconds // 3600}h"
 
 
-def read_lease(backend: StateBackend, plan_name: str) -> LeaseInfo | None:
-    """The plan's current lease, or ``None`` when it is not locked."""
+def lease_location(backend: StateBackend, plan_name: str) -> str:
+    """Where the plan's ``lock.json`` is, for messages."""
+    return backend.location(lock_key(plan_name))
+
+
+def read_lease(
+    backend: StateBackend, plan_name: str, *, plan_file: str | None = None
+) -> LeaseInfo | None:
+    """The plan's current lease, or ``None`` when it is not locked; ``LeaseCorrupt`` if
+    ``lock.json`` is no lease."""
     key = lock_key(plan_name)
     current = backend.read(key)
-    return None if current is None else LeaseInfo.from_json(current.data, backend.location(key))
+    if current is None:
+        return None
+    return LeaseInfo.from_json(current.data, backend.location(key), plan_file)
 
 
 def _unlock_command(plan_file: str | None, lock_id: str) -> str:
     return f"elax-plan unlock {plan_file or 'PLAN.yaml'} {lock_id}"
+
+
+def _status_command(plan_file: str | None) -> str:
+    return f"elax-plan status {plan_file or 'PLAN.yaml'}"
 
 
 # --------------------------------------------------------------------------- lease
@@ -439,7 +481,7 @@ def acquire(
                     continue  # someone else was faster: judge their lease
             return Lease(backend, info, version, ttl=ttl, clock=clock)
 
-        existing = LeaseInfo.from_json(current.data, location)
+        existing = LeaseInfo.from_json(current.data, location, plan_file)
         if existing.expired(clock()) or holder_is_gone(existing.holder):
             try:
                 version = backend.replace(key, data, current.version)
@@ -474,10 +516,12 @@ def force_unlock(
     *,
     plan_file: str | None = None,
     clock: Clock = time.time,
-) -> LeaseInfo:
+) -> LeaseInfo | None:
     """Delete the plan's lease if its lock id is ``lock_id``; the lease that was removed.
 
-    Refuses (``StateError``) when the plan is not locked or another lease holds it.
+    ``lock_id`` ``CORRUPT_LOCK_ID`` removes a ``lock.json`` that is no lease (and returns
+    None): that unreadable version only, never a lease. Refuses (``StateError``) when the
+    plan is not locked or another lease holds it.
     """
     key = lock_key(plan_name)
     location = backend.location(key)
@@ -489,22 +533,63 @@ def force_unlock(
             "Nothing to unlock. If apply still reports a lease, check that it uses the same"
             " state.uri.",
         )
-    info = LeaseInfo.from_json(current.data, location)
-    if info.lock_id != lock_id.strip():
-        raise StateError(
-            f"Refusing to unlock plan '{plan_name}': lock id {lock_id} does not match its lease.",
-            f"The lease is held: {info.describe(clock())}.",
-            "Make sure that run is gone, then run: " + _unlock_command(plan_file, info.lock_id),
-        )
     try:
-        backend.delete(key, expected_version=current.version)
+        info = LeaseInfo.from_json(current.data, location, plan_file)
+    except LeaseCorrupt as exc:
+        if lock_id.strip() != CORRUPT_LOCK_ID:
+            raise StateError(
+                f"Refusing to unlock plan '{plan_name}' with lock id {lock_id}: the lease at"
+                f" {location} is corrupt ({exc.reason}), so it has no lock id to match.",
+                None,
+                "If no elax-plan run is active for this plan, remove it with `"
+                + _unlock_command(plan_file, CORRUPT_LOCK_ID)
+                + "`.",
+            ) from None
+        _delete_judged(backend, key, current.version, plan_name, location, plan_file)
+        return None
+    if lock_id.strip() == CORRUPT_LOCK_ID:
+        raise StateError(
+            f"Refusing to unlock plan '{plan_name}': its lease at {location} is readable, not"
+            f" corrupt ('{CORRUPT_LOCK_ID}' only removes a lock.json that is no lease).",
+            f"The lease is held: {info.describe(clock(), with_lock_id=False)}.",
+            "Make sure that run is gone, then look up the lease's lock id with `"
+            + _status_command(plan_file)
+            + "` and pass it to `"
+            + _unlock_command(plan_file, "LOCK_ID")
+            + "`.",
+        )
+    if info.lock_id != lock_id.strip():
+        # Never the right id here: a guess would be answered with the key to the lease.
+        raise StateError(
+            f"Refusing to unlock plan '{plan_name}': lock id {lock_id} is not its lease's.",
+            f"The lease is held: {info.describe(clock(), with_lock_id=False)}.",
+            "Make sure that run is gone, then look up the lease's lock id with `"
+            + _status_command(plan_file)
+            + "` and pass it to `"
+            + _unlock_command(plan_file, "LOCK_ID")
+            + "`.",
+        )
+    _delete_judged(backend, key, current.version, plan_name, location, plan_file)
+    return info
+
+
+def _delete_judged(
+    backend: StateBackend,
+    key: str,
+    version: str,
+    plan_name: str,
+    location: str,
+    plan_file: str | None,
+) -> None:
+    """Delete ``lock.json`` only as it was read and judged (``version``)."""
+    try:
+        backend.delete(key, expected_version=version)
     except Conflict:
         raise StateError(
             f"The lease on plan '{plan_name}' changed while it was being unlocked.",
-            f"See {location}: the holder renewed or released it.",
-            "Check `elax-plan status` and run unlock again with the lock id it shows.",
+            f"See {location}: it was renewed, released or replaced.",
+            f"Check `{_status_command(plan_file)}` and run unlock again with what it shows.",
         ) from None
-    return info
 
 
 # ----------------------------------------------------------------------- heartbeat

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from elax_plan.errors import LeaseCorrupt
 from elax_plan.state.backend import StateBackend
 from elax_plan.state.layout import Clock, ledger_key
 from elax_plan.state.lease import LeaseInfo, holder_is_gone, read_lease
@@ -25,6 +26,7 @@ class StateStatus:
     location: str
     ledger: Ledger | None
     lease: LeaseInfo | None
+    lease_corrupt: LeaseCorrupt | None  # lock.json is there but is no lease
     lease_expired: bool
     lease_holder_gone: bool
     last_run_id: str | None
@@ -35,10 +37,22 @@ class StateStatus:
     bytes: int
 
 
-def read_status(backend: StateBackend, plan_name: str, *, clock: Clock = time.time) -> StateStatus:
-    """The plan's status from state alone; safe to call while an apply is running."""
+def read_status(
+    backend: StateBackend,
+    plan_name: str,
+    *,
+    clock: Clock = time.time,
+    plan_file: str | None = None,
+) -> StateStatus:
+    """The plan's status from state alone; safe to call while an apply is running.
+
+    ``plan_file`` only makes a corrupt lease's message name the exact unlock command."""
     ledger = read_ledger(backend, plan_name)
-    lease = read_lease(backend, plan_name)
+    corrupt: LeaseCorrupt | None = None
+    try:
+        lease = read_lease(backend, plan_name, plan_file=plan_file)
+    except LeaseCorrupt as exc:
+        lease, corrupt = None, exc
     run_id = (ledger.run.current_run_id or ledger.run.last_run_id) if ledger else None
     files = list(ledger.files.values()) if ledger else []
     return StateStatus(
@@ -46,6 +60,7 @@ def read_status(backend: StateBackend, plan_name: str, *, clock: Clock = time.ti
         location=backend.location(ledger_key(plan_name)),
         ledger=ledger,
         lease=lease,
+        lease_corrupt=corrupt,
         lease_expired=lease is not None and lease.expired(clock()),
         lease_holder_gone=lease is not None and holder_is_gone(lease.holder),
         last_run_id=run_id or last_run_id(backend, plan_name),

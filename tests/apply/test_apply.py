@@ -46,6 +46,7 @@ def test_apply_writes_exactly_the_source_and_second_run_is_no_op(
     again = run_cli("apply", str(plan), "--auto-approve")
     assert again.returncode == 0, again.stderr
     assert "No changes" in again.stdout
+    assert (again.stdout + again.stderr).count("No changes") == 1, again.stdout
 
 
 def test_apply_refuses_without_tty_or_auto_approve(setup: Setup, tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from elax_plan.state import Holder, acquire, open_backend
 from tests.apply.conftest import Setup
-from tests.apply.support import assert_exact, run_cli
+from tests.apply.support import assert_exact, make_dataset, run_cli
+from tests.conftest import wait_until
 
 
 def start_apply(plan: Path) -> subprocess.Popen[str]:
@@ -89,7 +90,8 @@ def test_lease_of_a_killed_apply_is_taken_over_at_once(setup: Setup, tmp_path: P
 
 
 def test_unlock_refuses_a_wrong_id_and_releases_the_right_one(setup: Setup, tmp_path: Path) -> None:
-    """`unlock` with the wrong lock id is refused; with the right one the plan is free again."""
+    """`unlock` with the wrong lock id is refused without showing the right one (it says to
+    run `status`); with the right one the plan is free again."""
     _, plan, _ = setup()
     lock = tmp_path / "state" / "backfill" / "lock.json"
     # A lease held by a process on another host: taken over only by expiry, never by pid.
@@ -101,7 +103,7 @@ def test_unlock_refuses_a_wrong_id_and_releases_the_right_one(setup: Setup, tmp_
         pytest.fail(f"expected a held lease: {refused.stderr}")
     wrong = run_cli("unlock", str(plan), "00000000-0000-0000-0000-000000000000")
     assert wrong.returncode == 1
-    assert lock_id in wrong.stderr
+    assert lock_id not in wrong.stderr and f"elax-plan status {plan}" in wrong.stderr
     right = run_cli("unlock", str(plan), lock_id)
     assert right.returncode == 0, right.stderr
     assert not lock.exists()
@@ -182,3 +184,106 @@ def test_saved_plan_applies_without_prompt_and_is_refused_when_stale(
     applied = run_cli("apply", str(saved))
     assert applied.returncode == 0, applied.stderr
     assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_status_names_the_lease_holder_and_its_lock_id_once(setup: Setup, tmp_path: Path) -> None:
+    """`status` with a held lease shows its holder, operation and lock id, the id once."""
+    _, plan, _ = setup()
+    backend = open_backend((tmp_path / "state").as_uri())
+    held = acquire(backend, "backfill", holder=Holder(host="elsewhere", pid=4242, user="ops"))
+    shown = run_cli("status", str(plan))
+    assert shown.returncode == 0, shown.stderr
+    assert "lease: held" in shown.stdout and "user ops on host elsewhere" in shown.stdout
+    assert shown.stdout.count(held.lock_id) == 1, shown.stdout
+
+
+def test_status_counts_one_row_as_one_row(setup: Setup, tmp_path: Path) -> None:
+    """`status` after a one-row source says "1 row", not "1 rows"."""
+    _, plan, _ = setup(dataset=make_dataset(tmp_path / "src", files=1, rows=1))
+    applied = run_cli("apply", str(plan), "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    shown = run_cli("status", str(plan))
+    assert "1 done, 0 partial, 0 pending; 1 row," in shown.stdout, shown.stdout
+
+
+def test_a_corrupt_lock_file_is_cleared_with_unlock_corrupt(setup: Setup, tmp_path: Path) -> None:
+    """A lock.json that is no lease: status and apply say to run `unlock PLAN corrupt`; a lock
+    id is refused; `unlock PLAN corrupt` removes it and apply runs."""
+    _, plan, data = setup()
+    lock = tmp_path / "state" / "backfill" / "lock.json"
+    lock.parent.mkdir(parents=True)
+    lock.write_bytes(b'{"lock_version": 1, "lock_id": "cut sh')
+    command = f"elax-plan unlock {plan} corrupt"
+    status = run_cli("status", str(plan))
+    assert status.returncode == 0, status.stderr
+    assert "lock.json is corrupt" in status.stdout and command in status.stdout, status.stdout
+    refused = run_cli("apply", str(plan), "--auto-approve")
+    assert refused.returncode == 1 and command in refused.stderr, refused.stderr
+    wrong = run_cli("unlock", str(plan), "00000000-0000-0000-0000-000000000000")
+    assert wrong.returncode == 1 and command in wrong.stderr, wrong.stderr
+    assert lock.exists()
+    cleared = run_cli("unlock", str(plan), "corrupt")
+    assert cleared.returncode == 0, cleared.stderr
+    assert "Removed the corrupt lease" in cleared.stdout
+    assert not lock.exists()
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stderr
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def _apply_waiting(plan: Path, lock_timeout: str, stderr: Path) -> subprocess.Popen[str]:
+    """``apply PLAN --auto-approve --lock-timeout T`` in a subprocess; stderr to a file."""
+    with stderr.open("w") as err:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "elax_plan", "apply", str(plan), "--auto-approve"),
+                *("--lock-timeout", lock_timeout),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+
+
+def test_lock_timeout_says_whose_lease_it_waits_for_then_applies(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """--lock-timeout prints once whose lease it waits for; released meanwhile, apply runs."""
+    _, plan, data = setup()
+    backend = open_backend((tmp_path / "state").as_uri())
+    held = acquire(backend, "backfill", holder=Holder(host="elsewhere", pid=4242, user="ops"))
+    stderr = tmp_path / "stderr.txt"
+    proc = _apply_waiting(plan, "1m", stderr)
+    try:
+        wait_until(
+            lambda: "Waiting up to 1m" in stderr.read_text() or proc.poll() is not None,
+            what="the waiting message",
+        )
+        err = stderr.read_text()
+        assert "Waiting up to 1m for the lease held by user ops on host elsewhere" in err, err
+        assert f"lock id {held.lock_id}, apply, since " in err, err
+        assert held.release()
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = stderr.read_text()
+    assert code == 0, err
+    assert err.count("Waiting up to") == 1, err
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_lock_timeout_gives_up_naming_the_holder(setup: Setup, tmp_path: Path) -> None:
+    """A lease never released: after --lock-timeout apply exits 1 naming its holder."""
+    _, plan, _ = setup()
+    backend = open_backend((tmp_path / "state").as_uri())
+    held = acquire(backend, "backfill", holder=Holder(host="elsewhere", pid=4242, user="ops"))
+    done = run_cli("apply", str(plan), "--auto-approve", "--lock-timeout", "2s")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("Waiting up to 2s for the lease held by user ops") == 1, done.stderr
+    error = next(line for line in done.stderr.splitlines() if line.startswith("Error:"))
+    assert "locked by another run after waiting 2s" in error, error
+    assert "user ops on host elsewhere (pid 4242)" in error and held.lock_id in error, error
+    assert not (tmp_path / "store" / "namespaces").exists(), "nothing was written"

@@ -101,3 +101,12 @@ def test_unreachable_target_fails_the_checks_instead_of_raising(
         assert r.incomplete, r.key
         assert r.detail.startswith("the check could not run: ConnectError"), r.detail
         assert "run `elax-plan apply` again" in r.advice
+
+
+def test_an_incomplete_check_says_so_in_its_json() -> None:
+    """CheckResult.to_json carries ``incomplete``: the summary shows it pending, not failed."""
+    pending = CheckResult(
+        "wait_for_index", "Wait for the index", False, "interrupted", {}, "", incomplete=True
+    )
+    assert pending.to_json()["incomplete"] is True
+    assert CheckResult("recall", "Recall SLO", True, "ok").to_json()["incomplete"] is False

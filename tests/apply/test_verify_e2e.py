@@ -422,3 +422,32 @@ def test_sigterm_during_the_wait_stops_at_once_and_leaves_verification_pending(
 def events_text(state: Path) -> str:
     """Every events.ndjson of the plan's runs, concatenated."""
     return "".join(p.read_text() for p in state.glob("backfill/runs/*/events.ndjson"))
+
+
+def test_an_interrupted_wait_for_the_index_is_pending_not_failed(
+    setup: Callable[..., Setup],
+) -> None:
+    """Stopped while the wait for the index polls: the record's check is incomplete, and the
+    summary shows it ⏸️ pending with how to finish it, not ❌ failed."""
+    env = setup(
+        "throttle:\n  max_wal_lag: 1000\n  poll_interval: 20ms\nverify:\n  index_timeout: 1h\n",
+        stall_indexer=True,
+    )
+    stop = threading.Event()
+    written = threading.Event()
+
+    def on_event(name: str, _: dict[str, Any]) -> None:
+        if name == "writes_finished":
+            written.set()
+        elif name == "lag" and written.is_set():  # only the wait for the index polls now
+            stop.set()
+
+    outcome = apply_plan(load_plan(env.plan), hooks=ApplyHooks(on_event=on_event), stop=stop)
+    assert outcome.exit_code == EXIT_INTERRUPTED, outcome.message
+    wait = check(env.record(), "wait_for_index")
+    assert wait["incomplete"] is True and not wait["passed"], wait
+    summary = env.summary()
+    assert_complete(summary)
+    assert "| ⏸️ | Wait for the index | pending: interrupted while indexed_wal" in summary
+    assert "run `elax-plan apply` again to finish" in summary
+    assert "| ❌ |" not in summary and "** failed" not in summary, summary

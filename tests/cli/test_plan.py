@@ -169,3 +169,21 @@ def test_failures_are_one_paragraph_without_traceback(
     assert done.returncode == 1
     assert expected in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_unreachable_target_error_ends_each_sentence_once(tmp_path: Path, command: str) -> None:
+    """The refused-connection error of plan and apply has no doubled period ("port..")."""
+    make_dataset(tmp_path / "src", files=1, rows=2)
+    plan = write_plan(
+        tmp_path / "plan.yaml",
+        url="http://127.0.0.1:1",
+        store=(tmp_path / "store").as_uri(),
+        source=f"{tmp_path / 'src'}/*.ndjson",
+        state=(tmp_path / "state").as_uri(),
+    )
+    done = run_cli(command, str(plan), *(["--auto-approve"] if command == "apply" else []))
+    assert done.returncode == 1
+    error = next(line for line in done.stderr.splitlines() if line.startswith("Error:"))
+    assert "Cannot connect to http://127.0.0.1:1/metrics" in error, error
+    assert ".." not in error and ".;" not in error and ". ." not in error, error

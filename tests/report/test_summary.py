@@ -294,3 +294,29 @@ def test_every_section_renders_whatever_the_outcome(
     else:
         assert "Verification did not run." in text
     assert "No samples were taken." in text
+
+
+def test_a_pending_check_renders_paused_with_how_to_finish() -> None:
+    """A check without a verdict (incomplete: an interrupted index wait) shows ⏸️ pending and
+    how to finish it, never ❌ failed; the record with it still fits the schema."""
+    record = copy.deepcopy(golden_record())
+    record.update(outcome="interrupted", recall=None)
+    record["verification"] = [
+        {
+            "key": "wait_for_index",
+            "title": "Wait for the index",
+            "passed": False,
+            "incomplete": True,
+            "detail": "interrupted while indexed_wal was 3, below the last acknowledged "
+            "wal_sequence 33",
+            "evidence": {"indexed_wal": 3, "target": 33},
+            "advice": "Run `elax-plan apply` again to finish the verification.",
+        }
+    ]
+    VALIDATOR.validate(record)
+    text = render_summary(record)
+    assert markdown_problems(text) == []
+    verification = text[text.index("## Verification") : text.index("## Recall")]
+    assert "❌" not in verification and "failed" not in verification, verification
+    assert "| ⏸️ | Wait for the index | pending: interrupted while indexed_wal was 3" in text
+    assert "run `elax-plan apply` again to finish" in verification, verification

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from elax_plan.errors import StateError
+from elax_plan.errors import LeaseCorrupt, StateError
 from elax_plan.state import (
+    CORRUPT_LOCK_ID,
     Conflict,
     FileEntry,
     FileStatus,
@@ -355,13 +356,15 @@ def test_release_only_deletes_our_own_lease(backend: StateBackend, clock: FakeCl
 
 
 def test_force_unlock_refuses_a_wrong_id(backend: StateBackend, clock: FakeClock) -> None:
-    """force_unlock with a wrong lock id refuses and names the real holder; the right id works."""
+    """force_unlock with a wrong lock id refuses and names the real holder, but not its lock
+    id (which would let anyone unlock): it points at `elax-plan status`; the right id works."""
     lease = acquire(backend, PLAN, "apply", clock=clock)
     with pytest.raises(StateError) as caught:
         force_unlock(backend, PLAN, "not-the-id", plan_file="p.yaml")
     message = str(caught.value)
-    assert "not-the-id" in message and lease.lock_id in message
+    assert "not-the-id" in message and lease.lock_id not in message
     assert Holder.current().host in message and "apply" in message
+    assert "elax-plan status p.yaml" in message
     assert read_lease(backend, PLAN) is not None
     removed = force_unlock(backend, PLAN, lease.lock_id)
     assert removed.lock_id == lease.lock_id
@@ -372,6 +375,38 @@ def test_force_unlock_refuses_a_wrong_id(backend: StateBackend, clock: FakeClock
         lease.renew()
     # After a force-unlock the next run takes the lease straight away.
     acquire(backend, PLAN, clock=clock)
+
+
+@pytest.mark.parametrize("garbage", [b'{"lock_id": "x", "plan', b"[1, 2]", b'{"lock_version": 1}'])
+def test_a_corrupt_lease_is_removed_only_by_the_word_corrupt(
+    backend: StateBackend, clock: FakeClock, garbage: bytes
+) -> None:
+    """A lock.json that is no lease blocks acquire and status says so; unlock with a lock id
+    is refused, `unlock PLAN corrupt` removes it, and the plan can be locked again."""
+    backend.create(f"{PLAN}/lock.json", garbage)
+    with pytest.raises(LeaseCorrupt) as blocked:
+        acquire(backend, PLAN, clock=clock, plan_file="p.yaml")
+    assert "elax-plan unlock p.yaml corrupt" in str(blocked.value)
+    status = read_status(backend, PLAN, clock=clock)
+    assert status.lease is None and status.lease_corrupt, status
+    with pytest.raises(StateError, match=r"unlock p\.yaml corrupt"):
+        force_unlock(backend, PLAN, "25d30fda-6978-40af-90cd-821143d3fa5d", plan_file="p.yaml")
+    assert backend.read(f"{PLAN}/lock.json") is not None
+    assert force_unlock(backend, PLAN, CORRUPT_LOCK_ID) is None
+    assert backend.read(f"{PLAN}/lock.json") is None
+    acquire(backend, PLAN, clock=clock)
+
+
+def test_the_word_corrupt_never_removes_a_valid_lease(
+    backend: StateBackend, clock: FakeClock
+) -> None:
+    """`unlock PLAN corrupt` on a readable lease is refused and leaves it in place."""
+    lease = acquire(backend, PLAN, clock=clock)
+    with pytest.raises(StateError, match="not corrupt") as refused:
+        force_unlock(backend, PLAN, CORRUPT_LOCK_ID, plan_file="p.yaml")
+    assert lease.lock_id not in str(refused.value)
+    stored = read_lease(backend, PLAN)
+    assert stored is not None and stored.lock_id == lease.lock_id
 
 
 def test_heartbeat_renews_until_stopped(backend: StateBackend) -> None:
