@@ -14,6 +14,9 @@ it read at the start, so an append in between is set back (hazard H2), and
 an append that reads the router in between drops this run's update. Trailing
 empty batches make it loop forever (hazard H3), as the real one does;
 ``max_runs`` bounds that for tests.
+
+Must not talk to a server or take locks a real ``elax-cli`` would not take:
+its only coordination with a running node is the files themselves.
 """
 
 from __future__ import annotations

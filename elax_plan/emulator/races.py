@@ -19,6 +19,9 @@ from its own generator seeded by ``seed`` and the namespace name, two numbers
 per append in arrival order. An append can only race with the append before
 it, and only if that one had not answered yet when this one arrived, so a
 single sequential writer never races (as with the real node).
+
+Owns the decisions and the outcome counts only; must not touch files (the
+namespace writes what an outcome leaves behind).
 """
 
 from __future__ import annotations
