@@ -1,15 +1,19 @@
 """The emulator's HTTP surface: routing, status codes and bodies exactly as CONTRACT §1–§3.
 
-Owns ``Emulator`` (store + namespaces + indexer + metrics behind one synchronous
+Owns ``Emulator`` (stores + namespaces + indexer + metrics behind one synchronous
 ``handle`` call), the ASGI app that serves it over a socket, and the httpx
 transports that serve it in-process. Request checks run in axum's order:
 route, content type (415), body size (413), JSON syntax (400, plain text),
-shape (422, plain text), then the handler (400/500 with ``{"error": …}``).
+shape (422, plain text), then the handler (400/412/500 with ``{"error": …}``).
+``GET`` routes answer ``HEAD`` too. Besides the real routes, ``/_emulator/metrics``
+always serves the emulator's own series; ``/metrics`` serves them too unless
+``metrics="real"``, which answers the real node's three-line stub.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -23,13 +27,19 @@ import httpx
 import orjson
 
 from elax_plan.emulator import metrics as metrics_mod
+from elax_plan.emulator.body import SCHEMAS, JsonSyntaxError, check_duplicate_fields, decode_body
 from elax_plan.emulator.config import EmulatorConfig
 from elax_plan.emulator.indexer import Indexer
 from elax_plan.emulator.model import BadRequest, EmulatorError
-from elax_plan.emulator.namespace import Namespaces, check_namespace_name
+from elax_plan.emulator.namespace import (
+    CrashFault,
+    NamespaceOptions,
+    Namespaces,
+    check_namespace_name,
+)
 from elax_plan.emulator.query_model import parse_query, parse_recall
-from elax_plan.emulator.storage import Store
-from elax_plan.emulator.write_model import parse_write
+from elax_plan.emulator.storage import open_stores
+from elax_plan.emulator.write_model import parse_write_request
 
 log = logging.getLogger("elax_plan.emulator")
 
@@ -46,13 +56,19 @@ class Response:
     body: bytes = b""
     content_type: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    content_length: int | None = None  # set for HEAD: the length the GET body would have
 
     def header_list(self) -> list[tuple[str, str]]:
         out = list(self.headers)
         if self.content_type is not None:
             out.append(("content-type", self.content_type))
-        out.append(("content-length", str(len(self.body))))
+        length = len(self.body) if self.content_length is None else self.content_length
+        out.append(("content-length", str(length)))
         return out
+
+    def for_head(self) -> Response:
+        """The same answer without its body, as axum answers HEAD on a GET route."""
+        return dataclasses.replace(self, body=b"", content_length=len(self.body))
 
 
 def _json(status: int, payload: Any) -> Response:
@@ -80,6 +96,7 @@ PAYLOAD_TOO_LARGE = _text(413, "Failed to buffer the request body: length limit 
 UNSUPPORTED_MEDIA = _text(415, "Expected request with `Content-Type: application/json`")
 
 Route = tuple[str, str | None]  # (route name, namespace)
+GET_ROUTES = ("metrics", "emulator_metrics")
 
 
 def match_route(raw_path: bytes) -> Route | None:
@@ -87,6 +104,8 @@ def match_route(raw_path: bytes) -> Route | None:
     path = raw_path.split(b"?", 1)[0]
     if path == b"/metrics":
         return ("metrics", None)
+    if path == b"/_emulator/metrics":
+        return ("emulator_metrics", None)
     parts = path.split(b"/")
     if len(parts) < 4 or parts[0] != b"" or parts[2] != b"namespaces":
         return None
@@ -105,19 +124,44 @@ def match_route(raw_path: bytes) -> Route | None:
 
 
 class Emulator:
-    """A local elacsym: store, namespaces, background indexer and the request handler."""
+    """A local elacsym: stores, namespaces, indexer and the request handler.
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    ``owns_process`` is for ``serve()`` only: the ``crash_during_append`` fault kills the
+    process it runs in, so an in-process emulator (tests, ``target.url: embedded``)
+    refuses it.
+    """
+
+    def __init__(self, config: EmulatorConfig, *, owns_process: bool = False) -> None:
+        if config.crash_during_append is not None and not owns_process:
+            raise ValueError(
+                "crash_during_append kills the process: only the `elax-plan emulator` server "
+                "accepts it"
+            )
         self.config = config
-        self.store = Store(config.store_url, config.storage_options)
+        self.stores = open_stores(
+            config.store_url,
+            config.storage_options,
+            data_root=config.data_root,
+            object_store=config.object_store,
+        )
+        self.store = self.stores.meta
+        crash = CrashFault(config.crash_during_append) if config.crash_during_append else None
         self.namespaces = Namespaces(
-            self.store,
-            race_appends=config.race_appends,
-            regress_highwater_after=config.regress_highwater_after,
+            self.stores,
+            NamespaceOptions(
+                real_store=config.real_store,
+                recover_from_parts=config.recover_from_parts,
+                race_appends=config.race_appends,
+                race_model=config.race_model,
+                serialised=config.compat == "c152c2d",
+                regress_highwater_after=config.regress_highwater_after,
+                seed=config.seed,
+            ),
+            crash,
         )
         self.indexer = Indexer(
             self.namespaces,
-            self.store,
+            self.stores,
             interval=config.index_interval,
             rows_per_s=config.index_rows_per_s,
             stalled=config.stall_indexer,
@@ -133,7 +177,8 @@ class Emulator:
     def start(self) -> Emulator:
         if not self._started:
             self.namespaces.discover()
-            self.indexer.start()
+            if self.config.indexer == "background":
+                self.indexer.start()
             self._started = True
         return self
 
@@ -157,10 +202,13 @@ class Emulator:
         if route is None:
             return Response(404)
         name, _ = route
-        expected = "GET" if name == "metrics" else "POST"
-        if method != expected:
-            return Response(405, headers=(("allow", expected),))
-        if name != "metrics" and not is_json_content_type(content_type):
+        if name in GET_ROUTES:
+            if method not in ("GET", "HEAD"):
+                return Response(405, headers=(("allow", "GET,HEAD"),))
+            return None
+        if method != "POST":
+            return Response(405, headers=(("allow", "POST"),))
+        if not is_json_content_type(content_type):
             return UNSUPPORTED_MEDIA
         return None
 
@@ -174,12 +222,9 @@ class Emulator:
         route = match_route(raw_path)
         assert route is not None
         name, ns_name = route
-        if name == "metrics":
-            return Response(
-                200,
-                self.metrics.render(self.namespaces, self.indexer.stats),
-                metrics_mod.CONTENT_TYPE,
-            )
+        if name in GET_ROUTES:
+            response = self._metrics(real=name == "metrics" and self.config.metrics == "real")
+            return response.for_head() if method == "HEAD" else response
         if len(body) > self.config.max_body_bytes:
             return PAYLOAD_TOO_LARGE
         assert ns_name is not None
@@ -187,6 +232,12 @@ class Emulator:
         response = self._api(name, ns_name, body)
         self.metrics.record(name, response.status)
         return response
+
+    def _metrics(self, real: bool) -> Response:
+        if real:
+            return Response(200, metrics_mod.REAL_STUB, metrics_mod.CONTENT_TYPE)
+        body = self.metrics.render(self.namespaces, self.indexer.stats)
+        return Response(200, body, metrics_mod.CONTENT_TYPE)
 
     def _injected_fault(self) -> Response | None:
         if self.config.latency:
@@ -211,18 +262,23 @@ class Emulator:
         if fault is not None:
             return fault
         try:
-            decoded = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            decoded, body = decode_body(body)
+        except JsonSyntaxError as exc:
             return _text(400, f"Failed to parse the request body as JSON: {exc}")
+        compat = self.config.compat
         try:
-            ns = self.namespaces.get(ns_name)
+            check_duplicate_fields(body, decoded, SCHEMAS[(name, compat)])
             if name == "write":
                 bools = b"true" in body or b"false" in body
-                seq = ns.append(parse_write(ns_name, decoded, bools))
+                write = parse_write_request(ns_name, decoded, compat, bools)
+                ns = self.namespaces.get(ns_name)
+                seq = ns.append(write.batch, write.conditions, write.reject_empty)
                 return _json(200, {"wal_sequence": seq})
             if name == "query":
-                return _json(200, ns.query(parse_query(decoded)))
-            return _json(200, ns.recall(parse_recall(decoded)))
+                query = parse_query(decoded, compat)
+                return _json(200, self.namespaces.get(ns_name).query(query))
+            recall = parse_recall(decoded)
+            return _json(200, self.namespaces.get(ns_name).recall(recall))
         except EmulatorError as exc:
             if exc.status == 422:
                 return _text(422, exc.message)

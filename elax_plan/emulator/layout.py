@@ -4,6 +4,10 @@ Pure: no I/O. Owns the key names under ``namespaces/{ns}/``, the WAL batch
 encoding (compact JSON, fixed struct key order, attribute keys sorted, vector
 numbers at float32 precision), ``router.json`` (compact, fixed key order) and
 part manifests (pretty-printed, 2-space indent, no trailing newline).
+
+WAL operations are ``upsert`` and ``delete`` in every version, plus PR #11's
+``patch`` and ``delete_by_filter`` (c152c2d, CONTRACT §4.2). The decoder reads
+all four, like the newest indexer; only a c152c2d emulator writes the last two.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from elax_plan.emulator.model import Document
+from elax_plan.emulator.model import Document, ShapeError, Vector
+from elax_plan.emulator.query_model import (
+    Filter,
+    MatchFilter,
+    RangeFilter,
+    SetFilter,
+    parse_filter,
+)
 
 WAL_NAME = re.compile(r"^WAL-(\d+)\.json$")
 
@@ -62,7 +73,43 @@ class Delete:
     id: str
 
 
-Operation = Upsert | Delete
+class _RemoveVector:
+    """The ``{"action":"remove"}`` vector patch."""
+
+    def __repr__(self) -> str:
+        return "REMOVE_VECTOR"
+
+
+REMOVE_VECTOR = _RemoveVector()
+VectorChange = Vector | None | _RemoveVector  # a patch's new vector, REMOVE_VECTOR, or untouched
+
+
+@dataclass(frozen=True, slots=True)
+class AttributesPatch:
+    """PR #11 attribute patch: ``clear`` first, then ``remove`` keys, then ``set`` keys."""
+
+    set: tuple[tuple[str, Any], ...] = ()
+    remove: tuple[str, ...] = ()
+    clear: bool = False
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Patch:
+    """PR #11 ``patch``: ``vector`` is a new vector, ``REMOVE_VECTOR``, or None (untouched)."""
+
+    id: str
+    vector: VectorChange = None
+    attributes: AttributesPatch | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteByFilter:
+    """PR #11 ``delete_by_filter``: deletes every document the filter matches when applied."""
+
+    filter: Filter
+
+
+Operation = Upsert | Delete | Patch | DeleteByFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +160,54 @@ def encode_document(doc: Document) -> bytes:
     return out + b"}"
 
 
+def encode_filter(expr: Filter) -> bytes:
+    """A filter as serde serialises ``FilterExpr``: the ``op`` tag first, then its fields."""
+    op: str
+    if isinstance(expr, MatchFilter):
+        rest = b',"value":' + encode_attributes(expr.value)
+        op = expr.op
+    elif isinstance(expr, SetFilter):
+        rest = b',"values":' + encode_attributes(list(expr.values))
+        op = expr.op
+    elif isinstance(expr, RangeFilter):
+        rest = b',"value":' + encode_attributes(float(expr.value))
+        op = expr.op
+    else:
+        rest = b""
+        op = "exists"
+    return b'{"op":"' + op.encode() + b'","field":' + orjson.dumps(expr.field) + rest + b"}"
+
+
+def _encode_patch(op: Patch) -> bytes:
+    out = b'{"op":"patch","id":' + orjson.dumps(op.id)
+    if isinstance(op.vector, _RemoveVector):
+        out += b',"vector":{"action":"remove"}'
+    elif op.vector is not None:
+        out += b',"vector":{"action":"set","value":' + encode_vector(op.vector) + b"}"
+    if op.attributes is not None:
+        fields: list[bytes] = []
+        if op.attributes.set:
+            fields.append(b'"set":' + encode_attributes(dict(op.attributes.set)))
+        if op.attributes.remove:
+            fields.append(b'"remove":' + orjson.dumps(list(op.attributes.remove)))
+        if op.attributes.clear:
+            fields.append(b'"clear":true')
+        out += b',"attributes":{' + b",".join(fields) + b"}"
+    return out + b"}"
+
+
 def encode_wal_batch(batch: WalBatch) -> bytes:
     """The WAL file bytes of ``batch`` (CONTRACT §4.2)."""
     ops: list[bytes] = []
     for op in batch.operations:
         if isinstance(op, Upsert):
             ops.append(b'{"op":"upsert","document":' + encode_document(op.document) + b"}")
-        else:
+        elif isinstance(op, Delete):
             ops.append(b'{"op":"delete","id":' + orjson.dumps(op.id) + b"}")
+        elif isinstance(op, Patch):
+            ops.append(_encode_patch(op))
+        else:
+            ops.append(b'{"op":"delete_by_filter","filter":' + encode_filter(op.filter) + b"}")
     return (
         b'{"namespace":'
         + orjson.dumps(batch.namespace)
@@ -159,11 +246,43 @@ def decode_wal_batch(data: bytes, key: str = "") -> WalBatch:
                 ops.append(Upsert(Document(doc_id, vector, d.get("attributes"))))
             elif tag == "delete":
                 ops.append(Delete(str(item["id"])))
+            elif tag == "patch":
+                ops.append(_decode_patch(item))
+            elif tag == "delete_by_filter":
+                ops.append(DeleteByFilter(parse_filter("filter", item["filter"])))
             else:
                 raise TypeError(f"unknown variant `{tag}`")
         return WalBatch(namespace, tuple(ops))
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, ShapeError) as exc:
         raise WalDecodeError(f"failed to decode WAL batch {key}: {exc}") from exc
+
+
+def _decode_patch(item: dict[str, Any]) -> Patch:
+    doc_id = item["id"]
+    if not isinstance(doc_id, str):
+        raise TypeError("id must be a string")
+    vector: VectorChange = None
+    raw_vector = item.get("vector")
+    if raw_vector is not None:
+        action = raw_vector["action"]
+        if action == "remove":
+            vector = REMOVE_VECTOR
+        elif action == "set":
+            values = raw_vector["value"]
+            if any(v is None for v in values):
+                raise TypeError("invalid type: null, expected f32")
+            vector = np.asarray(values, dtype=np.float32)
+        else:
+            raise TypeError(f"unknown variant `{action}`")
+    attributes = None
+    raw_attributes = item.get("attributes")
+    if raw_attributes is not None:
+        attributes = AttributesPatch(
+            set=tuple((raw_attributes.get("set") or {}).items()),
+            remove=tuple(raw_attributes.get("remove") or ()),
+            clear=bool(raw_attributes.get("clear", False)),
+        )
+    return Patch(doc_id, vector, attributes)
 
 
 # --- router.json and part manifests ----------------------------------------------------------

@@ -1,8 +1,13 @@
-"""Prometheus text for ``GET /metrics``: the real node's series plus a per-namespace WAL lag.
+"""Prometheus text: the real node's stub, and the emulator's own series.
 
-The real node answers only ``elax_metrics_up 1`` until something was recorded,
-and counts API requests only for the statuses its handlers produce
-(200/400/412/500; axum-level rejections are not counted). We keep both rules.
+The real node always answers the three-line stub ``REAL_STUB`` (its recorder
+and its metrics crate disagree on versions, CONTRACT §6.4). The emulator's
+series are what the code *means* to export — API requests (only the statuses
+its handlers produce: 200/400/412/500; axum-level rejections are not counted),
+per-namespace writes, queries and rows, indexer parts — plus emulator-only
+gauges: the WAL lag and the racing-append outcomes (hazard H1). They start
+as the stub gauge until something was recorded. ``/_emulator/metrics`` always
+serves them; ``/metrics`` too unless ``metrics="real"``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ from elax_plan.emulator.indexer import IndexerStats
 from elax_plan.emulator.namespace import Namespace
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
+REAL_STUB = (
+    b"# HELP elax_metrics_up Exporter health indicator\n"
+    b"# TYPE elax_metrics_up gauge\n"
+    b"elax_metrics_up 1\n"
+)
 _COUNTED_STATUSES = {200, 400, 412, 500}
 
 
@@ -76,11 +86,24 @@ class Metrics:
             )
             lines.append("# TYPE elax_emulator_wal_lag_batches gauge")
             for ns in ns_list:
-                r = ns.router
+                r = ns.current_router()
                 lines.append(
                     f'elax_emulator_wal_lag_batches{{namespace="{_label(ns.name)}"}} '
                     f"{max(0, r.wal_highwater - r.indexed_wal)}"
                 )
+            raced = [(ns.name, dict(ns.races.outcomes)) for ns in ns_list if ns.races.outcomes]
+            if raced:
+                lines.append(
+                    "# HELP elax_emulator_append_races_total racing appends by outcome "
+                    "(hazard H1; emulator only)"
+                )
+                lines.append("# TYPE elax_emulator_append_races_total counter")
+                lines += [
+                    f'elax_emulator_append_races_total{{namespace="{_label(n)}",'
+                    f'outcome="{outcome}"}} {count}'
+                    for n, outcomes in raced
+                    for outcome, count in sorted(outcomes.items())
+                ]
         if indexer.parts_materialized or indexer.parts_compacted:
             lines.append("# TYPE elax_indexer_parts_total counter")
             for stage, counts in (

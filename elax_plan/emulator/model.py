@@ -1,9 +1,10 @@
 """The emulator's shared vocabulary: documents in RAM and the errors that map to HTTP answers.
 
 Owns nothing that does I/O. ``Document`` is one row as a query node holds it;
-the three exceptions decide the status code and body shape of an answer
+the exceptions decide the status code and body shape of an answer
 (CONTRACT §1.2): ``ShapeError`` → 422 plain text, ``BadRequest`` → 400 JSON,
-``ServerError`` → 500 JSON.
+``PreconditionFailed`` → 412 JSON (PR #11 write conditions), ``ServerError``
+→ 500 JSON.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class BadRequest(EmulatorError):
     """A request the server rejects with ``{"error": …}`` and status 400."""
 
     status = 400
+
+
+class PreconditionFailed(EmulatorError):
+    """A PR #11 write condition failed: ``{"error": …}`` with status 412."""
+
+    status = 412
 
 
 class ServerError(EmulatorError):

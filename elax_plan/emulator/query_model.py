@@ -44,6 +44,7 @@ __all__ = [
     "RecallRequest",
     "RerankMode",
     "SetFilter",
+    "parse_filter",
     "parse_query",
     "parse_recall",
 ]
@@ -497,6 +498,11 @@ def _filter(path: str, raw: Any) -> Filter:
     return RangeFilter(_RANGE_OPS[op], fields["field"], fields["value"])
 
 
+def parse_filter(path: str, raw: Any) -> Filter:
+    """One ``FilterExpr`` (queries, PR #11 ``delete_by_filter``, WAL replay); ``ShapeError``."""
+    return _filter(path, raw)
+
+
 def _unknown_op(path: str, op: str) -> ShapeError:
     expected = ", ".join(f"`{v}`" for v in _FILTER_OPS)
     return _error(path, f"unknown variant `{op}`, expected one of {expected}")
@@ -514,8 +520,13 @@ def _string_list(path: str, raw: Any) -> tuple[str, ...]:
 # --- entry points ---------------------------------------------------------------------------
 
 
-def parse_query(body: Any) -> QueryRequest:
-    """The ``QueryRequest`` for a decoded query body; raises ``ShapeError`` (422)."""
+def parse_query(body: Any, compat: str = "ac782e1") -> QueryRequest:
+    """The ``QueryRequest`` for a decoded query body; raises ``ShapeError`` (422).
+
+    ``compat`` is the elacsym tip to read it as (CONTRACT §3.1): 72e6998 has no
+    ``rank_by``/``queries`` (ignored as unknown keys) and requires ``vector``;
+    c152c2d adds ``consistency`` (``eventual`` drops ``min_wal_sequence``).
+    """
     if not isinstance(body, dict):
         raise _invalid_type("", body, "struct QueryPayload")
     values: dict[str, Any] = {}
@@ -531,26 +542,48 @@ def parse_query(body: Any) -> QueryRequest:
         "filters": lambda p, v: None if v is None else _filter(p, v),
         "filter_bitmap_ids": lambda p, v: None if v is None else _string_list(p, v),
     }
+    if compat == "72e6998":
+        del readers["rank_by"], readers["queries"]
+        # `vector: Vec<f32>` is required and not an Option: null is a type error.
+        readers["vector"] = _f32_array
+    elif compat == "c152c2d":
+        readers["consistency"] = lambda p, v: None if v is None else _consistency(p, v)
     for key, value in body.items():
         reader = readers.get(key)
         if reader is not None:
             values[key] = reader(key, value)
+    if compat == "72e6998" and "vector" not in values:
+        raise _error("", "missing field `vector`")
     rank: RankBy | None = values.get("rank_by")
     vector: Vector | None = values.get("vector")
     if rank is None and vector is not None:
         rank = AnnRank("vector", vector)
     top_k = values.get("top_k")
+    min_wal_sequence = values.get("min_wal_sequence")
+    if values.get("consistency") == "eventual":
+        min_wal_sequence = None
     return QueryRequest(
         top_k=10 if top_k is None else top_k,
         rank_by=rank,
         queries=values.get("queries") or (),
         metric=values.get("metric", "cosine"),
-        min_wal_sequence=values.get("min_wal_sequence"),
+        min_wal_sequence=min_wal_sequence,
         ann_params=values.get("ann_params", AnnParams()),
         filters=values.get("filters"),
         filter_bitmap_ids=values.get("filter_bitmap_ids"),
         group_by=values.get("group_by"),
     )
+
+
+def _consistency(path: str, raw: Any) -> str:
+    """PR #11's ``{"level": "strong" | "eventual"}``; ``level`` defaults to strong."""
+    if not isinstance(raw, dict):
+        raise _invalid_type(path, raw, "struct ConsistencyPayload")
+    level = "strong"
+    for key, value in raw.items():
+        if key == "level":
+            level = _variant(_join(path, key), value, ("strong", "eventual"))
+    return level
 
 
 def _clauses(path: str, raw: Any) -> tuple[QueryClause, ...]:

@@ -2,7 +2,9 @@
 
 Owns the socket (bound before the "listening" line is printed, so a client
 that reads the line can connect at once, port 0 included) and the shutdown
-order: stop accepting, finish in-flight requests, stop the indexer.
+order: stop accepting, finish in-flight requests, stop the indexer. This is
+the one place an emulator owns its process, so the only one that accepts the
+``crash_during_append`` fault.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def serve(
     """Run until a signal arrives; ``announce`` gets the listening line."""
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
-    emulator = Emulator(config).start()
+    emulator = Emulator(config, owns_process=True).start()
     server = uvicorn.Server(
         uvicorn.Config(
             AsgiApp(emulator),
@@ -49,7 +51,7 @@ def serve(
     )
     shown = f"[{host}]" if ":" in host else host
     announce(
-        f"elacsym emulator listening on http://{shown}:{bound_port} (store: {config.store_url})"
+        f"elacsym emulator listening on http://{shown}:{bound_port} ({config.layout_description})"
     )
     # uvicorn handles SIGINT/SIGTERM while it serves and re-raises the signal afterwards;
     # with these handlers in place that re-raise is a no-op and the process exits 0.

@@ -1,9 +1,18 @@
-"""The emulator's object store: a key/value view of any fsspec URL with atomic writes.
+"""The emulator's object store: a key/value view of any fsspec URL, and where each file lives.
 
-Owns how bytes reach the store, not what they mean (that is ``layout``). Local
-files are written to a temporary name, fsynced and renamed (the real node does
-the same for ``router.json``); ``memory://`` and ``s3://`` take a single PUT,
-which is atomic on both.
+Owns how bytes reach the store, not what they mean (that is ``layout``).
+``write`` is atomic: local files are written to a unique temporary name,
+fsynced and renamed; ``memory://`` and ``s3://`` take a single PUT, which is
+atomic on both. The real node is less careful, and ``create_truncate`` /
+``replace_via_shared_tmp`` do what it does (CONTRACT §2.4): WAL files are
+created with truncate and written in place, ``router.json`` goes through the
+one ``router.json.tmp`` every writer shares, so racing writers can tear a
+file or lose a rename.
+
+``Stores`` pairs the two places of CONTRACT §4.1: ``meta`` (WAL, router,
+manifests: the local data root) and ``assets`` (part assets: the object
+store, or the data root when there is none). In the original one-URL layout
+both are the same store.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
@@ -57,16 +67,55 @@ class Store:
             tmp = f"{path}.tmp-{uuid.uuid4().hex}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                _write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, path)
             return
         self.fs.pipe_file(path, data)
+
+    def create_truncate(self, key: str, data: bytes) -> None:
+        """Write as the real node writes a WAL file: create with truncate, write, fsync, no rename.
+
+        A reader (or a crash) in between sees an empty or partial file; two writers on one
+        key can leave a mix of both (hazard H1).
+        """
+        path = self.path(key)
+        if not self.local:
+            self.fs.pipe_file(path, data)
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def replace_via_shared_tmp(self, key: str, data: bytes) -> None:
+        """Write as the real node writes ``router.json``: through ``<key>.tmp``, shared by all.
+
+        Create ``<key>.tmp`` with truncate, write, fsync, rename over ``key``. A writer
+        whose temporary file was renamed away by another gets ``SharedTmpRenameError``
+        (the real node answers that request with 500 after its WAL file was written).
+        """
+        path = self.path(key)
+        if not self.local:
+            self.fs.pipe_file(path, data)
+            return
+        tmp = f"{path}.tmp"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.rename(tmp, path)
+        except FileNotFoundError as exc:
+            raise SharedTmpRenameError(tmp, path) from exc
 
     def list_files(self, prefix: str) -> list[str]:
         """Names (not keys) of the objects directly under ``prefix``; [] when it is absent."""
@@ -122,3 +171,60 @@ class Store:
         path = self.path(prefix)
         with contextlib.suppress(OSError):
             self.fs.rm(path, recursive=True)
+
+
+class SharedTmpRenameError(OSError):
+    """Another writer renamed the shared temporary file away before this one could."""
+
+    def __init__(self, tmp: str, path: str) -> None:
+        # The real node's top-level message (a Rust Debug-formatted PathBuf is quoted).
+        super().__init__(f'renaming router file: "{tmp}" -> "{path}"')
+        self.tmp = tmp
+        self.target = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+@dataclass(frozen=True)
+class Stores:
+    """Where each file lives: ``meta`` (WAL, router.json, manifests) and ``assets`` (parts)."""
+
+    meta: Store
+    assets: Store
+
+    @property
+    def split(self) -> bool:
+        return self.meta is not self.assets
+
+
+def open_data_root(data_root: str) -> Store:
+    """The local data root (a path or ``file://`` URL); anything else is a ``ValueError``."""
+    store = Store(data_root)
+    if not store.local:
+        raise ValueError(f"data_root {data_root!r} is not a local directory")
+    return store
+
+
+def open_stores(
+    store_url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    data_root: str | None = None,
+    object_store: str | None = None,
+) -> Stores:
+    """The stores of a config: one URL for everything, or a data root plus an object store."""
+    if data_root is None:
+        one = Store(store_url, storage_options)
+        return Stores(one, one)
+    meta = open_data_root(data_root)
+    if object_store is None:
+        return Stores(meta, meta)
+    return Stores(meta, Store(object_store, storage_options))

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,44 +13,14 @@ import httpx
 import pytest
 
 from tests.conftest import S3Server, make_bucket
-
-
-class EmulatorProcess:
-    """`python -m elax_plan emulator …` with its announced URL."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "elax_plan", "emulator", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()))  # type: ignore[union-attr]
-        reader.start()
-        reader.join(60)
-        assert line and line[0], (
-            f"no listening line; stderr: {self.proc.stderr.read() if self.proc.poll() is not None else ''}"
-        )  # type: ignore[union-attr]
-        self.line = line[0].strip()
-        self.stderr = ""
-        self.url = self.line.split(" listening on ", 1)[1].split(" ", 1)[0]
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Send ``sig``, wait for the exit, keep stderr, and return the exit code."""
-        self.proc.send_signal(sig)
-        _, self.stderr = self.proc.communicate(timeout=30)
-        return self.proc.returncode
+from tests.emulator.processes import EmulatorProcess, stop_all
 
 
 @pytest.fixture
 def processes() -> Iterator[list[EmulatorProcess]]:
     started: list[EmulatorProcess] = []
     yield started
-    for p in started:
-        if p.proc.poll() is None:
-            p.proc.kill()
-        p.proc.communicate(timeout=30)
+    stop_all(started)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -161,3 +130,49 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _emulator(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "elax_plan", "emulator", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+
+
+@pytest.mark.parametrize("args", [(), ("--store", "memory://a", "--data-root", "d")])
+def test_store_or_data_root_exactly_one(args: tuple[str, ...]) -> None:
+    """Neither or both of --store and --data-root: exit 1 with a one-line error, no traceback."""
+    done = _emulator(*args)
+    assert done.returncode == 1
+    assert "Error: Give the emulator exactly one of --store URL and --data-root DIR." in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_emulator_help_documents_the_new_options_and_compact() -> None:
+    """`emulator --help` lists the real-store options and the compact subcommand."""
+    done = _emulator("--help")
+    assert done.returncode == 0
+    for option in (
+        "--data-root",
+        "--object-store",
+        "--indexer",
+        "--reread-router",
+        "--recover-from-parts",
+        "--metrics",
+        "--compat",
+        "--race-appends",
+        "--crash-during-append",
+        "compact",
+    ):
+        assert option in done.stdout, option
+    compact = _emulator("compact", "--help")
+    assert compact.returncode == 0 and "--data-root" in compact.stdout
+
+
+def test_compact_without_data_root_is_a_usage_error() -> None:
+    """`emulator compact NAMESPACE` needs --data-root."""
+    done = _emulator("compact", "docs")
+    assert done.returncode != 0 and "--data-root" in done.stderr
