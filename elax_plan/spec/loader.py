@@ -2,7 +2,8 @@
 
 Owns the order of the steps and the file-level problems: missing file,
 directory, unreadable, too large, binary or not UTF-8. Reading the file is its
-only I/O (no network, ever). Steps: bytes → text → YAML with marks →
+only I/O (no network, ever), and it never reads more than ``MAX_PLAN_BYTES`` + 1
+bytes, whatever ``stat`` says (a device such as ``/dev/zero`` reports size 0). Steps: bytes → text → YAML with marks →
 ``${…}`` interpolation → schema, secret and semantic checks → ``PlanSpec``.
 """
 
@@ -103,23 +104,31 @@ def parse_plan(
 
 def _read(path: Path, shown: str) -> bytes:
     try:
-        size = path.stat().st_size
         if path.is_dir():
             raise PlanInvalid(
                 shown, [PlanIssue(shown, "is a directory; give the path of a plan YAML file")]
             )
-        if size > MAX_PLAN_BYTES:
+        # Read at most one byte past the limit whatever stat says: a device or a pipe
+        # (/dev/zero, /dev/stdin) reports size 0 and may never end.
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PLAN_BYTES + 1)
+            size = os.fstat(handle.fileno()).st_size
+        if len(data) > MAX_PLAN_BYTES:
+            if size > MAX_PLAN_BYTES:
+                amount = f"is {size:,} bytes"
+            else:
+                amount = f"is larger than 4MiB ({MAX_PLAN_BYTES:,} bytes)"
             raise PlanInvalid(
                 shown,
                 [
                     PlanIssue(
                         shown,
-                        f"is {size:,} bytes; a plan file is at most {MAX_PLAN_BYTES:,} bytes "
+                        f"{amount}; a plan file is at most {MAX_PLAN_BYTES:,} bytes "
                         "(is this a dataset? point source.uri at data, and elax-plan at the plan)",
                     )
                 ],
             )
-        return path.read_bytes()
+        return data
     except FileNotFoundError:
         raise PlanInvalid(
             shown,
