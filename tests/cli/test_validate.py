@@ -604,3 +604,19 @@ def test_validate_is_fast_and_skips_heavy_imports() -> None:
     assert not heavy & imported, sorted(heavy & imported)
     # Generous for a loaded 2-core CI machine; typically about 0.3 s.
     assert elapsed < 2.0, elapsed
+
+
+def test_deeply_nested_yaml_is_a_located_error_not_an_internal_one(tmp_path: Path) -> None:
+    """`a: [[[…` 1000 deep (2 KB) exits 1 at the level past the limit, with no internal error."""
+    plan = tmp_path / "deep.yaml"
+    plan.write_text("a: " + "[" * 1000 + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "elax_plan", "validate", str(plan)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "internal error" not in result.stderr, result.stderr
+    assert f"{plan}:1:67: lists and mappings are nested more than 64 levels deep" in result.stderr
