@@ -300,7 +300,7 @@ BAD_PLANS: list[BadPlan] = [
         minimal_with("throttle:\n  max_wal_lag: 2\n  resume_wal_lag: 5\n"),
         14,
         19,
-        "throttle.resume_wal_lag (5) must be ≤ throttle.max_wal_lag (2)",
+        "throttle.resume_wal_lag (5) must be below throttle.max_wal_lag (2)",
     ),
     BadPlan(
         "chunk-above-request-cap",

@@ -4,7 +4,7 @@ Owns ``check``: the three checks a plan goes through after YAML and interpolatio
 the JSON Schema (``schemas/plan.schema.json``, ``schema_messages`` words its errors with "did
 you mean" hints), the secret rules (``secret_rules``: credentials only from interpolation) and
 the semantic rules the schema cannot express (``semantic_rules``, ``source_rules``:
-``resume_wal_lag ≤ max_wal_lag``, ``chunk_bytes ≤ max_request_bytes``, state outside the
+``resume_wal_lag < max_wal_lag``, ``chunk_bytes ≤ max_request_bytes``, state outside the
 store's ``namespaces/``…). Interpolated text is first given its schema type (``coercion``).
 
 It must not build ``PlanSpec`` objects (``build`` does) and never quotes a value that came
