@@ -33,6 +33,11 @@ MAX_NODES = 200_000
 # nesting is a mistake (unclosed brackets) or an attack on the recursive parsers below.
 MAX_DEPTH = 64
 
+# Whole numbers a plan may hold: what JSON tools (orjson, the state files) carry.
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+_MAX_INT_CHARS = 100
+
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{t}" for t in ("str", "null", "bool", "int", "float", "timestamp")}
 
@@ -230,7 +235,7 @@ class _Builder:
             if tag == f"{_TAG}bool":
                 return self._constructor.construct_yaml_bool(node)
             if tag == f"{_TAG}int":
-                return self._constructor.construct_yaml_int(node)
+                return self._int(node, path)
             value = self._constructor.construct_yaml_float(node)
         except (ValueError, yaml.YAMLError):
             kind = tag.removeprefix(_TAG)
@@ -244,6 +249,21 @@ class _Builder:
             )
             return None
         return value
+
+    def _int(self, node: ScalarNode, path: NodePath) -> int | None:
+        # Python refuses to convert more than 4,300 digits; no plan value needs 100.
+        number = None
+        if len(node.value) <= _MAX_INT_CHARS:
+            number = self._constructor.construct_yaml_int(node)
+        if number is None or not _INT_MIN <= number <= _INT_MAX:
+            self.issue(
+                node,
+                f"whole numbers in a plan must fit in 64 bits ({_INT_MIN} to {_INT_MAX}), as "
+                "JSON tools read them; check this value",
+                path,
+            )
+            return None
+        return number
 
     def _sequence(self, node: SequenceNode, path: NodePath) -> list[Any]:
         if node.tag != f"{_TAG}seq":

@@ -123,3 +123,19 @@ def test_aliases_cannot_build_nesting_past_the_limit() -> None:
     line, _column, message = _issue("\n".join(lines) + "\n")
     assert line == 1
     assert "levels deep" in message
+
+
+@pytest.mark.parametrize(
+    "number", ["18446744073709551616", "-9223372036854775809", "1" * 5000, "0x1" + "0" * 17]
+)
+def test_whole_numbers_beyond_64_bits_are_refused_where_written(number: str) -> None:
+    """A whole number no JSON tool can carry (beyond 64 bits, or 5,000 digits) is refused."""
+    line, column, message = _issue(f"a:\n  b: {number}\n")
+    assert (line, column) == (2, 6)
+    assert "must fit in 64 bits" in message
+
+
+def test_the_largest_64_bit_numbers_load() -> None:
+    """2**64 - 1 and -2**63 are still numbers."""
+    data = load_yaml("a: 18446744073709551615\nb: -9223372036854775808\n", "p.yaml").data
+    assert data == {"a": 2**64 - 1, "b": -(2**63)}
