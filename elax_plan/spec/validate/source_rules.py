@@ -2,8 +2,9 @@
 
 Owns the checks of ``source.uri`` (repeats; each URI resolves under ``source.format`` and
 ``source.compression`` through ``source_format``, the table plan and apply read with, to one
-format), the attribute mapping (include/rename against the id and vector fields, attribute
-name length), and what a source without vectors rules out.
+format), the id and vector fields (two different fields), the attribute mapping
+(include/rename against the id and vector fields, attribute name length), and what a source
+without vectors rules out.
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ def source_checks(checker: Checker, d: dict[str, Any]) -> None:
     uris = _uris(checker, source)
     _format_checks(checker, source, uris)
     vector_field = source.get("vector_field")
-    reserved = {f for f in (source.get("id_field"), vector_field) if isinstance(f, str)}
+    id_field = source.get("id_field")
+    if isinstance(vector_field, str) and vector_field == id_field:
+        path: NodePath = ("source", "vector_field")
+        checker.add(
+            path,
+            f"source.vector_field{checker.shown(path, vector_field)} is also source.id_field; "
+            "a row's id and its vector come from two different fields. Set id_field or "
+            "vector_field to the other one",
+        )
+    reserved = {f for f in (id_field, vector_field) if isinstance(f, str)}
     attributes = source.get("attributes")
     if isinstance(attributes, dict):
         _include_checks(checker, attributes.get("include"), reserved)

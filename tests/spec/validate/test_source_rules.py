@@ -145,3 +145,23 @@ def test_the_schema_lists_exactly_the_codecs_the_resolver_supports() -> None:
     schema = plan_schema()
     enum = schema["properties"]["source"]["properties"]["compression"]["enum"]
     assert tuple(enum) == COMPRESSION_SETTINGS
+
+
+def test_id_field_equal_to_vector_field_is_refused_at_vector_field(tmp_path: Path) -> None:
+    """source.id_field and source.vector_field naming one field is refused where vector_field is."""
+    text = MINIMAL_PLAN.replace(
+        "  uri: data/*.ndjson\n", "  uri: data/*.ndjson\n  id_field: doc\n  vector_field: doc\n"
+    )
+    issues = issues_of(text, tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(11, 17)]
+    assert 'source.vector_field ("doc") is also source.id_field' in issues[0][2]
+
+
+def test_the_default_id_field_as_vector_field_is_refused(tmp_path: Path) -> None:
+    """vector_field: id (the default id_field) is refused too."""
+    text = MINIMAL_PLAN.replace(
+        "  uri: data/*.ndjson\n", "  uri: data/*.ndjson\n  vector_field: id\n"
+    )
+    issues = issues_of(text, tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(10, 17)]
+    assert "is also source.id_field" in issues[0][2]
