@@ -5,14 +5,26 @@ parse and lie within their bounds (the constants below: every duration at most 3
 clocks cannot overflow), ``resume_wal_lag < max_wal_lag``, ingest and verify consistency
 (smoke queries, filters, ANN parameters), state outside the store's ``namespaces/``, and
 hands ``source`` to ``source_rules``. Runs on defaulted data, after the schema check.
+
+Its only look outside the plan: ``summary.path`` is checked against the local filesystem
+(``stat`` and ``access``, nothing created, never the network), because apply writes it there
+after all the work is done and must not find out only then that it cannot.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from elax_plan.spec.locations import is_local, is_within, join, resolve_location, scheme_of
+from elax_plan.spec.locations import (
+    is_local,
+    is_within,
+    join,
+    local_path,
+    resolve_location,
+    scheme_of,
+)
 from elax_plan.spec.model import RESERVED_PLAN_NAMES
 from elax_plan.spec.units import format_duration, format_size, parse_duration, parse_size
 from elax_plan.spec.validate.checker import Checker, path_text, value_at
@@ -370,4 +382,57 @@ def _location_checks(checker: Checker, d: dict[str, Any], base_dir: Path) -> Non
             ("summary", "path"),
             f"summary.path must be a local file path, not a {scheme_of(summary)}:// URL (the "
             "summary is always stored with the run under state.uri too)",
+        )
+    elif isinstance(summary, str) and summary:
+        _summary_path_checks(checker, summary, base_dir)
+
+
+def _summary_path_checks(checker: Checker, summary: str, base_dir: Path) -> None:
+    """summary.path must be a file apply can write: looked up on the local filesystem.
+
+    Only ``stat`` and ``access``: nothing is created, and nothing but this machine's
+    filesystem is consulted (apply writes the file here, creating missing directories).
+    """
+    path: NodePath = ("summary", "path")
+    shown = checker.shown(path, summary)
+    hidden = checker.interpolated(path)
+    target = local_path(summary, base_dir)
+    if summary.endswith(("/", os.sep)):
+        checker.add(
+            path,
+            f"summary.path{shown} ends with '/', so it names a directory; give a file name, "
+            "e.g. summary.md inside it",
+        )
+        return
+    if target.is_dir():
+        example = "" if hidden else f" such as {summary.rstrip('/')}/summary.md"
+        checker.add(
+            path,
+            f"summary.path{shown} is a directory; apply writes the summary to a file, so give "
+            f"a file path{example}",
+        )
+        return
+    if target.exists():
+        if not os.access(target, os.W_OK):
+            checker.add(
+                path,
+                f"summary.path{shown} exists and is not writable by this user; fix its "
+                "permissions or choose another path",
+            )
+        return
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    where = "a parent directory" if hidden else str(ancestor)
+    if not ancestor.is_dir():
+        checker.add(
+            path,
+            f"summary.path{shown} cannot be created: {where} is a file, not a directory; "
+            "choose another path",
+        )
+    elif not os.access(ancestor, os.W_OK | os.X_OK):
+        checker.add(
+            path,
+            f"summary.path{shown} cannot be created: {where} is not writable by this user; "
+            "fix its permissions or choose another path",
         )

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from elax_plan.spec import parse_plan
 from tests.spec.helpers import MINIMAL_PLAN, issues_of, minimal_with
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(
@@ -255,3 +262,74 @@ def test_resume_wal_lag_must_be_below_max_wal_lag(tmp_path: Path) -> None:
     issues = issues_of(minimal_with("throttle:\n  max_wal_lag: 4\n  resume_wal_lag: 4\n"), tmp_path)
     assert [(line, column) for line, column, _ in issues] == [(14, 19)]
     assert "throttle.resume_wal_lag (4) must be below throttle.max_wal_lag (4)" in issues[0][2]
+
+
+def test_summary_path_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    """summary.path naming an existing directory is refused at its value (apply could not write it)."""
+    (tmp_path / "reports").mkdir()
+    issues = issues_of(minimal_with("summary:\n  path: reports\n"), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(13, 9)]
+    assert 'summary.path ("reports") is a directory' in issues[0][2]
+    assert "reports/summary.md" in issues[0][2]
+
+
+def test_summary_path_ending_in_a_slash_is_refused(tmp_path: Path) -> None:
+    """summary.path ending in '/' names a directory even before it exists."""
+    issues = issues_of(minimal_with("summary:\n  path: out/\n"), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(13, 9)]
+    assert "ends with '/'" in issues[0][2]
+
+
+def test_summary_path_under_a_file_is_refused(tmp_path: Path) -> None:
+    """summary.path whose parent is a regular file can never be created; refused at its value."""
+    (tmp_path / "notes.txt").write_text("x")
+    issues = issues_of(minimal_with("summary:\n  path: notes.txt/run/summary.md\n"), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(13, 9)]
+    assert "is a file, not a directory" in issues[0][2]
+
+
+_UNPRIVILEGED_CHECK = """
+import json, os, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from elax_plan.spec import PlanInvalid, parse_plan
+from tests.spec.helpers import minimal_with
+base = Path(sys.argv[2])
+parse_plan(minimal_with(""), base_dir=base)  # imports and the schema, before dropping rights
+if os.geteuid() == 0:  # root may write anywhere: look as nobody
+    os.setgid(65534)
+    os.setuid(65534)
+try:
+    parse_plan(minimal_with("summary:\\n  path: locked/sub/summary.md\\n"), base_dir=base)
+    print(json.dumps([]))
+except PlanInvalid as exc:
+    print(json.dumps([[i.line, i.column, i.message] for i in exc.issues]))
+"""
+
+
+def test_summary_path_in_an_unwritable_directory_is_refused() -> None:
+    """summary.path whose nearest existing directory is not writable is refused at its value."""
+    base = Path(tempfile.mkdtemp())  # not under pytest's 0700 root: nobody must reach it
+    try:
+        base.chmod(0o755)
+        (base / "locked").mkdir(mode=0o555)
+        result = subprocess.run(
+            [sys.executable, "-c", _UNPRIVILEGED_CHECK, str(REPO), str(base)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        (base / "locked").chmod(0o755)
+        shutil.rmtree(base)
+    issues = json.loads(result.stdout.splitlines()[-1])
+    assert [(line, column) for line, column, _ in issues] == [(13, 9)]
+    assert f"{base}/locked is not writable by this user" in issues[0][2]
+
+
+def test_summary_path_in_a_missing_directory_is_fine(tmp_path: Path) -> None:
+    """A summary.path whose directories do not exist yet is accepted (apply creates them)."""
+    spec = parse_plan(minimal_with("summary:\n  path: out/run/summary.md\n"), base_dir=tmp_path)
+    assert spec.summary.path == tmp_path / "out" / "run" / "summary.md"
+    assert not (tmp_path / "out").exists()
