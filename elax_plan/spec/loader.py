@@ -35,6 +35,7 @@ def load_plan(
     env: Mapping[str, str] | None = None,
     *,
     base_dir: Path | None = None,
+    allow_memory_state: bool = False,
 ) -> PlanSpec:
     """Read, interpolate, validate and build the plan at ``path``.
 
@@ -42,11 +43,21 @@ def load_plan(
     ``base_dir`` (for relative local paths) to the current directory. Raises
     ``PlanInvalid`` (a ``PlanFileError``) listing every problem as
     ``FILE:LINE:COL: message``.
+
+    ``state.uri: memory://`` is refused unless ``allow_memory_state`` (for tests and
+    library callers that keep every step in one process): the CLI never sets it, since
+    such state vanishes with the process and an interrupted apply could not resume.
     """
     shown = str(path)
     data = _read(Path(path), shown)
     return parse_plan(
-        data, file=shown, variables=variables, env=env, base_dir=base_dir, source_path=Path(path)
+        data,
+        file=shown,
+        variables=variables,
+        env=env,
+        base_dir=base_dir,
+        source_path=Path(path),
+        allow_memory_state=allow_memory_state,
     )
 
 
@@ -58,6 +69,7 @@ def parse_plan(
     env: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
     source_path: Path | None = None,
+    allow_memory_state: bool = False,
 ) -> PlanSpec:
     """``load_plan`` for content already in memory (``file`` names it in messages)."""
     raw = content.encode("utf-8") if isinstance(content, str) else content
@@ -80,6 +92,7 @@ def parse_plan(
         file=file,
         base_dir=base,
         silenced=interpolated.failed,
+        allow_memory_state=allow_memory_state,
     )
     issues = interpolated.issues + issues
     if issues or validated is None:

@@ -3,31 +3,19 @@
 Owns the checks across keys: ``chunk_bytes ≤ max_request_bytes``, sizes and durations that
 parse and lie within their bounds (the constants below: every duration at most 30d, so apply's
 clocks cannot overflow), ``resume_wal_lag < max_wal_lag``, ingest and verify consistency
-(smoke queries, filters, ANN parameters), state outside the store's ``namespaces/``, and
-hands ``source`` to ``source_rules``. Runs on defaulted data, after the schema check.
-
-Its only look outside the plan: ``summary.path`` is checked against the local filesystem
-(``stat`` and ``access``, nothing created, never the network), because apply writes it there
-after all the work is done and must not find out only then that it cannot.
+(smoke queries, filters, ANN parameters), and hands ``source`` to ``source_rules`` and the
+URLs and paths to ``location_rules``. Runs on defaulted data, after the schema check.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from elax_plan.spec.locations import (
-    is_local,
-    is_within,
-    join,
-    local_path,
-    resolve_location,
-    scheme_of,
-)
 from elax_plan.spec.model import RESERVED_PLAN_NAMES
 from elax_plan.spec.units import format_duration, format_size, parse_duration, parse_size
 from elax_plan.spec.validate.checker import Checker, path_text, value_at
+from elax_plan.spec.validate.location_rules import location_checks
 from elax_plan.spec.validate.source_rules import source_checks
 from elax_plan.spec.yaml_loader import NodePath
 
@@ -40,7 +28,9 @@ MAX_TRIM_AGE_SECONDS = 365 * 86400  # wal_trim.older_than: 365d
 MIN_POLL_INTERVAL_SECONDS = 0.01  # throttle.poll_interval: 10ms
 
 
-def semantic_issues(checker: Checker, d: dict[str, Any], base_dir: Path) -> None:
+def semantic_issues(
+    checker: Checker, d: dict[str, Any], base_dir: Path, *, allow_memory_state: bool = False
+) -> None:
     """Every cross-key rule on the defaulted data ``d``."""
     name = d.get("name")
     if isinstance(name, str) and name in RESERVED_PLAN_NAMES:
@@ -55,7 +45,7 @@ def semantic_issues(checker: Checker, d: dict[str, Any], base_dir: Path) -> None
     _ingest_checks(checker, d)
     source_checks(checker, d)
     _verify_checks(checker, d)
-    _location_checks(checker, d, base_dir)
+    location_checks(checker, d, base_dir, allow_memory_state=allow_memory_state)
 
 
 def _size(checker: Checker, d: dict[str, Any], path: NodePath) -> int | None:
@@ -354,85 +344,4 @@ def _ann_checks(checker: Checker, path: NodePath, params: dict[str, Any]) -> Non
             "nprobe_ratio and target_recall are the same setting (elacsym reads target_recall) "
             "but differ here; keep one of them",
             at_key=True,
-        )
-
-
-def _location_checks(checker: Checker, d: dict[str, Any], base_dir: Path) -> None:
-    store = value_at(d, ("target", "store"))
-    state = value_at(d, ("state", "uri"))
-    if isinstance(store, str) and isinstance(state, str) and store and state:
-        store_url = resolve_location(store, base_dir)
-        state_url = resolve_location(state, base_dir)
-        namespaces = join(store_url, "namespaces")
-        if is_within(state_url, namespaces):
-            checker.add(
-                ("state", "uri"),
-                "state.uri is inside the target store's namespaces/ directory, where elacsym "
-                "keeps namespaces; put the state elsewhere (e.g. a sibling directory or bucket)",
-            )
-        elif is_within(store_url, state_url) and is_within(state_url, store_url):
-            checker.add(
-                ("state", "uri"),
-                "state.uri is the target store itself; the state's namespaces/<ns>.json would "
-                "land in elacsym's namespaces/ directory. Use a separate location",
-            )
-    summary = value_at(d, ("summary", "path"))
-    if isinstance(summary, str) and not is_local(summary):
-        checker.add(
-            ("summary", "path"),
-            f"summary.path must be a local file path, not a {scheme_of(summary)}:// URL (the "
-            "summary is always stored with the run under state.uri too)",
-        )
-    elif isinstance(summary, str) and summary:
-        _summary_path_checks(checker, summary, base_dir)
-
-
-def _summary_path_checks(checker: Checker, summary: str, base_dir: Path) -> None:
-    """summary.path must be a file apply can write: looked up on the local filesystem.
-
-    Only ``stat`` and ``access``: nothing is created, and nothing but this machine's
-    filesystem is consulted (apply writes the file here, creating missing directories).
-    """
-    path: NodePath = ("summary", "path")
-    shown = checker.shown(path, summary)
-    hidden = checker.interpolated(path)
-    target = local_path(summary, base_dir)
-    if summary.endswith(("/", os.sep)):
-        checker.add(
-            path,
-            f"summary.path{shown} ends with '/', so it names a directory; give a file name, "
-            "e.g. summary.md inside it",
-        )
-        return
-    if target.is_dir():
-        example = "" if hidden else f" such as {summary.rstrip('/')}/summary.md"
-        checker.add(
-            path,
-            f"summary.path{shown} is a directory; apply writes the summary to a file, so give "
-            f"a file path{example}",
-        )
-        return
-    if target.exists():
-        if not os.access(target, os.W_OK):
-            checker.add(
-                path,
-                f"summary.path{shown} exists and is not writable by this user; fix its "
-                "permissions or choose another path",
-            )
-        return
-    ancestor = target.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    where = "a parent directory" if hidden else str(ancestor)
-    if not ancestor.is_dir():
-        checker.add(
-            path,
-            f"summary.path{shown} cannot be created: {where} is a file, not a directory; "
-            "choose another path",
-        )
-    elif not os.access(ancestor, os.W_OK | os.X_OK):
-        checker.add(
-            path,
-            f"summary.path{shown} cannot be created: {where} is not writable by this user; "
-            "fix its permissions or choose another path",
         )

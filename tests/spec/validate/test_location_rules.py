@@ -1,0 +1,83 @@
+"""Location rules: which schemes state.uri, target.store and source.uri may use, and target.url."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from elax_plan.spec import parse_plan
+from tests.spec.helpers import MINIMAL_PLAN, issues_of
+
+
+def _edit(old: str, new: str) -> str:
+    assert old in MINIMAL_PLAN, old
+    return MINIMAL_PLAN.replace(old, new, 1)
+
+
+def test_memory_state_is_refused_naming_why(tmp_path: Path) -> None:
+    """state.uri: memory:// is refused at its value: the state would vanish with the process."""
+    issues = issues_of(_edit("  uri: ./state", "  uri: memory://state"), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(11, 8)]
+    assert (
+        "state.uri memory:// keeps the ledger and the lease in this process's memory"
+        in (issues[0][2])
+    )
+    assert "cannot resume" in issues[0][2]
+
+
+def test_memory_state_is_accepted_through_the_library_escape_hatch(tmp_path: Path) -> None:
+    """parse_plan(..., allow_memory_state=True) keeps memory:// state usable for tests."""
+    text = _edit("  uri: ./state", "  uri: memory://state")
+    spec = parse_plan(text, base_dir=tmp_path, allow_memory_state=True)
+    assert spec.state.uri == "memory://state"
+
+
+@pytest.mark.parametrize("uri", ["foo://state", "gs://bucket/state", "https://h/state"])
+def test_state_schemes_without_compare_and_swap_are_refused(uri: str, tmp_path: Path) -> None:
+    """state.uri on a scheme elax-plan has no compare-and-swap backend for is refused."""
+    issues = issues_of(_edit("  uri: ./state", f"  uri: {uri}"), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(11, 8)]
+    scheme = uri.split("://")[0]
+    assert (
+        f'state.uri ("{uri}") uses {scheme}://, which elax-plan cannot keep state on'
+        in (issues[0][2])
+    )
+
+
+@pytest.mark.parametrize(
+    "uri", ["./state", "/var/lib/elax-state", "file:///tmp/state", "s3://b/state", "s3a://b/s"]
+)
+def test_supported_state_locations_are_accepted(uri: str, tmp_path: Path) -> None:
+    """Local paths, file://, s3:// and s3a:// are state locations."""
+    parse_plan(_edit("  uri: ./state", f"  uri: {uri}"), base_dir=tmp_path)
+
+
+def test_unknown_store_scheme_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    """target.store on a protocol fsspec does not know is refused, with a did-you-mean."""
+    issues = issues_of(_edit("  store: ./store", "  store: sftpp://node/data"), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(5, 10)]
+    assert (
+        'target.store ("sftpp://node/data") uses sftpp://, which fsspec does not know'
+        in (issues[0][2])
+    )
+    assert 'did you mean "sftp://"?' in issues[0][2]
+
+
+def test_unknown_source_scheme_is_refused_at_its_entry(tmp_path: Path) -> None:
+    """Each source.uri entry on an unknown protocol is refused at that entry."""
+    text = _edit("  uri: data/*.ndjson", "  uri:\n    - data/a.ndjson\n    - foo://x/b.ndjson")
+    issues = issues_of(text, tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(11, 7)]
+    assert (
+        'source.uri[1] ("foo://x/b.ndjson") uses foo://, which fsspec does not know'
+        in (issues[0][2])
+    )
+
+
+@pytest.mark.parametrize(
+    "store", ["sftp://node/var/lib/elacsym", "memory://store", "file:///var/lib/elacsym"]
+)
+def test_stores_fsspec_knows_are_accepted(store: str, tmp_path: Path) -> None:
+    """target.store on any protocol fsspec knows is accepted (validate imports no driver)."""
+    parse_plan(_edit("  store: ./store", f"  store: {store}"), base_dir=tmp_path)
