@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from typing import Any
 
 from elax_plan.source_format import UNSUPPORTED_CODECS
@@ -20,7 +21,7 @@ from elax_plan.spec.yaml_loader import NodePath, format_path
 
 NAME_PATTERN = "^[a-z0-9][a-z0-9._-]*$"
 NAMESPACE_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9._-]*$"
-URL_PATTERN = r"^(embedded|https?://[^\s/?#]+(/\S*)?)$"
+URL_PATTERN = r"^(embedded|https?://[^\s/?#]+(/[^\s?#]*)?)$"
 
 # Every pattern in the schema has a sentence here (a test checks), so no
 # regular expression is ever shown to a user.
@@ -274,6 +275,13 @@ def _pattern_message(checker: Checker, path: NodePath, pattern: str, value: str)
         return f"{where}{shown} {_parse_message(parse_size, value)}"
     if pattern == DURATION_PATTERN:
         return f"{where}{shown} {_parse_message(parse_duration, value)}"
+    if pattern == URL_PATTERN and re.match(r"^\s*https?://[^\s?#]+[?#]", value):
+        # The query may carry a token: the value is not quoted.
+        part = "a query string (from '?')" if "?" in value else "a fragment (from '#')"
+        return (
+            f"{where} has {part}; elax-plan appends the API paths (/v2/namespaces/…) to "
+            "target.url, so it must be a base URL such as http://127.0.0.1:3000. Remove it"
+        )
     sentence = PATTERN_MESSAGES.get(pattern, "has the wrong form")
     message = f"{where}{shown} {sentence}"
     if pattern == URL_PATTERN and not checker.interpolated(path):

@@ -81,3 +81,27 @@ def test_unknown_source_scheme_is_refused_at_its_entry(tmp_path: Path) -> None:
 def test_stores_fsspec_knows_are_accepted(store: str, tmp_path: Path) -> None:
     """target.store on any protocol fsspec knows is accepted (validate imports no driver)."""
     parse_plan(_edit("  store: ./store", f"  store: {store}"), base_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        ("http://h:3000/?x=1", "a query string"),
+        ("http://h:3000?x=1", "a query string"),
+        ("https://h/base/#top", "a fragment"),
+    ],
+)
+def test_target_url_with_a_query_or_fragment_is_refused(
+    url: str, part: str, tmp_path: Path
+) -> None:
+    """API paths are appended to target.url, so a query string or fragment is refused there."""
+    issues = issues_of(_edit("  url: embedded", f"  url: {url}"), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(4, 8)]
+    assert f"target.url has {part}" in issues[0][2]
+    assert "x=1" not in issues[0][2]  # a query may hold a token: never echoed
+
+
+def test_target_url_with_a_path_is_accepted(tmp_path: Path) -> None:
+    """A base URL with a path prefix (behind a proxy) is still a valid target.url."""
+    spec = parse_plan(_edit("  url: embedded", "  url: https://h/elacsym/"), base_dir=tmp_path)
+    assert spec.target.url == "https://h/elacsym"
