@@ -3,8 +3,9 @@
 Owns the checks of ``source.uri`` (repeats; each URI resolves under ``source.format`` and
 ``source.compression`` through ``source_format``, the table plan and apply read with, to one
 format), the id and vector fields (two different fields), the attribute mapping
-(include/rename against the id and vector fields, attribute name length), and what a source
-without vectors rules out.
+(include/rename against the id and vector fields; no two renames onto one name; no rename onto
+a field include keeps under its own name; attribute name length), and what a source without
+vectors rules out.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def source_checks(checker: Checker, d: dict[str, Any]) -> None:
     reserved = {f for f in (id_field, vector_field) if isinstance(f, str)}
     attributes = source.get("attributes")
     if isinstance(attributes, dict):
-        _include_checks(checker, attributes.get("include"), reserved)
+        include = attributes.get("include")
+        _include_checks(checker, include, reserved)
         _rename_checks(checker, attributes.get("rename"), reserved)
+        _shadow_checks(checker, include, attributes.get("rename"))
     if vector_field is None:
         _no_vector_checks(checker, d)
 
@@ -142,6 +145,26 @@ def _rename_checks(checker: Checker, rename: Any, reserved: set[str]) -> None:
             )
         targets.setdefault(new, old)
         _check_attribute_name(checker, path, new)
+
+
+def _shadow_checks(checker: Checker, include: Any, rename: Any) -> None:
+    """A rename onto a field ``include`` keeps under its own name would drop that field.
+
+    ``include`` names attributes as written (after renaming) and accepts a renamed field's
+    source name too; listing both ``title_v2`` and ``title`` with ``rename: {title_v2: title}``
+    can only mean the source's own ``title`` as well, which the rename replaces.
+    """
+    if not isinstance(include, list) or not isinstance(rename, dict):
+        return
+    listed = {name for name in include if isinstance(name, str)}
+    for old, new in rename.items():
+        if old in listed and new in listed and new not in rename and old != new:
+            checker.add(
+                ("source", "attributes", "rename", old),
+                f'renaming "{old}" to "{new}" would drop the source field "{new}": include '
+                f'lists both "{old}" and "{new}", and a document holds one "{new}". Rename to '
+                f'a name no source field uses, or remove "{new}" from include',
+            )
 
 
 def _check_attribute_name(checker: Checker, path: NodePath, name: Any) -> None:
