@@ -620,3 +620,48 @@ def test_deeply_nested_yaml_is_a_located_error_not_an_internal_one(tmp_path: Pat
     assert result.returncode == 1
     assert "internal error" not in result.stderr, result.stderr
     assert f"{plan}:1:67: lists and mappings are nested more than 64 levels deep" in result.stderr
+
+
+def test_json_format_stays_json_on_an_internal_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--format json prints a JSON document (exit 1) even when validate itself has a bug.
+
+    A bug cannot be produced on demand from a real plan, so one is injected into the loader.
+    """
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("injected bug")
+
+    monkeypatch.setattr("elax_plan.cli.validate.load_plan", broken)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(MINIMAL_PLAN)
+    code = run(["validate", str(plan), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    document = json.loads(captured.out)
+    assert document["valid"] is False
+    assert document["plan"] is None
+    [error] = document["errors"]
+    assert error["line"] is None
+    assert "internal error (RuntimeError: injected bug)" in error["message"]
+    assert "--debug" in error["message"]
+    assert "Traceback" not in captured.out + captured.err
+
+
+def test_json_format_with_debug_adds_the_traceback_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--debug --format json keeps stdout a JSON document and prints the traceback on stderr."""
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("injected bug")
+
+    monkeypatch.setattr("elax_plan.cli.validate.load_plan", broken)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(MINIMAL_PLAN)
+    code = run(["--debug", "validate", str(plan), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert json.loads(captured.out)["valid"] is False
+    assert "Traceback" in captured.err
