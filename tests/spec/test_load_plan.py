@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -273,3 +274,44 @@ def test_a_plan_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
     with pytest.raises(PlanInvalid) as caught:
         load_plan(plan)
     assert "contains a NUL byte" in caught.value.issues[0].message
+
+
+@pytest.mark.parametrize("path", PLAN_FILES, ids=[p.name for p in PLAN_FILES])
+def test_every_plan_validates_offline_without_credentials(path: Path, tmp_path: Path) -> None:
+    """`elax-plan validate` passes on every plan with no AWS variables, no ~/.aws, no drivers."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "ELAX", "ELACSYM")) and k != "HOME"
+    }
+    env["HOME"] = str(tmp_path)  # no ~/.aws/credentials either
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "elax_plan", "validate", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    errors = "\n".join(
+        line for line in result.stderr.splitlines() if not line.startswith("import time:")
+    )
+    assert result.returncode == 0, errors
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert not imported & {"s3fs", "botocore", "aiobotocore", "boto3"}, sorted(imported)
+
+
+def test_an_empty_credential_is_left_out_of_storage_options(tmp_path: Path) -> None:
+    """key: ${AWS_ACCESS_KEY_ID:-} with the variable unset leaves key out (the driver's own chain)."""
+    text = minimal_with("").replace(
+        "  uri: ./state\n",
+        "  uri: s3://b/state\n  storage_options:\n    key: ${AWS_ACCESS_KEY_ID:-}\n"
+        "    secret: ${AWS_SECRET_ACCESS_KEY:-}\n    client_kwargs: {region_name: eu-west-1}\n",
+    )
+    spec = parse_plan(text, base_dir=tmp_path, env={})
+    assert dict(spec.state.storage_options) == {"client_kwargs": {"region_name": "eu-west-1"}}
