@@ -161,6 +161,10 @@ def _read(path: Path, shown: str) -> bytes:
         raise PlanInvalid(
             shown, [PlanIssue(shown, f"cannot be read ({exc.strerror or exc}); check the path")]
         ) from None
+    except ValueError:  # "embedded null byte": no file has such a name
+        raise PlanInvalid(
+            shown, [PlanIssue(shown, "the path contains a NUL character; check the path")]
+        ) from None
 
 
 def _decode(raw: bytes, file: str) -> str:

@@ -315,3 +315,10 @@ def test_an_empty_credential_is_left_out_of_storage_options(tmp_path: Path) -> N
     )
     spec = parse_plan(text, base_dir=tmp_path, env={})
     assert dict(spec.state.storage_options) == {"client_kwargs": {"region_name": "eu-west-1"}}
+
+
+def test_a_plan_path_with_a_nul_byte_is_a_plan_error() -> None:
+    """A plan path containing NUL is reported as unreadable, not as an internal error."""
+    with pytest.raises(PlanInvalid) as caught:
+        load_plan("plan\x00.yaml")
+    assert "NUL character" in caught.value.issues[0].message

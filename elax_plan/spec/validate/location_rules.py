@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from elax_plan.spec.locations import (
 )
 from elax_plan.spec.validate.checker import Checker, path_text, value_at
 from elax_plan.spec.yaml_loader import NodePath
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # The state backends with compare-and-swap (elax_plan.state.backend); a plain path is "file".
 STATE_SCHEMES = frozenset({"file", "local", "s3", "s3a"})
@@ -47,6 +50,8 @@ def location_checks(
     checker: Checker, d: dict[str, Any], base_dir: Path, *, allow_memory_state: bool = False
 ) -> None:
     """Every rule on ``state.uri``, ``target.store``, ``source.uri`` and ``summary.path``."""
+    if not _no_control_characters(checker, d):
+        return
     _scheme_checks(checker, d, allow_memory_state)
     _state_store_checks(checker, d, base_dir)
     summary = value_at(d, ("summary", "path"))
@@ -58,6 +63,27 @@ def location_checks(
         )
     elif isinstance(summary, str) and summary:
         _summary_path_checks(checker, summary, base_dir)
+
+
+def _no_control_characters(checker: Checker, d: dict[str, Any]) -> bool:
+    """No location holds a control character (a NUL byte is not even a valid path)."""
+    paths: list[NodePath] = [("state", "uri"), ("target", "store"), ("summary", "path")]
+    uris = value_at(d, ("source", "uri"))
+    if isinstance(uris, list):
+        paths.extend(("source", "uri", i) for i in range(len(uris)))
+    else:
+        paths.append(("source", "uri"))
+    clean = True
+    for path in paths:
+        value = value_at(d, path)
+        if isinstance(value, str) and _CONTROL.search(value):
+            clean = False
+            checker.add(
+                path,
+                f"{path_text(path)} contains a control character (a NUL byte, tab or newline "
+                "written as an escape); no file or URL can hold it. Remove it",
+            )
+    return clean
 
 
 def _scheme_checks(checker: Checker, d: dict[str, Any], allow_memory_state: bool) -> None:

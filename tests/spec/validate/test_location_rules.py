@@ -105,3 +105,27 @@ def test_target_url_with_a_path_is_accepted(tmp_path: Path) -> None:
     """A base URL with a path prefix (behind a proxy) is still a valid target.url."""
     spec = parse_plan(_edit("  url: embedded", "  url: https://h/elacsym/"), base_dir=tmp_path)
     assert spec.target.url == "https://h/elacsym"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "position"),
+    [
+        ("  uri: ./state", '  uri: "./st\\0ate"', (11, 8)),
+        ("  store: ./store", '  store: "./st\\tore"', (5, 10)),
+        ("  uri: data/*.ndjson", '  uri: "data/\\x01.ndjson"', (9, 8)),
+    ],
+)
+def test_control_characters_in_locations_are_refused(
+    old: str, new: str, position: tuple[int, int], tmp_path: Path
+) -> None:
+    """A NUL, tab or other control character in a location is refused at its value."""
+    issues = issues_of(_edit(old, new), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [position]
+    assert "contains a control character" in issues[0][2]
+
+
+def test_control_character_in_summary_path_is_refused(tmp_path: Path) -> None:
+    """summary.path with a NUL byte (which no filesystem accepts) is refused at its value."""
+    issues = issues_of(MINIMAL_PLAN + 'summary:\n  path: "a\\0b.md"\n', tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(13, 9)]
+    assert "summary.path contains a control character" in issues[0][2]
