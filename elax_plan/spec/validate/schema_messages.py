@@ -115,7 +115,8 @@ def _translate(
     elif keyword == "type":
         checker.add(path, _type_message(checker, path, node, expected, value))
     elif keyword == "pattern" and isinstance(value, str):
-        checker.add(path, _pattern_message(checker, path, expected, value))
+        if value or not node.get("minLength"):  # an empty value gets the minLength message
+            checker.add(path, _pattern_message(checker, path, expected, value))
     elif keyword == "enum":
         checker.add(path, _enum_message(checker, path, expected, value))
     elif keyword == "const":
@@ -135,7 +136,8 @@ def _translate(
             "exclusiveMaximum": "less than",
         }[keyword]
         shown = checker.value_text(path, value) or "this value"
-        limit = " (elacsym's limit)" if path[-1:] in (("top_k",), ("vector_dims",)) else ""
+        capped = keyword == "maximum" and path[-1:] in (("top_k",), ("vector_dims",))
+        limit = " (elacsym's limit)" if capped else ""
         checker.add(path, f"{where} must be {bound} {expected}{limit}, not {shown}")
     elif keyword == "minLength":
         checker.add(path, f"{where} must not be empty")

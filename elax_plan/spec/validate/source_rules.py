@@ -168,6 +168,8 @@ def _shadow_checks(checker: Checker, include: Any, rename: Any) -> None:
 
 
 def _check_attribute_name(checker: Checker, path: NodePath, name: Any) -> None:
+    if path in checker.flagged:  # e.g. the schema's "at most 128 characters"
+        return
     if isinstance(name, str) and len(name.encode()) > MAX_ATTRIBUTE_NAME_BYTES:
         checker.add(
             path,

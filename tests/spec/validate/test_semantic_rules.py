@@ -333,3 +333,33 @@ def test_summary_path_in_a_missing_directory_is_fine(tmp_path: Path) -> None:
     spec = parse_plan(minimal_with("summary:\n  path: out/run/summary.md\n"), base_dir=tmp_path)
     assert spec.summary.path == tmp_path / "out" / "run" / "summary.md"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            MINIMAL_PLAN.replace("  namespace: products", '  namespace: ""'),
+            (6, 14, "target.namespace must not be empty"),
+        ),
+        (
+            MINIMAL_PLAN.replace(
+                "  uri: data/*.ndjson\n",
+                "  uri: data/*.ndjson\n  attributes:\n    include: [" + "x" * 129 + "]\n",
+            ),
+            (11, 15, "source.attributes.include[0] is too long: at most 128 characters"),
+        ),
+        (
+            MINIMAL_PLAN.replace(
+                "  distance_metric: cosine\n", "  distance_metric: cosine\n  vector_dims: 0\n"
+            ),
+            (8, 16, "target.vector_dims must be at least 1, not 0"),
+        ),
+    ],
+    ids=["empty-namespace", "long-attribute-name", "vector-dims-zero"],
+)
+def test_one_problem_gets_one_message(
+    text: str, expected: tuple[int, int, str], tmp_path: Path
+) -> None:
+    """A value that breaks two overlapping rules is reported once, in the words that fit."""
+    assert issues_of(text, tmp_path) == [expected]
