@@ -12,7 +12,6 @@ then that it cannot.
 from __future__ import annotations
 
 import difflib
-import functools
 import os
 import re
 from pathlib import Path
@@ -35,11 +34,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 STATE_SCHEMES = frozenset({"file", "local", "s3", "s3a"})
 
 
-@functools.cache
 def fsspec_protocols() -> frozenset[str]:
     """Every protocol fsspec can open: its table of known implementations plus registrations.
 
-    Reads the registry only; no filesystem driver (s3fs, gcsfs…) is imported.
+    Reads the registry only; no filesystem driver (s3fs, gcsfs…) is imported. Not cached:
+    a filesystem may be registered at any time (a plugin, a test's fault-injecting store).
     """
     from fsspec.registry import known_implementations, registry
 

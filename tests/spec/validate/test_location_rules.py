@@ -129,3 +129,15 @@ def test_control_character_in_summary_path_is_refused(tmp_path: Path) -> None:
     issues = issues_of(MINIMAL_PLAN + 'summary:\n  path: "a\\0b.md"\n', tmp_path)
     assert [(line, column) for line, column, _ in issues] == [(13, 9)]
     assert "summary.path contains a control character" in issues[0][2]
+
+
+def test_a_protocol_registered_at_run_time_is_known(tmp_path: Path) -> None:
+    """A filesystem registered with fsspec after earlier plans were loaded is accepted too."""
+    import fsspec
+
+    parse_plan(MINIMAL_PLAN, base_dir=tmp_path)  # the registry was looked up once already
+    fsspec.register_implementation(
+        "elaxlatefs", "fsspec.implementations.local.LocalFileSystem", clobber=True
+    )
+    spec = parse_plan(_edit("  store: ./store", "  store: elaxlatefs:///data"), base_dir=tmp_path)
+    assert spec.target.store == "elaxlatefs:///data"
