@@ -167,3 +167,13 @@ def emu(serve_emulator: Callable[..., RunningEmulator], tmp_path: Path) -> Runni
     return serve_emulator(
         EmulatorConfig(store_url=(tmp_path / "store").as_uri(), index_interval=0.02)
     )
+
+
+@pytest.fixture(autouse=True)
+def _secrets_stay_with_their_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets a test's plans register (process-wide, as in a CLI process) are forgotten after
+    it, so they cannot redact another test's expected output."""
+    from elax_plan.spec import secrets
+
+    monkeypatch.setattr(secrets, "_registered", set(secrets._registered))
+    monkeypatch.setattr(secrets, "_pattern", secrets._pattern)

@@ -112,8 +112,20 @@ def _storage_option(value: str) -> tuple[str, object]:
     help="Pause between background indexer runs.",
 )
 @click.option("--stall-indexer", is_flag=True, help="Never index: WAL lag only grows.")
-@click.option("--rows-per-part", default=256, show_default=True, type=click.IntRange(min=1))
-@click.option("--max-active-parts", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--rows-per-part",
+    default=256,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Upserts the indexer puts in one part before it starts the next.",
+)
+@click.option(
+    "--max-active-parts",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Once a namespace has more parts than this, the indexer compacts them into one.",
+)
 @click.option(
     "--metrics",
     "metrics_mode",

@@ -2,9 +2,10 @@
 
 Thin: one call to ``elax_plan.spec.load_plan``, then printing. No network, no
 state store, no target. Exit 0 when the plan is valid, 1 otherwise; every
-problem is listed at once as ``FILE:LINE:COL: message``. Everything printed
-goes through ``_output.echo`` (redacted) so an interpolated secret cannot reach the
-terminal.
+problem is listed at once as ``FILE:LINE:COL: message``. With ``--format json``
+stdout is always one JSON document, an internal error included (``--debug``
+adds its traceback on stderr). Everything printed goes through ``_output.echo``
+(redacted) so an interpolated secret cannot reach the terminal.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import click
 import orjson
 
 from elax_plan.cli._group import main
-from elax_plan.cli._output import echo
+from elax_plan.cli._output import echo, format_traceback
 from elax_plan.cli._plan_args import parse_vars, plan_argument, var_option
 from elax_plan.errors import EXIT_ERROR, EXIT_OK, PlanFileError
 from elax_plan.spec import PlanInvalid, PlanSpec, format_size, load_plan, redact_value
@@ -41,24 +42,42 @@ def validate_command(plan_file: str, var_items: tuple[str, ...], output_format: 
     ${ENV:-default} and ${var.NAME} (from --var NAME=VALUE) are interpolated
     first. Exit code 0 when the plan is valid, 1 otherwise.
     """
+    if output_format != "json":
+        spec = load_plan(plan_file, parse_vars(var_items))
+        echo(f"{plan_file}: valid. {describe(spec)}")
+        return EXIT_OK
+    # --format json: stdout is one JSON document whatever happens, a bug included.
     try:
         spec = load_plan(plan_file, parse_vars(var_items))
+        document = _document(plan_file, spec, [])
     except PlanInvalid as exc:
-        if output_format != "json":
-            raise
-        _echo_json(_document(plan_file, None, [issue.to_dict() for issue in exc.issues]))
-        return EXIT_ERROR
+        document = _document(plan_file, None, [issue.to_dict() for issue in exc.issues])
     except PlanFileError as exc:
-        if output_format != "json":
-            raise
-        problem = {"file": None, "line": None, "column": None, "path": None}
-        _echo_json(_document(plan_file, None, [{**problem, "message": exc.message}]))
+        document = _document(plan_file, None, [_problem(exc.message)])
+    except Exception as exc:
+        document = _internal_error(plan_file, exc)
+    try:
+        _echo_json(document)
+    except Exception as exc:  # the document itself could not be written as JSON
+        _echo_json(_internal_error(plan_file, exc))
         return EXIT_ERROR
-    if output_format == "json":
-        _echo_json(_document(plan_file, spec, []))
-    else:
-        echo(f"{plan_file}: valid. {describe(spec)}")
-    return EXIT_OK
+    return EXIT_OK if document["valid"] else EXIT_ERROR
+
+
+def _problem(message: str) -> dict[str, Any]:
+    return {"file": None, "line": None, "column": None, "path": None, "message": message}
+
+
+def _internal_error(file: str, exc: Exception) -> dict[str, Any]:
+    """The JSON document for a bug; ``--debug`` adds the traceback on stderr."""
+    root = click.get_current_context().find_root()
+    if getattr(root.obj, "debug", False):
+        echo(format_traceback(exc), err=True, nl=False)
+    message = (
+        f"internal error ({type(exc).__name__}: {exc}). This is a bug in elax-plan; re-run "
+        "with --debug and report the traceback."
+    )
+    return _document(file, None, [_problem(message)])
 
 
 def describe(spec: PlanSpec) -> str:

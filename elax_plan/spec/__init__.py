@@ -1,7 +1,8 @@
 """The plan file: schema, ``${…}`` interpolation, YAML with line marks → ``PlanSpec``.
 
-Pure apart from reading the plan file itself: nothing here touches the
-network, the target or the state store. The public surface is ``__all__``;
+Pure apart from reading the plan file itself and looking up ``summary.path``
+on the local filesystem (``stat``/``access``, nothing created): nothing here
+touches the network, the target or the state store. The public surface is ``__all__``;
 the submodules are private.
 
 ``load_plan(path, variables, env)`` returns a frozen ``PlanSpec`` or raises

@@ -2,7 +2,7 @@
 
 Owns the conversions from what the user wrote to what the tool uses: sizes to
 bytes, durations to seconds, ``cosine_distance`` to ``cosine``, credentials to
-``Secret``, integer ids to strings, local paths to absolute ``file://`` URLs,
+``Secret`` (empty ones left out), integer ids to strings, local paths to absolute ``file://`` URLs,
 lists and mappings to tuples and read-only mappings. It runs only on data that
 ``validate.check`` accepted and must not report problems (an exception here is
 a bug, not a user error).
@@ -64,11 +64,18 @@ def _freeze(value: Any) -> Any:
 
 
 def _options(raw: Any) -> Mapping[str, Any]:
-    """Storage options, frozen, with credential values wrapped in ``Secret``."""
+    """Storage options, frozen, with credential values wrapped in ``Secret``.
+
+    An empty credential (``key: ${AWS_ACCESS_KEY_ID:-}`` with the variable unset) is left
+    out, so the filesystem driver falls back to its own credential chain (environment,
+    profile, instance role) instead of signing with an empty key.
+    """
 
     def wrap(value: Any, key: str) -> Any:
         if isinstance(value, Mapping):
-            return MappingProxyType({k: wrap(v, k) for k, v in value.items()})
+            return MappingProxyType(
+                {k: wrap(v, k) for k, v in value.items() if not _empty_credential(k, v)}
+            )
         if isinstance(value, list):
             return tuple(wrap(v, key) for v in value)
         if isinstance(value, str) and value and is_credential_name(key):
@@ -76,6 +83,10 @@ def _options(raw: Any) -> Mapping[str, Any]:
         return value
 
     return cast(Mapping[str, Any], wrap(dict(raw or {}), ""))
+
+
+def _empty_credential(key: str, value: Any) -> bool:
+    return value == "" and is_credential_name(key)
 
 
 def build_plan(

@@ -2,9 +2,11 @@
 
 Owns the order of the steps and the file-level problems: missing file,
 directory, unreadable, too large, binary or not UTF-8. Reading the file is its
-only I/O (no network, ever). Steps: bytes → text → YAML with marks →
-``${…}`` interpolation → secrets registered by field (``secret_fields``) →
-schema, secret and semantic checks → ``PlanSpec``.
+only I/O (no network, ever), and it never reads more than ``MAX_PLAN_BYTES`` + 1
+bytes, whatever ``stat`` says (a device such as ``/dev/zero`` reports size 0).
+Steps: bytes → text → YAML with marks → ``${…}`` interpolation → secrets
+registered by field (``secret_fields``) → schema, secret and semantic checks →
+``PlanSpec``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def load_plan(
     env: Mapping[str, str] | None = None,
     *,
     base_dir: Path | None = None,
+    allow_memory_state: bool = False,
 ) -> PlanSpec:
     """Read, interpolate, validate and build the plan at ``path``.
 
@@ -43,11 +46,21 @@ def load_plan(
     ``base_dir`` (for relative local paths) to the current directory. Raises
     ``PlanInvalid`` (a ``PlanFileError``) listing every problem as
     ``FILE:LINE:COL: message``.
+
+    ``state.uri: memory://`` is refused unless ``allow_memory_state`` (for tests and
+    library callers that keep every step in one process): the CLI never sets it, since
+    such state vanishes with the process and an interrupted apply could not resume.
     """
     shown = str(path)
     data = _read(Path(path), shown)
     return parse_plan(
-        data, file=shown, variables=variables, env=env, base_dir=base_dir, source_path=Path(path)
+        data,
+        file=shown,
+        variables=variables,
+        env=env,
+        base_dir=base_dir,
+        source_path=Path(path),
+        allow_memory_state=allow_memory_state,
     )
 
 
@@ -59,6 +72,7 @@ def parse_plan(
     env: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
     source_path: Path | None = None,
+    allow_memory_state: bool = False,
 ) -> PlanSpec:
     """``load_plan`` for content already in memory (``file`` names it in messages)."""
     raw = content.encode("utf-8") if isinstance(content, str) else content
@@ -83,6 +97,7 @@ def parse_plan(
         file=file,
         base_dir=base,
         silenced=interpolated.failed,
+        allow_memory_state=allow_memory_state,
     )
     issues = interpolated.issues + issues
     if issues or validated is None:
@@ -107,23 +122,31 @@ def parse_plan(
 
 def _read(path: Path, shown: str) -> bytes:
     try:
-        size = path.stat().st_size
         if path.is_dir():
             raise PlanInvalid(
                 shown, [PlanIssue(shown, "is a directory; give the path of a plan YAML file")]
             )
-        if size > MAX_PLAN_BYTES:
+        # Read at most one byte past the limit whatever stat says: a device or a pipe
+        # (/dev/zero, /dev/stdin) reports size 0 and may never end.
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PLAN_BYTES + 1)
+            size = os.fstat(handle.fileno()).st_size
+        if len(data) > MAX_PLAN_BYTES:
+            if size > MAX_PLAN_BYTES:
+                amount = f"is {size:,} bytes"
+            else:
+                amount = f"is larger than 4MiB ({MAX_PLAN_BYTES:,} bytes)"
             raise PlanInvalid(
                 shown,
                 [
                     PlanIssue(
                         shown,
-                        f"is {size:,} bytes; a plan file is at most {MAX_PLAN_BYTES:,} bytes "
+                        f"{amount}; a plan file is at most {MAX_PLAN_BYTES:,} bytes "
                         "(is this a dataset? point source.uri at data, and elax-plan at the plan)",
                     )
                 ],
             )
-        return path.read_bytes()
+        return data
     except FileNotFoundError:
         raise PlanInvalid(
             shown,
@@ -142,6 +165,10 @@ def _read(path: Path, shown: str) -> bytes:
     except OSError as exc:
         raise PlanInvalid(
             shown, [PlanIssue(shown, f"cannot be read ({exc.strerror or exc}); check the path")]
+        ) from None
+    except ValueError:  # "embedded null byte": no file has such a name
+        raise PlanInvalid(
+            shown, [PlanIssue(shown, "the path contains a NUL character; check the path")]
         ) from None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 # Kept in step with "$defs/size" and "$defs/duration" in plan.schema.json (tested).
 SIZE_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?\s*([KkMmGgTt][Ii]?[Bb]|[Bb])?\s*$"
@@ -37,6 +38,10 @@ _DURATION_UNITS: dict[str, Decimal] = {
     "d": Decimal(86400),
 }
 
+# No size a plan may hold comes near this many digits; beyond it, parsing is refused
+# outright (Python refuses to convert integers of more than 4,300 digits anyway).
+_MAX_SIZE_DIGITS = 64
+
 SIZE_HINT = "write a size such as 1MiB, 512KiB, 5MB or a whole number of bytes"
 DURATION_HINT = "write a duration such as 500ms, 2s, 15m, 1h or 1h30m"
 
@@ -61,11 +66,13 @@ def parse_size(value: object) -> int:
     unit = match["unit"].lower() or "b"
     if unit not in _SIZE_UNITS:
         raise ValueError(f"has an unknown size unit; {SIZE_HINT}")
-    number = Decimal(match["number"])
-    total = number * _SIZE_UNITS[unit]
-    if total != total.to_integral_value():
+    if len(match["number"]) > _MAX_SIZE_DIGITS:
+        raise ValueError(f"is far too large to be a size; {SIZE_HINT}")
+    # Exact arithmetic: Decimal's 28 digits would round a huge size before it is judged.
+    total = Fraction(match["number"]) * _SIZE_UNITS[unit]
+    if total.denominator != 1:
         raise ValueError(f"is not a whole number of bytes; {SIZE_HINT}")
-    return int(total)
+    return total.numerator
 
 
 def parse_duration(value: object) -> float:
@@ -103,11 +110,14 @@ def parse_duration(value: object) -> float:
 
 
 def format_size(num_bytes: int) -> str:
-    """Render bytes the way a plan would write them (``1MiB``, ``1.5GiB``, ``512B``)."""
+    """Render bytes the way a plan would write them (``1MiB``, ``1.5GiB``, ``512B``).
+
+    Integer arithmetic only, so a huge count shows its digits, not a float's.
+    """
     for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if num_bytes >= factor:
-            amount = num_bytes / factor
-            text = f"{amount:.2f}".rstrip("0").rstrip(".")
+            hundredths = (num_bytes * 100 + factor // 2) // factor
+            text = f"{hundredths // 100}.{hundredths % 100:02d}".rstrip("0").rstrip(".")
             return f"{text}{unit}"
     return f"{num_bytes}B"
 

@@ -2,7 +2,8 @@
 
 Owns safe YAML parsing for plans: only the core YAML types (no Python tags, no
 custom tags, nothing is ever executed), duplicate keys refused, ``<<`` merge
-keys honoured, alias bombs and recursive aliases stopped, and every syntax
+keys honoured, alias bombs, recursive aliases and nesting deeper than
+``MAX_DEPTH`` stopped (at the line and column where it happens), and every syntax
 error rephrased in plain words at its line and column. It must not interpret
 the data (that is the validator's job) and must not read files (the caller
 passes text).
@@ -28,6 +29,14 @@ NodePath = tuple[str | int, ...]
 # A plan of normal size has a few hundred nodes; this only stops alias bombs
 # ("billion laughs") from expanding into gigabytes.
 MAX_NODES = 200_000
+# A plan nests a handful of levels (verify.smoke_queries[0].filters.values is 5); deeper
+# nesting is a mistake (unclosed brackets) or an attack on the recursive parsers below.
+MAX_DEPTH = 64
+
+# Whole numbers a plan may hold: what JSON tools (orjson, the state files) carry.
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+_MAX_INT_CHARS = 100
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{t}" for t in ("str", "null", "bool", "int", "float", "timestamp")}
@@ -60,10 +69,50 @@ class LoadedYaml:
     marks: dict[NodePath, Mark]
 
 
+class _TooDeep(Exception):
+    """Nesting went past ``MAX_DEPTH`` at ``mark``."""
+
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__()
+        self.mark = mark
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """pyyaml's safe loader, refusing to compose lists/mappings nested past ``MAX_DEPTH``.
+
+    pyyaml composes recursively, so without a bound ``a: [[[[…`` ends in a RecursionError.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise _TooDeep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _too_deep_message() -> str:
+    return (
+        f"lists and mappings are nested more than {MAX_DEPTH} levels deep here; a plan needs "
+        "a few levels: look for an unclosed '[' or '{', or indentation that keeps growing"
+    )
+
+
 def load_yaml(text: str, file: str) -> LoadedYaml:
     """Parse ``text`` (the content of ``file``); raise ``PlanInvalid`` naming every problem."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_DepthLimitedLoader)
+    except _TooDeep as exc:
+        line, column = exc.mark.line + 1, exc.mark.column + 1
+        raise PlanInvalid(file, [PlanIssue(file, _too_deep_message(), line, column)]) from None
     except yaml.MarkedYAMLError as exc:
         raise PlanInvalid(file, [_syntax_issue(exc, file, text)]) from None
     except yaml.reader.ReaderError as exc:
@@ -153,6 +202,10 @@ class _Builder:
         )
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
+        if len(path) >= MAX_DEPTH:
+            # Only aliases get here: each may add up to MAX_DEPTH levels to where it is used.
+            self.issue(node, f"{_too_deep_message()} (through aliases)", path)
+            return None
         if id(node) in self._active:
             self.issue(node, "an alias refers to a node that contains it (a loop)", path)
             return None
@@ -182,7 +235,7 @@ class _Builder:
             if tag == f"{_TAG}bool":
                 return self._constructor.construct_yaml_bool(node)
             if tag == f"{_TAG}int":
-                return self._constructor.construct_yaml_int(node)
+                return self._int(node, path)
             value = self._constructor.construct_yaml_float(node)
         except (ValueError, yaml.YAMLError):
             kind = tag.removeprefix(_TAG)
@@ -196,6 +249,21 @@ class _Builder:
             )
             return None
         return value
+
+    def _int(self, node: ScalarNode, path: NodePath) -> int | None:
+        # Python refuses to convert more than 4,300 digits; no plan value needs 100.
+        number = None
+        if len(node.value) <= _MAX_INT_CHARS:
+            number = self._constructor.construct_yaml_int(node)
+        if number is None or not _INT_MIN <= number <= _INT_MAX:
+            self.issue(
+                node,
+                f"whole numbers in a plan must fit in 64 bits ({_INT_MIN} to {_INT_MAX}), as "
+                "JSON tools read them; check this value",
+                path,
+            )
+            return None
+        return number
 
     def _sequence(self, node: SequenceNode, path: NodePath) -> list[Any]:
         if node.tag != f"{_TAG}seq":

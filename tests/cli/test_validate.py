@@ -300,7 +300,7 @@ BAD_PLANS: list[BadPlan] = [
         minimal_with("throttle:\n  max_wal_lag: 2\n  resume_wal_lag: 5\n"),
         14,
         19,
-        "throttle.resume_wal_lag (5) must be ≤ throttle.max_wal_lag (2)",
+        "throttle.resume_wal_lag (5) must be below throttle.max_wal_lag (2)",
     ),
     BadPlan(
         "chunk-above-request-cap",
@@ -604,3 +604,64 @@ def test_validate_is_fast_and_skips_heavy_imports() -> None:
     assert not heavy & imported, sorted(heavy & imported)
     # Generous for a loaded 2-core CI machine; typically about 0.3 s.
     assert elapsed < 2.0, elapsed
+
+
+def test_deeply_nested_yaml_is_a_located_error_not_an_internal_one(tmp_path: Path) -> None:
+    """`a: [[[…` 1000 deep (2 KB) exits 1 at the level past the limit, with no internal error."""
+    plan = tmp_path / "deep.yaml"
+    plan.write_text("a: " + "[" * 1000 + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "elax_plan", "validate", str(plan)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "internal error" not in result.stderr, result.stderr
+    assert f"{plan}:1:67: lists and mappings are nested more than 64 levels deep" in result.stderr
+
+
+def test_json_format_stays_json_on_an_internal_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--format json prints a JSON document (exit 1) even when validate itself has a bug.
+
+    A bug cannot be produced on demand from a real plan, so one is injected into the loader.
+    """
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("injected bug")
+
+    monkeypatch.setattr("elax_plan.cli.validate.load_plan", broken)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(MINIMAL_PLAN)
+    code = run(["validate", str(plan), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    document = json.loads(captured.out)
+    assert document["valid"] is False
+    assert document["plan"] is None
+    [error] = document["errors"]
+    assert error["line"] is None
+    assert "internal error (RuntimeError: injected bug)" in error["message"]
+    assert "--debug" in error["message"]
+    assert "Traceback" not in captured.out + captured.err
+
+
+def test_json_format_with_debug_adds_the_traceback_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--debug --format json keeps stdout a JSON document and prints the traceback on stderr."""
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("injected bug")
+
+    monkeypatch.setattr("elax_plan.cli.validate.load_plan", broken)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(MINIMAL_PLAN)
+    code = run(["--debug", "validate", str(plan), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert json.loads(captured.out)["valid"] is False
+    assert "Traceback" in captured.err

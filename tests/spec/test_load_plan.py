@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ import structlog.testing
 
 from elax_plan.errors import PlanFileError
 from elax_plan.spec import PlanInvalid, PlanSpec, load_plan, parse_plan
+from elax_plan.spec.loader import MAX_PLAN_BYTES
 from tests.spec.helpers import MINIMAL_PLAN, minimal_with
 
 REPO = Path(__file__).resolve().parents[2]
@@ -228,3 +232,93 @@ def test_unused_var_is_logged_as_a_warning(tmp_path: Path) -> None:
         parse_plan(MINIMAL_PLAN, variables={"regoin": "eu"}, base_dir=tmp_path)
     warnings = [e for e in logs if e["log_level"] == "warning"]
     assert [e["variables"] for e in warnings] == [["regoin"]]
+
+
+def _limited_memory() -> None:
+    import resource
+
+    # 1 GiB of address space: a read without a bound dies of MemoryError instead of eating
+    # the machine.
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_device_that_never_ends_is_read_only_up_to_the_limit() -> None:
+    """validate /dev/zero (stat size 0) reads at most the limit + 1 byte and says it is too big."""
+    result = subprocess.run(
+        [sys.executable, "-m", "elax_plan", "validate", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limited_memory,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "internal error" not in result.stderr, result.stderr
+    assert "/dev/zero: is larger than 4MiB (4,194,304 bytes)" in result.stderr, result.stderr
+
+
+def test_a_plan_over_the_limit_is_refused_with_its_size(tmp_path: Path) -> None:
+    """A regular file above 4 MiB is refused naming its size, before it is parsed."""
+    plan = tmp_path / "big.yaml"
+    plan.write_bytes(b"#" * (MAX_PLAN_BYTES + 10))
+    with pytest.raises(PlanInvalid) as caught:
+        load_plan(plan)
+    assert f"is {MAX_PLAN_BYTES + 10:,} bytes" in caught.value.issues[0].message
+
+
+def test_a_plan_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
+    """A file of exactly the limit is read (its content is judged), not refused as too large."""
+    plan = tmp_path / "edge.yaml"
+    plan.write_bytes(b"\x00" + b"#" * (MAX_PLAN_BYTES - 1))
+    with pytest.raises(PlanInvalid) as caught:
+        load_plan(plan)
+    assert "contains a NUL byte" in caught.value.issues[0].message
+
+
+@pytest.mark.parametrize("path", PLAN_FILES, ids=[p.name for p in PLAN_FILES])
+def test_every_plan_validates_offline_without_credentials(path: Path, tmp_path: Path) -> None:
+    """`elax-plan validate` passes on every plan with no AWS variables, no ~/.aws, no drivers."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "ELAX", "ELACSYM")) and k != "HOME"
+    }
+    env["HOME"] = str(tmp_path)  # no ~/.aws/credentials either
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "elax_plan", "validate", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    errors = "\n".join(
+        line for line in result.stderr.splitlines() if not line.startswith("import time:")
+    )
+    assert result.returncode == 0, errors
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert not imported & {"s3fs", "botocore", "aiobotocore", "boto3"}, sorted(imported)
+
+
+def test_an_empty_credential_is_left_out_of_storage_options(tmp_path: Path) -> None:
+    """key: ${AWS_ACCESS_KEY_ID:-} with the variable unset leaves key out (the driver's own chain)."""
+    text = minimal_with("").replace(
+        "  uri: ./state\n",
+        "  uri: s3://b/state\n  storage_options:\n    key: ${AWS_ACCESS_KEY_ID:-}\n"
+        "    secret: ${AWS_SECRET_ACCESS_KEY:-}\n    client_kwargs: {region_name: eu-west-1}\n",
+    )
+    spec = parse_plan(text, base_dir=tmp_path, env={})
+    assert dict(spec.state.storage_options) == {"client_kwargs": {"region_name": "eu-west-1"}}
+
+
+def test_a_plan_path_with_a_nul_byte_is_a_plan_error() -> None:
+    """A plan path containing NUL is reported as unreadable, not as an internal error."""
+    with pytest.raises(PlanInvalid) as caught:
+        load_plan("plan\x00.yaml")
+    assert "NUL character" in caught.value.issues[0].message

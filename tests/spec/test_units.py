@@ -121,3 +121,9 @@ def test_formatting_round_trips() -> None:
         assert parse_size(format_size(num_bytes)) == num_bytes
     for seconds in (0.5, 2.0, 900.0, 5400.0, 86400.0 + 61):
         assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
+
+
+def test_format_size_is_exact_for_huge_values() -> None:
+    """format_size uses integer arithmetic: no float digits appear for huge byte counts."""
+    assert format_size(99999999999999999999 * 1024**4) == "99999999999999999999TiB"
+    assert format_size(3 * 1024**4 + 1024**4 // 2) == "3.5TiB"

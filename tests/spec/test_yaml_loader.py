@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from elax_plan.spec import PlanInvalid
-from elax_plan.spec.yaml_loader import MAX_NODES, load_yaml
+from elax_plan.spec.yaml_loader import MAX_DEPTH, MAX_NODES, load_yaml
 
 
 def _issue(text: str) -> tuple[int | None, int | None, str]:
@@ -89,3 +89,53 @@ def test_tab_indentation_is_rephrased() -> None:
     line, column, message = _issue("a:\n\tb: 1\n")
     assert (line, column) == (2, 1)
     assert "tab character" in message
+
+
+def test_nesting_past_the_limit_is_a_located_error_not_a_recursion_error() -> None:
+    """400 unclosed '[' (800 bytes) stop at the first level past MAX_DEPTH, at its column."""
+    line, column, message = _issue("a: " + "[" * 400 + "\n")
+    assert (line, column) == (1, 4 + MAX_DEPTH - 1)
+    assert f"more than {MAX_DEPTH} levels deep" in message
+
+
+def test_deep_block_mappings_are_stopped_at_the_limit() -> None:
+    """Indented mappings nested past the limit are refused at the key that goes too deep."""
+    text = "".join(f"{'  ' * i}k{i}:\n" for i in range(MAX_DEPTH + 5)) + "  " * 70 + "x: 1\n"
+    line, column, message = _issue(text)
+    assert (line, column) == (MAX_DEPTH + 1, 2 * MAX_DEPTH + 1)
+    assert "levels deep" in message
+
+
+def test_nesting_up_to_the_limit_loads() -> None:
+    """MAX_DEPTH nested lists are still a document (the schema judges them)."""
+    text = "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n"
+    data = load_yaml(text, "p.yaml").data
+    for _ in range(MAX_DEPTH - 1):
+        data = data[0]
+    assert data == []
+
+
+def test_aliases_cannot_build_nesting_past_the_limit() -> None:
+    """A chain of anchors, each nesting the previous, is stopped where it passes the limit."""
+    lines = ["l0: &l0 " + "[" * 40 + "]" * 40]
+    for i in range(1, 8):
+        lines.append(f"l{i}: &l{i} " + "[" * 40 + f"*l{i - 1}" + "]" * 40)
+    line, _column, message = _issue("\n".join(lines) + "\n")
+    assert line == 1
+    assert "levels deep" in message
+
+
+@pytest.mark.parametrize(
+    "number", ["18446744073709551616", "-9223372036854775809", "1" * 5000, "0x1" + "0" * 17]
+)
+def test_whole_numbers_beyond_64_bits_are_refused_where_written(number: str) -> None:
+    """A whole number no JSON tool can carry (beyond 64 bits, or 5,000 digits) is refused."""
+    line, column, message = _issue(f"a:\n  b: {number}\n")
+    assert (line, column) == (2, 6)
+    assert "must fit in 64 bits" in message
+
+
+def test_the_largest_64_bit_numbers_load() -> None:
+    """2**64 - 1 and -2**63 are still numbers."""
+    data = load_yaml("a: 18446744073709551615\nb: -9223372036854775808\n", "p.yaml").data
+    assert data == {"a": 2**64 - 1, "b": -(2**63)}

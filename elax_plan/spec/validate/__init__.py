@@ -3,8 +3,9 @@
 Owns ``check``: the three checks a plan goes through after YAML and interpolation, in order:
 the JSON Schema (``schemas/plan.schema.json``, ``schema_messages`` words its errors with "did
 you mean" hints), the secret rules (``secret_rules``: credentials only from interpolation) and
-the semantic rules the schema cannot express (``semantic_rules``, ``source_rules``:
-``resume_wal_lag ≤ max_wal_lag``, ``chunk_bytes ≤ max_request_bytes``, state outside the
+the semantic rules the schema cannot express (``semantic_rules``, ``source_rules``,
+``location_rules``:
+``resume_wal_lag < max_wal_lag``, ``chunk_bytes ≤ max_request_bytes``, state outside the
 store's ``namespaces/``…). Interpolated text is first given its schema type (``coercion``).
 
 It must not build ``PlanSpec`` objects (``build`` does) and never quotes a value that came
@@ -52,12 +53,14 @@ def check(
     file: str,
     base_dir: Path,
     silenced: Iterable[NodePath] = (),
+    allow_memory_state: bool = False,
 ) -> tuple[dict[str, Any] | None, list[PlanIssue]]:
     """Validate ``data`` (YAML already interpolated); return it with defaults, and the issues.
 
     The data is ``None`` when there are issues. ``base_dir`` resolves relative
     local paths for the location checks. Paths in ``silenced`` (their
     interpolation failed and was reported) get no further issues.
+    ``allow_memory_state`` accepts ``state.uri: memory://`` (tests, library use).
     """
     checker = Checker(file, marks, sources)
     checker.silenced = frozenset(silenced)
@@ -83,7 +86,7 @@ def check(
     schema_issues(checker, data)
     secret_issues(checker, data)
     defaulted: dict[str, Any] = plan_schema_mod.apply_defaults(data)
-    semantic_issues(checker, defaulted, base_dir)
+    semantic_issues(checker, defaulted, base_dir, allow_memory_state=allow_memory_state)
     if checker.issues:
         return None, checker.issues
     return defaulted, []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from typing import Any
 
 from elax_plan.source_format import UNSUPPORTED_CODECS
@@ -20,7 +21,7 @@ from elax_plan.spec.yaml_loader import NodePath, format_path
 
 NAME_PATTERN = "^[a-z0-9][a-z0-9._-]*$"
 NAMESPACE_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9._-]*$"
-URL_PATTERN = r"^(embedded|https?://[^\s/?#]+(/\S*)?)$"
+URL_PATTERN = r"^(embedded|https?://[^\s/?#]+(/[^\s?#]*)?)$"
 
 # Every pattern in the schema has a sentence here (a test checks), so no
 # regular expression is ever shown to a user.
@@ -114,7 +115,8 @@ def _translate(
     elif keyword == "type":
         checker.add(path, _type_message(checker, path, node, expected, value))
     elif keyword == "pattern" and isinstance(value, str):
-        checker.add(path, _pattern_message(checker, path, expected, value))
+        if value or not node.get("minLength"):  # an empty value gets the minLength message
+            checker.add(path, _pattern_message(checker, path, expected, value))
     elif keyword == "enum":
         checker.add(path, _enum_message(checker, path, expected, value))
     elif keyword == "const":
@@ -134,7 +136,8 @@ def _translate(
             "exclusiveMaximum": "less than",
         }[keyword]
         shown = checker.value_text(path, value) or "this value"
-        limit = " (elacsym's limit)" if path[-1:] in (("top_k",), ("vector_dims",)) else ""
+        capped = keyword == "maximum" and path[-1:] in (("top_k",), ("vector_dims",))
+        limit = " (elacsym's limit)" if capped else ""
         checker.add(path, f"{where} must be {bound} {expected}{limit}, not {shown}")
     elif keyword == "minLength":
         checker.add(path, f"{where} must not be empty")
@@ -274,6 +277,13 @@ def _pattern_message(checker: Checker, path: NodePath, pattern: str, value: str)
         return f"{where}{shown} {_parse_message(parse_size, value)}"
     if pattern == DURATION_PATTERN:
         return f"{where}{shown} {_parse_message(parse_duration, value)}"
+    if pattern == URL_PATTERN and re.match(r"^\s*https?://[^\s?#]+[?#]", value):
+        # The query may carry a token: the value is not quoted.
+        part = "a query string (from '?')" if "?" in value else "a fragment (from '#')"
+        return (
+            f"{where} has {part}; elax-plan appends the API paths (/v2/namespaces/…) to "
+            "target.url, so it must be a base URL such as http://127.0.0.1:3000. Remove it"
+        )
     sentence = PATTERN_MESSAGES.get(pattern, "has the wrong form")
     message = f"{where}{shown} {sentence}"
     if pattern == URL_PATTERN and not checker.interpolated(path):

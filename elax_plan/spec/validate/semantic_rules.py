@@ -1,9 +1,10 @@
 """Semantic rules the schema cannot express, each reported at the offending node.
 
 Owns the checks across keys: ``chunk_bytes ≤ max_request_bytes``, sizes and durations that
-parse and are positive, ``resume_wal_lag ≤ max_wal_lag``, ingest and verify consistency
-(smoke queries, filters, ANN parameters), state outside the store's ``namespaces/``, and
-hands ``source`` to ``source_rules``. Runs on defaulted data, after the schema check.
+parse and lie within their bounds (the constants below: every duration at most 30d, so apply's
+clocks cannot overflow), ``resume_wal_lag < max_wal_lag``, ingest and verify consistency
+(smoke queries, filters, ANN parameters), and hands ``source`` to ``source_rules`` and the
+URLs and paths to ``location_rules``. Runs on defaulted data, after the schema check.
 """
 
 from __future__ import annotations
@@ -11,17 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from elax_plan.spec.locations import is_local, is_within, join, resolve_location, scheme_of
 from elax_plan.spec.model import RESERVED_PLAN_NAMES
-from elax_plan.spec.units import format_size, parse_duration, parse_size
+from elax_plan.spec.units import format_duration, format_size, parse_duration, parse_size
 from elax_plan.spec.validate.checker import Checker, path_text, value_at
+from elax_plan.spec.validate.location_rules import location_checks
 from elax_plan.spec.validate.source_rules import source_checks
 from elax_plan.spec.yaml_loader import NodePath
 
+# The bounds of every size and duration (README "Limits"; the schema describes them too).
 MIN_REQUEST_BYTES = 1024
+MAX_REQUEST_BYTES = 1024**3  # target.max_request_bytes and ingest.chunk_bytes: 1GiB
+MAX_STORE_BUDGET = 1024**5  # preconditions.store_budget: 1024TiB
+MAX_DURATION_SECONDS = 30 * 86400  # every duration but wal_trim.older_than: 30d
+MAX_TRIM_AGE_SECONDS = 365 * 86400  # wal_trim.older_than: 365d
+MIN_POLL_INTERVAL_SECONDS = 0.01  # throttle.poll_interval: 10ms
 
 
-def semantic_issues(checker: Checker, d: dict[str, Any], base_dir: Path) -> None:
+def semantic_issues(
+    checker: Checker, d: dict[str, Any], base_dir: Path, *, allow_memory_state: bool = False
+) -> None:
     """Every cross-key rule on the defaulted data ``d``."""
     name = d.get("name")
     if isinstance(name, str) and name in RESERVED_PLAN_NAMES:
@@ -31,12 +40,12 @@ def semantic_issues(checker: Checker, d: dict[str, Any], base_dir: Path) -> None
             "choose another plan name",
         )
     _size_checks(checker, d)
-    _duration_checks(checker, d)
-    _throttle_checks(checker, d)
+    durations = _duration_checks(checker, d)
+    _throttle_checks(checker, d, durations)
     _ingest_checks(checker, d)
     source_checks(checker, d)
     _verify_checks(checker, d)
-    _location_checks(checker, d, base_dir)
+    location_checks(checker, d, base_dir, allow_memory_state=allow_memory_state)
 
 
 def _size(checker: Checker, d: dict[str, Any], path: NodePath) -> int | None:
@@ -66,10 +75,10 @@ def _duration(checker: Checker, d: dict[str, Any], path: NodePath) -> float | No
 def _size_checks(checker: Checker, d: dict[str, Any]) -> None:
     chunk_path: NodePath = ("ingest", "chunk_bytes")
     cap_path: NodePath = ("target", "max_request_bytes")
-    chunk = _size(checker, d, chunk_path)
-    cap = _size(checker, d, cap_path)
     budget_path: NodePath = ("preconditions", "store_budget")
-    budget = _size(checker, d, budget_path)
+    chunk = _bounded_size(checker, d, chunk_path, MAX_REQUEST_BYTES)
+    cap = _bounded_size(checker, d, cap_path, MAX_REQUEST_BYTES)
+    budget = _bounded_size(checker, d, budget_path, MAX_STORE_BUDGET)
     for path, value in ((chunk_path, chunk), (cap_path, cap)):
         if value is not None and value < MIN_REQUEST_BYTES:
             checker.add(
@@ -92,37 +101,76 @@ def _size_checks(checker: Checker, d: dict[str, Any]) -> None:
         )
 
 
-def _duration_checks(checker: Checker, d: dict[str, Any]) -> None:
-    for path in (
-        ("target", "timeout"),
-        ("ingest", "retry", "initial"),
-        ("ingest", "retry", "max"),
-        ("throttle", "poll_interval"),
-        ("throttle", "stall_timeout"),
-        ("verify", "index_timeout"),
-    ):
+def _bounded_size(checker: Checker, d: dict[str, Any], path: NodePath, maximum: int) -> int | None:
+    """The size at ``path`` in bytes, or ``None`` when absent, unparsable or above ``maximum``."""
+    value = _size(checker, d, path)
+    if value is not None and value > maximum:
+        checker.add(
+            path,
+            f"{path_text(path)}{checker.shown(path, value_at(d, path))} is above the maximum of "
+            f"{format_size(maximum)}; write a smaller size",
+        )
+        return None
+    return value
+
+
+# (path, minimum, maximum) in seconds; a minimum of 0 means "longer than 0".
+_DURATIONS: tuple[tuple[NodePath, float, float], ...] = (
+    (("target", "timeout"), 0, MAX_DURATION_SECONDS),
+    (("ingest", "retry", "initial"), 0, MAX_DURATION_SECONDS),
+    (("ingest", "retry", "max"), 0, MAX_DURATION_SECONDS),
+    (("throttle", "poll_interval"), MIN_POLL_INTERVAL_SECONDS, MAX_DURATION_SECONDS),
+    (("throttle", "stall_timeout"), 0, MAX_DURATION_SECONDS),
+    (("verify", "index_timeout"), 0, MAX_DURATION_SECONDS),
+)
+
+
+def _duration_checks(checker: Checker, d: dict[str, Any]) -> dict[NodePath, float]:
+    """Check every duration's bounds; return those that are within them, in seconds."""
+    good: dict[NodePath, float] = {}
+    for path, minimum, maximum in _DURATIONS:
         seconds = _duration(checker, d, path)
-        if seconds is not None and seconds <= 0:
+        if seconds is None:
+            continue
+        if seconds <= 0:
             checker.add(path, f"{path_text(path)} must be longer than 0 (e.g. 1s)")
-    _duration(checker, d, ("wal_trim", "older_than"))
-    initial = _duration_quiet(d, ("ingest", "retry", "initial"))
-    longest = _duration_quiet(d, ("ingest", "retry", "max"))
-    if initial is not None and longest is not None and 0 < longest < initial:
+        elif seconds < minimum:
+            checker.add(
+                path,
+                f"{path_text(path)}{checker.shown(path, value_at(d, path))} is shorter than the "
+                f"minimum of {format_duration(minimum)}; polling faster only loads the target "
+                "(the default is 1s)",
+            )
+        elif not _within_maximum(checker, d, path, seconds, maximum):
+            continue
+        else:
+            good[path] = seconds
+    trim_path: NodePath = ("wal_trim", "older_than")
+    older_than = _duration(checker, d, trim_path)
+    if older_than is not None:
+        _within_maximum(checker, d, trim_path, older_than, MAX_TRIM_AGE_SECONDS)
+    initial = good.get(("ingest", "retry", "initial"))
+    longest = good.get(("ingest", "retry", "max"))
+    if initial is not None and longest is not None and longest < initial:
         checker.add(
             ("ingest", "retry", "max"),
             "ingest.retry.max is shorter than ingest.retry.initial; the longest backoff must be "
             "at least the first one",
         )
+    return good
 
 
-def _duration_quiet(d: dict[str, Any], path: NodePath) -> float | None:
-    value = value_at(d, path)
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError:
-        return None
+def _within_maximum(
+    checker: Checker, d: dict[str, Any], path: NodePath, seconds: float, maximum: float
+) -> bool:
+    if seconds <= maximum:
+        return True
+    checker.add(
+        path,
+        f"{path_text(path)}{checker.shown(path, value_at(d, path))} is longer than the maximum "
+        f"of {format_duration(maximum)}; write a shorter duration",
+    )
+    return False
 
 
 def _int(d: dict[str, Any], path: NodePath) -> int | None:
@@ -130,18 +178,19 @@ def _int(d: dict[str, Any], path: NodePath) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _throttle_checks(checker: Checker, d: dict[str, Any]) -> None:
+def _throttle_checks(checker: Checker, d: dict[str, Any], durations: dict[NodePath, float]) -> None:
     high = _int(d, ("throttle", "max_wal_lag"))
     low = _int(d, ("throttle", "resume_wal_lag"))
-    if high is not None and low is not None and low > high:
+    if high is not None and low is not None and high >= 1 and low >= high:
         checker.add(
             ("throttle", "resume_wal_lag"),
-            f"throttle.resume_wal_lag ({low}) must be ≤ throttle.max_wal_lag ({high}): writes "
-            "pause above max_wal_lag and resume at or below resume_wal_lag",
+            f"throttle.resume_wal_lag ({low}) must be below throttle.max_wal_lag ({high}): writes "
+            "pause while the lag is above max_wal_lag and resume once it is at most "
+            "resume_wal_lag (and below max_wal_lag)",
         )
-    poll = _duration_quiet(d, ("throttle", "poll_interval"))
-    stall = _duration_quiet(d, ("throttle", "stall_timeout"))
-    if poll is not None and stall is not None and 0 < stall < poll:
+    poll = durations.get(("throttle", "poll_interval"))
+    stall = durations.get(("throttle", "stall_timeout"))
+    if poll is not None and stall is not None and stall < poll:
         checker.add(
             ("throttle", "stall_timeout"),
             "throttle.stall_timeout is shorter than throttle.poll_interval; a stall could be "
@@ -295,32 +344,4 @@ def _ann_checks(checker: Checker, path: NodePath, params: dict[str, Any]) -> Non
             "nprobe_ratio and target_recall are the same setting (elacsym reads target_recall) "
             "but differ here; keep one of them",
             at_key=True,
-        )
-
-
-def _location_checks(checker: Checker, d: dict[str, Any], base_dir: Path) -> None:
-    store = value_at(d, ("target", "store"))
-    state = value_at(d, ("state", "uri"))
-    if isinstance(store, str) and isinstance(state, str) and store and state:
-        store_url = resolve_location(store, base_dir)
-        state_url = resolve_location(state, base_dir)
-        namespaces = join(store_url, "namespaces")
-        if is_within(state_url, namespaces):
-            checker.add(
-                ("state", "uri"),
-                "state.uri is inside the target store's namespaces/ directory, where elacsym "
-                "keeps namespaces; put the state elsewhere (e.g. a sibling directory or bucket)",
-            )
-        elif is_within(store_url, state_url) and is_within(state_url, store_url):
-            checker.add(
-                ("state", "uri"),
-                "state.uri is the target store itself; the state's namespaces/<ns>.json would "
-                "land in elacsym's namespaces/ directory. Use a separate location",
-            )
-    summary = value_at(d, ("summary", "path"))
-    if isinstance(summary, str) and not is_local(summary):
-        checker.add(
-            ("summary", "path"),
-            f"summary.path must be a local file path, not a {scheme_of(summary)}:// URL (the "
-            "summary is always stored with the run under state.uri too)",
         )

@@ -2,8 +2,10 @@
 
 Owns the checks of ``source.uri`` (repeats; each URI resolves under ``source.format`` and
 ``source.compression`` through ``source_format``, the table plan and apply read with, to one
-format), the attribute mapping (include/rename against the id and vector fields, attribute
-name length), and what a source without vectors rules out.
+format), the id and vector fields (two different fields), the attribute mapping
+(include/rename against the id and vector fields; no two renames onto one name; no rename onto
+a field include keeps under its own name; attribute name length), and what a source without
+vectors rules out.
 """
 
 from __future__ import annotations
@@ -30,11 +32,22 @@ def source_checks(checker: Checker, d: dict[str, Any]) -> None:
     uris = _uris(checker, source)
     _format_checks(checker, source, uris)
     vector_field = source.get("vector_field")
-    reserved = {f for f in (source.get("id_field"), vector_field) if isinstance(f, str)}
+    id_field = source.get("id_field")
+    if isinstance(vector_field, str) and vector_field == id_field:
+        path: NodePath = ("source", "vector_field")
+        checker.add(
+            path,
+            f"source.vector_field{checker.shown(path, vector_field)} is also source.id_field; "
+            "a row's id and its vector come from two different fields. Set id_field or "
+            "vector_field to the other one",
+        )
+    reserved = {f for f in (id_field, vector_field) if isinstance(f, str)}
     attributes = source.get("attributes")
     if isinstance(attributes, dict):
-        _include_checks(checker, attributes.get("include"), reserved)
+        include = attributes.get("include")
+        _include_checks(checker, include, reserved)
         _rename_checks(checker, attributes.get("rename"), reserved)
+        _shadow_checks(checker, include, attributes.get("rename"))
     if vector_field is None:
         _no_vector_checks(checker, d)
 
@@ -134,7 +147,29 @@ def _rename_checks(checker: Checker, rename: Any, reserved: set[str]) -> None:
         _check_attribute_name(checker, path, new)
 
 
+def _shadow_checks(checker: Checker, include: Any, rename: Any) -> None:
+    """A rename onto a field ``include`` keeps under its own name would drop that field.
+
+    ``include`` names attributes as written (after renaming) and accepts a renamed field's
+    source name too; listing both ``title_v2`` and ``title`` with ``rename: {title_v2: title}``
+    can only mean the source's own ``title`` as well, which the rename replaces.
+    """
+    if not isinstance(include, list) or not isinstance(rename, dict):
+        return
+    listed = {name for name in include if isinstance(name, str)}
+    for old, new in rename.items():
+        if old in listed and new in listed and new not in rename and old != new:
+            checker.add(
+                ("source", "attributes", "rename", old),
+                f'renaming "{old}" to "{new}" would drop the source field "{new}": include '
+                f'lists both "{old}" and "{new}", and a document holds one "{new}". Rename to '
+                f'a name no source field uses, or remove "{new}" from include',
+            )
+
+
 def _check_attribute_name(checker: Checker, path: NodePath, name: Any) -> None:
+    if path in checker.flagged:  # e.g. the schema's "at most 128 characters"
+        return
     if isinstance(name, str) and len(name.encode()) > MAX_ATTRIBUTE_NAME_BYTES:
         checker.add(
             path,

@@ -145,3 +145,70 @@ def test_the_schema_lists_exactly_the_codecs_the_resolver_supports() -> None:
     schema = plan_schema()
     enum = schema["properties"]["source"]["properties"]["compression"]["enum"]
     assert tuple(enum) == COMPRESSION_SETTINGS
+
+
+def test_id_field_equal_to_vector_field_is_refused_at_vector_field(tmp_path: Path) -> None:
+    """source.id_field and source.vector_field naming one field is refused where vector_field is."""
+    text = MINIMAL_PLAN.replace(
+        "  uri: data/*.ndjson\n", "  uri: data/*.ndjson\n  id_field: doc\n  vector_field: doc\n"
+    )
+    issues = issues_of(text, tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(11, 17)]
+    assert 'source.vector_field ("doc") is also source.id_field' in issues[0][2]
+
+
+def test_the_default_id_field_as_vector_field_is_refused(tmp_path: Path) -> None:
+    """vector_field: id (the default id_field) is refused too."""
+    text = MINIMAL_PLAN.replace(
+        "  uri: data/*.ndjson\n", "  uri: data/*.ndjson\n  vector_field: id\n"
+    )
+    issues = issues_of(text, tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(10, 17)]
+    assert "is also source.id_field" in issues[0][2]
+
+
+def _attributes(block: str) -> str:
+    return MINIMAL_PLAN.replace(
+        "  uri: data/*.ndjson\n", "  uri: data/*.ndjson\n  attributes:\n" + block
+    )
+
+
+def test_rename_onto_a_field_include_keeps_is_refused_at_the_rename(tmp_path: Path) -> None:
+    """include [title_v2, title] + rename title_v2→title would drop the source's title: refused."""
+    text = _attributes("    include: [title_v2, title]\n    rename: {title_v2: title}\n")
+    issues = issues_of(text, tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(12, 24)]
+    assert 'renaming "title_v2" to "title" would drop the source field "title"' in issues[0][2]
+
+
+def test_rename_onto_the_source_name_of_another_kept_field_is_refused(tmp_path: Path) -> None:
+    """include [a, b] + rename a→b: b is kept under its own name and a lands on it: refused."""
+    issues = issues_of(_attributes("    include: [a, b]\n    rename: {a: b}\n"), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(12, 17)]
+    assert 'would drop the source field "b"' in issues[0][2]
+
+
+def test_two_renames_onto_one_name_are_refused_at_the_second(tmp_path: Path) -> None:
+    """rename {a: t, b: t} is refused at b: one attribute name comes from one field."""
+    issues = issues_of(_attributes("    rename: {a: t, b: t}\n"), tmp_path)
+    assert [(line, column) for line, column, _ in issues] == [(11, 23)]
+    assert '"b" and "a" are both renamed to "t"' in issues[0][2]
+
+
+def test_renames_that_drop_nothing_are_accepted(tmp_path: Path) -> None:
+    """SPEC §3's include [title] + rename title_v2→title, chains and swaps are accepted."""
+    for block in (
+        "    include: [title, category]\n    rename: {title_v2: title}\n",
+        "    rename: {a: b, b: c}\n",
+        "    rename: {a: b, b: a}\n",
+    ):
+        parse_plan(_attributes(block), base_dir=tmp_path)
+
+
+def test_the_schema_documents_the_rename_rule() -> None:
+    """The schema's description of rename says a renamed field replaces a same-named field."""
+    rename = plan_schema()["properties"]["source"]["properties"]["attributes"]["properties"][
+        "rename"
+    ]
+    assert "is not written" in rename["description"]
+    assert "validate refuses" in rename["description"]
