@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import functools
 import gzip
 import json
@@ -305,6 +306,21 @@ def test_gzip_sample_uses_compressed_sizes(src: SourceDir) -> None:
     plain = rows(sample.sampled_rows, dims=8)
     expected = sum(document_bytes(r, json.dumps(r["vector"])) for r in plain)
     assert sample.request_bytes == expected
+
+
+def test_bz2_rows_larger_than_the_sample_still_give_an_estimate(tmp_path: Path) -> None:
+    """768-d rows in bz2: SAMPLE_BYTES holds no whole 900 kB block, so the sampler reads a larger
+    (bounded) prefix of that one file instead of estimating 0 rows."""
+    records = rows(1_500, dims=768)
+    packed = bz2.compress(ndjson(records))
+    assert len(packed) > 4 * SAMPLE_BYTES
+    (tmp_path / "wide.ndjson.bz2").write_bytes(packed)
+    spec = source_spec(f"{tmp_path.as_uri()}/wide.ndjson.bz2")
+    listing = list_source(spec)
+    sample = sample_source(listing, spec)
+    assert sample.sampled_rows > 0 and sample.source_bytes_per_row is not None
+    estimate = len(packed) / sample.source_bytes_per_row
+    assert abs(estimate - 1_500) / 1_500 < 0.1, estimate
 
 
 def test_whole_small_gzip_file_is_sampled_exactly(tmp_path: Path) -> None:
