@@ -581,6 +581,13 @@ def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals)
             f"{format_count(totals.gone)} file(s) in the ledger are gone from the source; "
             "their rows stay in the namespace (nothing is deleted)."
         )
+    excluded = live.source.excluded
+    if excluded:
+        warnings.append(
+            f"source.uri also matched {format_count(len(excluded))} file(s) of this plan's own "
+            f"state under {live.source.state_root} (such as {excluded[0]}); they are left out "
+            "of the source."
+        )
     listed = {f.url for f in live.source.files}
     for url, lost in sorted(live.lost_writes.items()):
         if url not in listed:

@@ -44,10 +44,16 @@ class SourceSample:
 
 @dataclass(frozen=True, slots=True)
 class SourceListing:
-    """Every file the plan's ``source.uri`` names, sorted by URL, plus a sample."""
+    """Every file the plan's ``source.uri`` names, sorted by URL, plus a sample.
+
+    ``excluded``: files the pattern matched that are elax-plan's own state (``state_root``,
+    the plan's folder under ``state.uri``), left out of ``files``.
+    """
 
     files: tuple[SourceFile, ...]
     sample: SourceSample = field(default_factory=SourceSample)
+    excluded: tuple[str, ...] = ()
+    state_root: str = ""
 
 
 @dataclass(frozen=True, slots=True)

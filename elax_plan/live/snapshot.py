@@ -98,7 +98,7 @@ def observe(
         proof = prove_delivery(
             reader, spec.target.namespace, acks, skip_through=skip, retrier=retrier
         )
-    listing = read_source(spec.source)
+    listing = read_source(spec.source, exclude=state_locations(spec))
     live = LiveState(
         observed_at=observed_at,
         target=target,
@@ -109,6 +109,13 @@ def observe(
         lost_writes=dict(proof.lost) if proof is not None else {},
     )
     return Snapshot(live, ledger, record, proof)
+
+
+def state_locations(spec: PlanSpec) -> tuple[str, str]:
+    """Where this plan's state lives under ``state.uri``: its own folder (ledger, lease, runs)
+    and the namespace records. A source pattern that covers them must leave them out."""
+    root = spec.state.uri.rstrip("/")
+    return (f"{root}/{spec.name}/", f"{root}/namespaces/")
 
 
 def _same_target(spec: PlanSpec, ledger: Ledger) -> bool:

@@ -16,7 +16,9 @@ in apply's readers: a file apply would refuse is refused here, and a sample
 decodes bytes exactly as apply will.
 
 Local globs follow the shell: ``*`` and ``?`` do not match a leading dot, ``**``
-matches any depth. It must not write anything, validate rows (apply does), or
+matches any depth. A pattern that also covers the plan's own state (its ledger, lease
+and run files such as ``events.ndjson``, and the namespace records) leaves those out
+(``exclude``), so a run never reads its own state back as source. It must not write anything, validate rows (apply does), or
 decide what a listing means for the plan (the planner does). Failures are one
 paragraph naming the URL and what to check; credentials never appear in them.
 """
@@ -29,7 +31,7 @@ import io
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -50,7 +52,7 @@ from elax_plan.live._fs import (
 )
 from elax_plan.live.model import SourceFile, SourceListing, SourceSample
 from elax_plan.source_format import Codec, Refusal, check, decompressed, open_parquet
-from elax_plan.spec.locations import is_local
+from elax_plan.spec.locations import is_local, is_within
 from elax_plan.spec.model import SourceSpec
 from elax_plan.spec.secrets import redact, reveal
 
@@ -86,23 +88,38 @@ def has_magic(text: str) -> bool:
 # --- listing -------------------------------------------------------------------------------
 
 
-def list_source(source: SourceSpec) -> SourceListing:
+def list_source(source: SourceSpec, exclude: Sequence[str] = ()) -> SourceListing:
     """Every file ``source.uris`` names, de-duplicated and sorted by URL (no sample, no rows).
 
     A URL or pattern that matches no file is an error, as is a URL naming a directory, and a
     file that ``source_format`` cannot resolve under ``source.format``/``source.compression``
-    (``x.jsonl.zip``): apply would refuse it, so the plan does.
+    (``x.jsonl.zip``): apply would refuse it, so the plan does. Files at or below a URL of
+    ``exclude`` (the plan's own state: its ledger, lease and run files, and the namespace
+    records) are left out and listed in ``excluded``; the first one names ``state_root``.
     """
     found: dict[str, SourceFile] = {}
     for uri in source.uris:
         files = _list_local(uri) if is_local(uri) else _list_remote(uri, source.storage_options)
         for f in files:
             found.setdefault(f.url, f)
+    excluded = sorted(u for u in found if any(is_within(u, root) for root in exclude))
+    for url in excluded:
+        del found[url]
+    if excluded and not found:
+        raise SourceError(
+            f"source.uri {redact(', '.join(source.uris))} matched only elax-plan's own state "
+            f"files ({len(excluded):,}, such as {redact(excluded[0])}).",
+            hint="Point source.uri at the data, or move state.uri out of the source folder.",
+        )
     for url in found:
         resolved = check(url, source.format, source.compression)
         if isinstance(resolved, Refusal):
             raise resolved.error(redact(url))
-    return SourceListing(files=tuple(found[url] for url in sorted(found)))
+    return SourceListing(
+        files=tuple(found[url] for url in sorted(found)),
+        excluded=tuple(excluded),
+        state_root=exclude[0] if exclude else "",
+    )
 
 
 def _codec_of(url: str, source: SourceSpec) -> Codec | None:
@@ -113,9 +130,9 @@ def _codec_of(url: str, source: SourceSpec) -> Codec | None:
     return resolved.codec
 
 
-def read_source(source: SourceSpec) -> SourceListing:
+def read_source(source: SourceSpec, exclude: Sequence[str] = ()) -> SourceListing:
     """``list_source`` plus Parquet row counts and the sample: what ``plan`` needs."""
-    listing = count_rows(list_source(source), source)
+    listing = count_rows(list_source(source, exclude), source)
     return replace(listing, sample=sample_source(listing, source))
 
 

@@ -467,3 +467,26 @@ def test_empty_listing_samples_nothing() -> None:
     """No files, no sample (and no error: listing already reported the empty match)."""
     spec = source_spec("file:///nowhere/*.ndjson")
     assert sample_source(SourceListing(files=()), spec).sampled_rows == 0
+
+
+def test_files_under_an_excluded_state_location_are_left_out(tmp_path: Path) -> None:
+    """The plan's own state under a source glob is left out and named; if nothing else
+    matched, that is an error saying so (not an empty source)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.ndjson").write_bytes(ndjson(rows(2)))
+    runs = tmp_path / "state" / "demo" / "runs" / "20261125T190000.123Z-1a2b3c"
+    runs.mkdir(parents=True)
+    (runs / "events.ndjson").write_bytes(b'{"event":"lag"}\n')
+    (tmp_path / "state" / "other.ndjson").write_bytes(ndjson(rows(1)))
+    state = f"{(tmp_path / 'state').as_uri()}/demo/"
+    spec = source_spec(f"{tmp_path.as_uri()}/**/*.ndjson")
+    listing = list_source(spec, exclude=[state])
+    assert [f.url for f in listing.files] == [
+        (tmp_path / "src" / "a.ndjson").as_uri(),
+        (tmp_path / "state" / "other.ndjson").as_uri(),
+    ]
+    assert listing.excluded == ((runs / "events.ndjson").as_uri(),)
+    assert listing.state_root == state
+    only_state = source_spec(f"{runs.as_uri()}/*.ndjson")
+    with pytest.raises(SourceError, match="matched only elax-plan's own state files"):
+        list_source(only_state, exclude=[state])
