@@ -39,6 +39,7 @@ from elax_plan.live.model import (
     SourceListing,
     TargetLive,
     eligible_wal_objects,
+    same_source,
 )
 from elax_plan.live.state_view import LedgerView, LiveState
 from elax_plan.spec import PlanSpec, format_duration, redact
@@ -149,7 +150,7 @@ def _file_steps(spec: PlanSpec, live: LiveState) -> list[FileStep]:
         lost = live.lost_writes.get(f.url) if known else None
         if progress is None or progress.status == "pending":
             action, reason, resume = "create", "new", None
-        elif progress.fingerprint != f.fingerprint:
+        elif not same_source(progress.fingerprint, f.fingerprint):
             action = "update"
             reason = f"changed since it was written ({progress.fingerprint} → {f.fingerprint})"
             resume = None

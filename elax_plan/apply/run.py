@@ -34,7 +34,12 @@ from typing import Any
 import structlog
 
 from elax_plan.apply import proof as proof_of
-from elax_plan.apply.checkpoints import Checkpointer, entry_for, file_run
+from elax_plan.apply.checkpoints import (
+    Checkpointer,
+    entry_for,
+    file_run,
+    upgraded_fingerprints,
+)
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
@@ -274,6 +279,7 @@ class ApplyRun:
         self.previous = ledger.run
         self.writing = [s for s in self.plan.files if s.writes]
         ledger = ledger.with_run(self._run_state(ledger.run))
+        ledger = upgraded_fingerprints(self.plan.files, ledger)
         self.file_runs: list[FileRun] = []
         for step in self.writing:
             entry = entry_for(step, ledger)

@@ -17,12 +17,64 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """One source object: its URL, size and a fingerprint that changes when its bytes do."""
+    """One source object: its URL, size and a fingerprint that changes when its bytes do.
+
+    The fingerprint is ``key=value`` fields joined by ``;`` (see ``same_source``):
+    ``size=<n>;etag=<e>[;version=<v>]`` where the store has an ETag (S3; the version id on a
+    versioned bucket), ``size=<n>;mtime=<iso8601>;blocks=<hex>`` for local files (``blocks``:
+    a hash of the first and last 64 KiB), ``size=<n>;mtime=<iso8601>`` elsewhere; with
+    ``source.fingerprint: content`` the same plus ``sha256=<hex>`` of the whole file.
+    """
 
     url: str
     size: int
-    fingerprint: str  # "size=<n>;etag=<e>" or "size=<n>;mtime=<iso8601>"
+    fingerprint: str
     rows: int | None = None  # exact, when the format tells it cheaply (Parquet footer)
+
+
+UPGRADED_FIELDS = frozenset({"blocks", "version"})
+"""Fields a fingerprint recorded by an earlier elax-plan lacks (see ``same_source``)."""
+_IDENTITY_FIELDS = ("mtime", "etag", "blocks", "version")
+
+
+def fingerprint_fields(fingerprint: str) -> dict[str, str]:
+    """``"size=1;mtime=x"`` as ``{"size": "1", "mtime": "x"}``."""
+    fields: dict[str, str] = {}
+    for part in fingerprint.split(";"):
+        key, _, value = part.partition("=")
+        fields[key] = value
+    return fields
+
+
+def same_source(recorded: str, listed: str) -> bool:
+    """Whether the file the ledger recorded (``recorded``) is the one listed now (``listed``).
+
+    Equal fingerprints match. Otherwise, with the same size:
+
+    - a listed ``sha256`` (``source.fingerprint: content``) decides alone, and a recorded
+      fingerprint without one does not match: content mode never trusts an mtime it did not
+      check (switching to it rewrites each file once);
+    - else every field both have must agree, and the listed one may have only ``blocks`` or
+      ``version`` more: a fingerprint written before those fields existed still matches when
+      size and mtime (or ETag) agree, so upgrading elax-plan does not mark every file changed;
+      apply records the new form when it next writes the ledger. A recorded ``sha256`` is
+      ignored by an ``auto`` listing (switching back from content mode rewrites nothing).
+    """
+    if recorded == listed:
+        return True
+    old, new = fingerprint_fields(recorded), fingerprint_fields(listed)
+    if old.get("size") != new.get("size"):
+        return False
+    if "sha256" in new:
+        return old.get("sha256") == new["sha256"]
+    shared = [k for k in _IDENTITY_FIELDS if k in old and k in new]
+    missing = {k for k in _IDENTITY_FIELDS if k in new and k not in old}
+    return (
+        bool(shared)
+        and all(old[k] == new[k] for k in shared)
+        and missing <= UPGRADED_FIELDS
+        and any(k not in UPGRADED_FIELDS for k in shared)
+    )
 
 
 @dataclass(frozen=True, slots=True)
