@@ -515,7 +515,7 @@ def open_parquet(
         if isinstance(exc, OSError):
             raise _open_failed(url, exc) from exc
         raise SourceError(  # pyarrow's ArrowInvalid: not a Parquet file
-            f"Cannot read {url} as Parquet: {exc}.",
+            f"Cannot read {url} as Parquet: {str(exc).strip().rstrip('.')}.",
             hint="Check that it is a Parquet file, or set source.format.",
         ) from exc
     try:

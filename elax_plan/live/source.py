@@ -661,11 +661,16 @@ class _DocumentSizer:
         vector = row.get(self.vector_field) if self.vector_field is not None else None
         vector_bytes = None
         if vector is not None:
-            if self.np is not None:
-                array = self.np.asarray(vector, dtype=self.np.float32)
-                vector_bytes = len(orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY))
-            else:
-                vector_bytes = len(orjson.dumps(list(vector)))
+            try:
+                if self.np is not None:
+                    # 1e39 in a float64 column narrows to inf (apply rejects that row): quietly.
+                    with self.np.errstate(over="ignore", invalid="ignore"):
+                        array = self.np.asarray(vector, dtype=self.np.float32)
+                    vector_bytes = len(orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY))
+                else:
+                    vector_bytes = len(orjson.dumps(list(vector)))
+            except (TypeError, ValueError, orjson.JSONEncodeError):
+                return 0  # not a vector of numbers (strings, nulls): apply rejects the row
         return self._size(row, vector_bytes, drop_nulls=True, fallback=0)
 
     def _vector_span(self, line: bytes) -> int | None:

@@ -218,6 +218,10 @@ def _too_long(url: str, line_no: int, offset: int, parts: list[bytes], size: int
 
 
 def _json_error(line: bytes, exc: orjson.JSONDecodeError) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:  # orjson would say "surrogates not allowed"
+        return f"line is not valid UTF-8 (byte 0x{line[bad.start]:02x} at byte {bad.start + 1})"
     if b"NaN" in line or b"Infinity" in line:
         return f"line is not valid JSON (NaN and Infinity are not JSON numbers): {exc}"
     return f"line is not valid JSON: {exc}"
