@@ -5,8 +5,9 @@ temporary NDJSON and Parquet file, then measures, pinned to one CPU:
 
 (a) ``orjson.loads`` on each line alone (lines already in memory: the strictest baseline);
 (b) NDJSON → bodies: ``open_source(decode=False)`` (as apply reads) → ``RowMapper.map`` →
-    ``Chunker.add``;
-(c) Parquet (float32 fixed-size-list vectors) → bodies;
+    ``Chunker.add``, and each closed chunk's ids counted by ``IdTracker`` (duplicates), as the
+    pipeline does;
+(c) Parquet (float32 fixed-size-list vectors) → bodies, the same way;
 (d) time from ``open_source`` to the first row when resuming at 90 % of a large NDJSON file.
 
 Each figure is the median of ``--repeats`` interleaved runs (CPU seconds of the pinned process;
@@ -32,6 +33,7 @@ import orjson
 
 from benchmarks.common import interleaved, machine, pin_to_one_core, unpin
 from elax_plan.apply.chunker import Chunker
+from elax_plan.apply.duplicates import IdTracker
 from elax_plan.apply.readers import ResumePoint, open_source
 from elax_plan.apply.rows import InvalidRow, RowMapper
 
@@ -95,6 +97,7 @@ def write_parquet(path: Path, rows: int, seed: int) -> None:
 def bodies(url: str, mapper: RowMapper) -> tuple[int, int, int]:
     """Run the data path; return (rows, bodies, body bytes)."""
     chunker = Chunker(1 << 20, 2 << 20)
+    ids = IdTracker()
     rows = count = size = 0
     for raw in open_source(url, columns=mapper.columns, decode=False):
         mapped = mapper.map(raw)
@@ -105,12 +108,16 @@ def bodies(url: str, mapper: RowMapper) -> tuple[int, int, int]:
         if isinstance(out, InvalidRow):
             raise SystemExit(f"benchmark row too large: {out.reason}")
         if out is not None:
+            ids.add(out.items)
             count += 1
             size += out.size
     last = chunker.flush()
     if last is not None:
+        ids.add(last.items)
         count += 1
         size += last.size
+    if ids.unique_ids != rows:
+        raise SystemExit(f"benchmark ids: {ids.unique_ids} unique of {rows} rows")
     return rows, count, size
 
 

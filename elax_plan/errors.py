@@ -22,7 +22,9 @@
     │   ├── LeaseLost           our lease was taken over or could not be renewed
     │   └── LeaseCorrupt        lock.json is no lease (`unlock PLAN corrupt` removes it)
     ├── SourceError             a source file cannot be listed, opened or read           (exit 1)
-    └── InvalidRowError         a source row is invalid and the policy stops the run     (exit 1)
+    ├── InvalidRowError         a source row is invalid and the policy stops the run     (exit 1)
+    ├── NothingWritten          the run read rows and wrote none (every row rejected)    (exit 1)
+    └── RowsUnaccounted         rows read ≠ acknowledged + rejected for a file (a bug)   (exit 1)
 
 A run whose data was written but whose verification failed is not an exception:
 ``apply`` returns its outcome with exit code 3.
@@ -277,3 +279,11 @@ class InvalidRowError(ElaxError):
         self.location = location
         self.reason = reason
         super().__init__(summary, detail, hint)
+
+
+class NothingWritten(ElaxError):
+    """The run read rows and acknowledged none of them: every one was rejected."""
+
+
+class RowsUnaccounted(ElaxError):
+    """For a file, rows read ≠ rows acknowledged + rows rejected: a bug in elax-plan."""

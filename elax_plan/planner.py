@@ -40,6 +40,7 @@ from elax_plan.live.model import (
     SourceListing,
     TargetLive,
     eligible_wal_objects,
+    same_source,
 )
 from elax_plan.live.state_view import LedgerView, LiveState
 from elax_plan.spec import PlanSpec, display_url, format_duration, redact
@@ -152,7 +153,7 @@ def _file_steps(spec: PlanSpec, live: LiveState) -> list[FileStep]:
         lost = live.lost_writes.get(f.url) if known else None
         if progress is None or progress.status == "pending":
             action, reason, resume = "create", "new", None
-        elif progress.fingerprint != f.fingerprint:
+        elif not same_source(progress.fingerprint, f.fingerprint):
             action = "update"
             reason = f"changed since it was written ({progress.fingerprint} → {f.fingerprint})"
             resume = None
@@ -624,6 +625,13 @@ def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals)
             + " gone from the source; "
             + ("its" if totals.gone == 1 else "their")
             + " rows stay in the namespace (nothing is deleted)."
+        )
+    excluded = live.source.excluded
+    if excluded:
+        warnings.append(
+            f"source.uri also matched {format_count(len(excluded))} file(s) of this plan's own "
+            f"state under {live.source.state_root} (such as {excluded[0]}); they are left out "
+            "of the source."
         )
     listed = {f.url for f in live.source.files}
     for url, lost in sorted(live.lost_writes.items()):

@@ -10,7 +10,10 @@ the rows ``plan`` estimates are decoded exactly as ``apply`` decodes them.
 
 A codec is supported only if apply can stream it and resume inside it (by decompressing and
 discarding up to a decompressed offset): gzip, bz2, xz/lzma and zstd (the ``[zstd]`` extra).
-Any other ending is refused by name, never guessed at.
+Any other ending is refused by name, never guessed at. A stream that stops before its codec's
+end marker (a cut-off download, a file still being written) is an error (``StreamError``), never
+a short read: zstd frames are decoded here frame by frame for that, since the ``zstandard``
+package's stream reader ends quietly inside a cut frame.
 
 Must not import from ``spec``, ``live`` or ``apply`` (``spec`` imports this module), read or
 decode rows, or import fsspec, a codec package or pyarrow before a file is opened.
@@ -36,6 +39,7 @@ __all__ = [
     "Format",
     "Refusal",
     "ResolvedFormat",
+    "StreamError",
     "check",
     "codec_install_hint",
     "decompressed",
@@ -238,7 +242,7 @@ def decompressed(
 ) -> IO[bytes]:
     """``raw``'s bytes decoded with ``codec`` (fsspec's codec), as one stream across members.
 
-    Decoding errors become a ``SourceError`` naming ``url`` and ``codec``. A stream that ends
+    Decoding errors become a ``StreamError`` naming ``url`` and ``codec``. A stream that ends
     before its codec says it should is an error too, unless ``truncated_ok`` (a sample of a
     file's first bytes): then it ends there, and ``truncated`` says so.
     """
@@ -252,11 +256,124 @@ def decompressed(
             "not installed.",
             hint=f"Install it with: {codec_install_hint(codec)}.",
         )
-    return cast("IO[bytes]", _Decoded(opener(raw, mode="rb"), raw, codec, url, truncated_ok))
+    stream: Any = _zstd_frames(raw) if codec == "zstd" else None
+    if stream is None:
+        stream = opener(raw, mode="rb")
+    return cast("IO[bytes]", _Decoded(stream, raw, codec, url, truncated_ok))
+
+
+class StreamError(SourceError):
+    """A compressed source that cannot be read on: cut off, or not in its codec's format.
+
+    ``located`` gives the same error naming how far reading got (the NDJSON reader adds the
+    line and the decompressed offset it reached), so the operator knows which rows were read.
+    """
+
+    def __init__(
+        self,
+        head: str,
+        subject: str,
+        tail: str,
+        detail: str | None,
+        hint: str | None,
+        where: str = "",
+    ) -> None:
+        self.head, self.subject, self.tail = head, subject, tail
+        super().__init__(f"{head}{subject}{where}{tail}", detail, hint)
+
+    def located(self, where: str) -> StreamError:
+        """This error with ``where`` (e.g. `` at line 12``) after the file's name."""
+        return StreamError(self.head, self.subject, self.tail, self.detail, self.hint, where)
+
+
+_ZSTD_PIECE = 64 * 1024  # compressed bytes decoded at a time
+
+
+class _ZstdFrames:
+    """zstd frames one after another (as ``zstd -c a b`` writes them), decoded from ``raw``.
+
+    The ``zstandard`` package's ``stream_reader`` returns a short read, with no error, when a
+    file ends inside a frame; here each frame has its own decompression object, whose ``eof``
+    says whether the frame was complete, and a file that ends inside one raises ``EOFError``
+    (as gzip, bz2 and lzma do), once the bytes decoded before the cut have been returned.
+    """
+
+    __slots__ = ("_buffer", "_cut", "_dctx", "_ended", "_frame", "_pos", "_raw")
+
+    def __init__(self, raw: IO[bytes], dctx: Any) -> None:
+        self._raw = raw
+        self._dctx = dctx
+        self._frame: Any = None  # the open frame's decompression object; None between frames
+        self._buffer = b""
+        self._pos = 0
+        self._ended = False
+        self._cut = False
+
+    def _fill(self) -> bool:
+        """Decode more into the buffer: False at a clean end, ``EOFError`` inside a frame."""
+        while not self._ended:
+            data = self._raw.read(_ZSTD_PIECE)
+            if not data:
+                self._ended = True
+                self._cut = self._frame is not None
+                break
+            out = []
+            while data:
+                if self._frame is None:
+                    self._frame = self._dctx.decompressobj()
+                out.append(self._frame.decompress(data))
+                if not self._frame.eof:
+                    break
+                data = self._frame.unused_data  # the next frame starts here
+                self._frame = None
+            decoded = b"".join(out)
+            if decoded:
+                self._buffer, self._pos = decoded, 0
+                return True
+        if self._cut:
+            raise EOFError("the file ends inside a zstd frame")
+        return False
+
+    def read1(self, size: int = -1) -> bytes:
+        if self._pos >= len(self._buffer) and not self._fill():
+            return b""
+        end = len(self._buffer) if size < 0 else min(len(self._buffer), self._pos + size)
+        chunk = self._buffer[self._pos : end]
+        self._pos = end
+        return chunk
+
+    def read(self, size: int = -1) -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while size < 0 or got < size:
+            try:
+                chunk = self.read1(-1 if size < 0 else size - got)
+            except EOFError:
+                if not parts:
+                    raise
+                break  # return what was decoded before the cut; the next read raises
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._buffer = b""
+
+
+def _zstd_frames(raw: IO[bytes]) -> _ZstdFrames | None:
+    """A frame-checking zstd reader, or None without the ``zstandard`` package (then fsspec's
+    own zstd reader is used: the standard library's ``ZstdFile`` checks frames itself)."""
+    try:
+        import zstandard
+    except ImportError:
+        return None
+    return _ZstdFrames(raw, zstandard.ZstdDecompressor())
 
 
 class _Decoded:
-    """A codec's reader that reports its failures as ``SourceError`` (see ``decompressed``).
+    """A codec's reader that reports its failures as ``StreamError`` (see ``decompressed``).
 
     One extra call per block read, not per line: the NDJSON reader reads 64 KiB blocks.
     """
@@ -298,21 +415,25 @@ class _Decoded:
 
     def _ended_early(self, exc: EOFError) -> bytes:
         if not self._truncated_ok:
-            raise SourceError(
-                f"Cannot read {self._url}: its {self._codec} stream ends before it is "
-                f"complete ({exc}).",
+            raise StreamError(
+                "Cannot read ",
+                self._url,
+                f": its {self._codec} stream ends before it is complete ({exc}).",
                 "The file is truncated, or still being written.",
                 "Replace it with the complete file and run elax-plan plan again.",
             ) from exc
         self.truncated = True
         return b""
 
-    def _error(self, exc: BaseException) -> SourceError:
+    def _error(self, exc: BaseException) -> StreamError:
         said = str(exc).strip()
         why = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
-        return SourceError(
-            f"Cannot decompress {self._url} as {self._codec}: {why}.",
-            hint="Check source.compression (infer reads it from the file extension).",
+        return StreamError(
+            "Cannot decompress ",
+            f"{self._url} as {self._codec}",
+            f": {why}.",
+            None,
+            "Check source.compression (infer reads it from the file extension).",
         )
 
 
@@ -394,7 +515,7 @@ def open_parquet(
         if isinstance(exc, OSError):
             raise _open_failed(url, exc) from exc
         raise SourceError(  # pyarrow's ArrowInvalid: not a Parquet file
-            f"Cannot read {url} as Parquet: {exc}.",
+            f"Cannot read {url} as Parquet: {str(exc).strip().rstrip('.')}.",
             hint="Check that it is a Parquet file, or set source.format.",
         ) from exc
     try:

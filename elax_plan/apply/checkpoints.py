@@ -47,12 +47,36 @@ def acks_before(acks: Sequence[Ack], point: Mapping[str, Any] | None) -> list[Ac
 def entry_for(step: FileStep, ledger: Ledger) -> FileEntry:
     old = ledger.files.get(step.url)
     if step.action == "resume" and old is not None:
+        # The listed fingerprint matched the recorded one (``live.model.same_source``); the
+        # listing's may be of a newer form (an older elax-plan wrote the ledger): keep it.
         return dataclasses.replace(
-            old, status="partial", acks=acks_before(old.acks, step.resume_from)
+            old,
+            status="partial",
+            acks=acks_before(old.acks, step.resume_from),
+            fingerprint=step.fingerprint or old.fingerprint,
         )
     return FileEntry(
         url=step.url, fingerprint=step.fingerprint or "", size=step.size, status="pending"
     )
+
+
+def upgraded_fingerprints(steps: Sequence[FileStep], ledger: Ledger) -> Ledger:
+    """``ledger`` with the listed fingerprint of each file the plan skips as done, where the
+    recorded one differs: it matched (``live.model.same_source``), and is of an older form,
+    written before a field such as ``blocks`` existed. Saved with the run's first write."""
+    changed: dict[str, FileEntry] = {}
+    for step in steps:
+        entry = ledger.files.get(step.url)
+        if (
+            step.action == "skip"
+            and step.fingerprint
+            and entry is not None
+            and entry.fingerprint != step.fingerprint
+        ):
+            changed[step.url] = dataclasses.replace(entry, fingerprint=step.fingerprint)
+    if not changed:
+        return ledger
+    return dataclasses.replace(ledger, files={**ledger.files, **changed})
 
 
 def file_run(step: FileStep, entry: FileEntry) -> FileRun:

@@ -27,6 +27,13 @@ A 413 splits the chunk in two (a shared request: into its files' chunks) and
 lowers the chunk target for the rest of the run; a row that alone gets a 413 is
 an invalid row. It must not touch the ledger or the lease itself: it reports
 progress through ``on_checkpoint``.
+
+Accounting: every row read is either acknowledged or rejected, per file
+(``FileRun.read`` = rows acknowledged in this run + ``FileRun.rejected``); a run
+that wrote everything checks it before it returns and raises ``RowsUnaccounted``
+if a file's numbers do not add up (a bug detector: it should never happen). Ids
+are counted as chunks close (``duplicates.IdTracker``): rows whose id an earlier
+row of the run had are written too (elacsym keeps the last), and counted.
 """
 
 from __future__ import annotations
@@ -41,12 +48,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elax_plan.apply.chunker import FRAME_BYTES, Chunk, Chunker, body_for
+from elax_plan.apply.duplicates import IdTracker
 from elax_plan.apply.readers import ResumePoint, open_source
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import InvalidRow, MappedRow, RowMapper
 from elax_plan.apply.throttle import Throttle
 from elax_plan.apply.writer import PayloadTooLarge, Writer
-from elax_plan.errors import ElaxError, WritesOverwritten
+from elax_plan.errors import ElaxError, RowsUnaccounted, WritesOverwritten
 from elax_plan.live.delivery import ops_digest
 from elax_plan.retry import Interrupted
 from elax_plan.state import Ack
@@ -147,10 +155,26 @@ class FileRun:
     # Acknowledged, settled writes with this file's rows (the ledger's, then this run's):
     # what the delivery proof checks.
     acks: list[Ack] = field(default_factory=list)
+    read: int = 0  # rows read in this run (valid or not)
+    rejected: int = 0  # rows of this run handed to the reject policy
+    start_rows: int = field(init=False)  # ``rows`` when the run started
+
+    def __post_init__(self) -> None:
+        self.start_rows = self.rows
+
+    @property
+    def acked(self) -> int:
+        """Rows acknowledged in this run."""
+        return self.rows - self.start_rows
 
 
 @dataclass
 class PipelineStats:
+    rows_read: int = 0  # rows read from the source in this run, valid or not
+    rows_rejected: int = 0  # of those, rows handed to the reject policy
+    unique_ids: int = 0  # distinct ids among the rows sent
+    duplicate_rows: int = 0  # rows sent whose id an earlier row of this run had
+    duplicate_ids: int = 0  # ids sent more than once
     rows_acked: int = 0
     bytes_acked: int = 0
     requests: int = 0
@@ -200,6 +224,7 @@ class Pipeline:
         self.on_progress = on_progress
         self.drain_timeout = drain_timeout
         self.stats = PipelineStats()
+        self.ids = IdTracker()
         self._next_index = 0
         self._pending: dict[Future[int], Flight] = {}
         self._in_flight: set[int] = set()
@@ -236,6 +261,7 @@ class Pipeline:
         finally:
             self._drain()
             executor.shutdown(wait=False, cancel_futures=True)
+            self._count_ids()
         if self._failure is not None:
             raise self._failure
         redo = [fr for fr in self.files if fr.redo_from is not None]
@@ -251,7 +277,15 @@ class Pipeline:
                 hint="Run `elax-plan apply` again: it re-sends those rows (upserts are "
                 "idempotent). To avoid the race, set ingest.concurrency to 1.",
             )
+        if not self.stop.is_set():
+            check_accounts(self.files)
         return self.stats
+
+    def _count_ids(self) -> None:
+        ids = self.ids
+        self.stats.unique_ids = ids.unique_ids
+        self.stats.duplicate_rows = ids.duplicate_rows
+        self.stats.duplicate_ids = len(ids.duplicates())
 
     def _halted(self) -> bool:
         return self.stop.is_set() or self._failure is not None
@@ -259,27 +293,41 @@ class Pipeline:
     def _write_file(self, fr: FileRun) -> None:
         chunker = Chunker(self.target_bytes, self.max_request_bytes)
         self._chunker = chunker
-        for raw in self.open_rows(fr):
-            if self._halted():
-                return
-            mapped = self.mapper.map(raw)
-            if isinstance(mapped, InvalidRow):
-                chunker.skip(mapped)
-                self.rejects.reject(mapped)
-                continue
-            closed = chunker.add(mapped)
-            if isinstance(closed, InvalidRow):
-                self.rejects.reject(closed)
-            elif closed is not None:
-                self._send_waiting()  # a file's chunks go out in order, its last one last
-                self._submit(Flight.of(fr, closed))
-            self._collect(block=False)
+        read = 0  # counted here, not on fr, to keep the per-row loop lean
+        try:
+            for raw in self.open_rows(fr):
+                if self._halted():
+                    return
+                read += 1
+                mapped = self.mapper.map(raw)
+                if isinstance(mapped, InvalidRow):
+                    chunker.skip(mapped)
+                    self._reject(fr, mapped)
+                    continue
+                closed = chunker.add(mapped)
+                if isinstance(closed, InvalidRow):
+                    self._reject(fr, closed)
+                elif closed is not None:
+                    self.ids.add(closed.items)
+                    self._send_waiting()  # a file's chunks go out in order, its last one last
+                    self._submit(Flight.of(fr, closed))
+                self._collect(block=False)
+        finally:
+            fr.read += read
+            self.stats.rows_read += read
         last = chunker.flush()
         if last is not None:
+            self.ids.add(last.items)
             self._wait_with_others(fr, last)
         fr.reader_done = True
         fr.tail = chunker.consumed
         self._advance(fr)
+
+    def _reject(self, fr: FileRun, row: InvalidRow) -> None:
+        """Hand ``row`` to the reject policy (which raises with ``fail``), counted for ``fr``."""
+        fr.rejected += 1
+        self.stats.rows_rejected += 1
+        self.rejects.reject(row)
 
     # --- sending ------------------------------------------------------------------------------
     # Only ``_pump`` sends, and answers are only processed by ``_collect``: a 413 split or an H1
@@ -402,7 +450,7 @@ class Pipeline:
                 item.document[:200].decode("utf-8", "replace"),
             )
             flight.done, flight.dropped, flight.barrier = True, True, 0
-            self.rejects.reject(row)  # raises with on_invalid_row: fail
+            self._reject(fr, row)  # raises with on_invalid_row: fail
             self._advance_all()
             return
         chunker = self._chunker or Chunker(self.target_bytes, self.max_request_bytes)
@@ -559,6 +607,26 @@ class Pipeline:
         self._advance_all()
 
 
+def check_accounts(files: Iterable[FileRun]) -> None:
+    """Raise ``RowsUnaccounted`` unless, for every file finished in this run, rows read equal
+    rows acknowledged plus rows rejected. It should never happen: a bug detector."""
+    wrong = [fr for fr in files if fr.done and fr.read != fr.acked + fr.rejected]
+    if not wrong:
+        return
+    shown = "; ".join(
+        f"{fr.url}: {fr.read:,} read, {fr.acked:,} acknowledged, {fr.rejected:,} rejected"
+        for fr in wrong[:5]
+    )
+    raise RowsUnaccounted(
+        f"Rows read do not add up to rows acknowledged plus rows rejected for "
+        f"{len(wrong)} file(s): {shown}{'…' if len(wrong) > 5 else ''}.",
+        "This is a bug in elax-plan: every row it reads is either written or rejected, so the "
+        "run stops before verifying rather than report a success it cannot account for.",
+        "Please report it with this message and the run's events.ndjson; running "
+        "`elax-plan apply` again rewrites nothing that was acknowledged.",
+    )
+
+
 def _redo_place(fr: FileRun) -> str:
     point = fr.redo_from
     assert point is not None
@@ -600,4 +668,12 @@ def file_rows(
     return rows
 
 
-__all__ = ["FileRun", "Flight", "MappedRow", "Pipeline", "PipelineStats", "file_rows"]
+__all__ = [
+    "FileRun",
+    "Flight",
+    "MappedRow",
+    "Pipeline",
+    "PipelineStats",
+    "check_accounts",
+    "file_rows",
+]

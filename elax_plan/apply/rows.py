@@ -7,8 +7,11 @@ array: ``{"id":"…","vector":[…],"attributes":{…}}`` (keys in that order; `
 
 The rules:
 
-- id: a non-empty string, or an integer (sent as its decimal string). Missing, null, empty,
-  boolean, float and other ids are invalid.
+- id: a non-empty string, or an integer (sent as its exact decimal string, however large:
+  ``2**70`` is ``"1180591620717411303424"``, never the float a JSON parser rounds it to; a
+  Parquet decimal of scale 0 is an integer too). Missing, null, empty, boolean and other ids
+  are invalid, and so is a number with a fraction or an exponent (``1.0``, ``1e3``): the
+  reason quotes it as written.
 - vector (unless ``vector_field`` is None): a non-empty list of numbers, of ``vector_dims``
   numbers when that is set, each finite and within float32 range *before* narrowing: elacsym
   parses f64 and narrows to f32, and a value past float32's range becomes ±inf, which the
@@ -41,6 +44,7 @@ reject policy.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import struct
@@ -283,7 +287,7 @@ class RowMapper:
             vector = span if self._source_numbers else _vector_json(numbers.astype(np.float32))
         # An invalid id raises the reason the full path gives (it checks the id first, and
         # the vector is valid by now).
-        doc_id, id_json = self._id(record.pop(self.id_field, _MISSING))
+        doc_id, id_json = self._id(record.pop(self.id_field, _MISSING), line)
         attributes = record if self._every_field else self._attributes(record)
         return doc_id, self._document(id_json, vector, attributes)
 
@@ -307,7 +311,7 @@ class RowMapper:
         return numbers
 
     def _map_dict(self, record: dict[str, Any], line: bytes | None) -> tuple[str, bytes]:
-        doc_id, id_json = self._id(record.get(self.id_field, _MISSING))
+        doc_id, id_json = self._id(record.get(self.id_field, _MISSING), line)
         vector_text: bytes | memoryview | None = None
         if self.vector_field is not None:
             vector = record.get(self.vector_field, _MISSING)
@@ -528,12 +532,37 @@ class RowMapper:
 
     # --- shared checks ----------------------------------------------------------------------
 
-    def _id(self, value: Any) -> tuple[str, bytes]:
+    def _id(self, value: Any, line: bytes | None = None) -> tuple[str, bytes]:
         if type(value) is int:
             value = str(value)
         elif type(value) is not str or not value:
-            raise _Invalid(self._bad_id(value))
+            value = self._exact_id(value, line)
         return value, orjson.dumps(value)
+
+    def _exact_id(self, value: Any, line: bytes | None) -> str:
+        """An id that is not a plain string or int: its exact integer digits, or the reason.
+
+        orjson decodes an integer beyond 64 bits as a float, and so a float id may be an
+        integer as written (2**70): the line's own text of the number decides. A number with
+        a fraction or an exponent (``1.0``, ``1e3``) is not an integer id, and the reason
+        quotes it as written. A Decimal (Parquet decimal columns) is an id when integral at
+        scale 0 or above.
+        """
+        if type(value) is float and line is not None:
+            written = _id_as_written(line, self.id_field)
+            if type(written) is int:
+                return str(written)
+            if isinstance(written, _NumberText):
+                kind = "a fraction" if "." in written else "an exponent"
+                raise _Invalid(
+                    f"id must be a string or an integer, got {written} (a number with {kind})"
+                )
+        if isinstance(value, Decimal) and value.is_finite():
+            exponent = value.as_tuple().exponent
+            if isinstance(exponent, int) and exponent >= 0:
+                return str(int(value))
+            raise _Invalid(f"id must be a string or an integer, got the decimal {value}")
+        raise _Invalid(self._bad_id(value))
 
     def _bad_id(self, value: Any) -> str:
         if value is _MISSING:
@@ -563,6 +592,23 @@ def excerpt(raw: RawRow) -> str:
     if isinstance(raw.record, ParquetRecord):
         return raw.record.excerpt()
     return ""
+
+
+class _NumberText(str):
+    """A JSON number with a fraction or an exponent, as written (see ``_id_as_written``)."""
+
+
+def _id_as_written(line: bytes, id_field: str) -> Any:
+    """The id of ``line`` decoded by the standard library: exact ints, other numbers as text.
+
+    The slow path for the rare id that orjson gave as a float; None if the line does not
+    decode (it did with orjson, so only in odd cases such as a lone surrogate).
+    """
+    try:
+        record = json.loads(line, parse_float=_NumberText)
+    except (ValueError, RecursionError):
+        return None
+    return record.get(id_field) if type(record) is dict else None
 
 
 def _decode_with(line: bytes, start: int, end: int, filler: bytes) -> dict[Any, Any] | None:

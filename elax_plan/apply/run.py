@@ -10,6 +10,8 @@ runs one method per phase over one run context:
 - ``open_ledger``: the run's ledger entries for the plan's file steps.
 - ``write``: the plan's file steps through the pipeline, checkpointed
   (``checkpoints``), events and summary in the run's files (``run_files``).
+- ``account``: a run that read rows and acknowledged none fails here (the
+  pipeline has checked that every row read was acknowledged or rejected).
 - ``verify``: the plan's check steps, each by its kind's executor (``verify``).
 - ``trim``: the plan's WAL-trim step, if any, once verification passed.
 - ``finish``: the verdict in the ledger, the summary, the outcome.
@@ -32,7 +34,12 @@ from typing import Any
 import structlog
 
 from elax_plan.apply import proof as proof_of
-from elax_plan.apply.checkpoints import Checkpointer, entry_for, file_run
+from elax_plan.apply.checkpoints import (
+    Checkpointer,
+    entry_for,
+    file_run,
+    upgraded_fingerprints,
+)
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
@@ -49,6 +56,7 @@ from elax_plan.errors import (
     EXIT_VERIFY_FAILED,
     ElaxError,
     NotApproved,
+    NothingWritten,
     PreconditionFailed,
     StalePlan,
     StateError,
@@ -211,6 +219,7 @@ class ApplyRun:
             written = self.write(client)
             if not written.complete:
                 return self.stopped(written)
+            self.account(written)
             self.prove(written)
             checks = self.verify(client, written.stats)
             unfinished = self.ctx.stop.is_set() or any(c.incomplete for c in checks)
@@ -277,6 +286,7 @@ class ApplyRun:
         self.previous = ledger.run
         self.writing = [s for s in self.plan.files if s.writes]
         ledger = ledger.with_run(self._run_state(ledger.run))
+        ledger = upgraded_fingerprints(self.plan.files, ledger)
         self.file_runs: list[FileRun] = []
         for step in self.writing:
             entry = entry_for(step, ledger)
@@ -389,6 +399,7 @@ class ApplyRun:
             self.started,
             self.events,
             self.policy,
+            pipeline.ids,
         )
         failure: BaseException | None = None
         try:
@@ -446,6 +457,35 @@ class ApplyRun:
             message=f"Interrupted: the checkpoint is saved in {location}; run `elax-plan apply` "
             "again to resume.",
         )
+
+    # --- account --------------------------------------------------------------------------
+
+    def account(self, written: _Written) -> None:
+        """Fail (exit 1) a run that read rows and acknowledged none, before verifying anything.
+
+        The pipeline has checked each file's accounts (rows read = acknowledged + rejected);
+        here every row was rejected. The files it read go back to where this run started
+        them, so the next apply reads them again instead of taking them for done.
+        """
+        stats = written.stats
+        if not stats.rows_read or stats.rows_acked:
+            return
+        for fr in self.file_runs:
+            if fr.read and not fr.acked:
+                fr.committed, fr.tail, fr.done = fr.start, None, False
+                self.checkpoints.update(fr)
+        self.checkpoints.save()
+        rejects = self.run_files.location(self.run_files.REJECTS)
+        error = NothingWritten(
+            f"Apply read {_rows(stats.rows_read)} and wrote none: "
+            f"{'it was' if stats.rows_read == 1 else f'all {stats.rows_read:,} were'} rejected "
+            f"(ingest.on_invalid_row: skip); every one is listed in {rejects} with its reason.",
+            "Nothing was verified, and the files this run read are not marked done.",
+            "Fix those rows, or the plan's source settings (source.id_field, "
+            "source.vector_field, target.vector_dims), and run `elax-plan apply` again.",
+        )
+        self.report.write("failed", stats, written.finished_at, [], None, error.message)
+        raise error
 
     # --- prove ----------------------------------------------------------------------------
 
@@ -593,15 +633,47 @@ class ApplyRun:
             )
         elif outcome == "succeeded":
             code = EXIT_OK
-            message = (
-                f"Apply complete: {stats.rows_acked:,} rows written; every check passed. "
-                f"Summary: {location}"
-            )
+            rejected = self.policy.count
+            if rejected:
+                message = (
+                    f"Apply completed with {_rows(rejected, 'rejected row')} (listed in "
+                    f"{self.run_files.location(self.run_files.REJECTS)}): "
+                    f"{self._written(stats)}; every check passed. Summary: {location}"
+                )
+            else:
+                message = (
+                    f"Apply complete: {self._written(stats)}; every check passed. "
+                    f"Summary: {location}"
+                )
         else:
             code = EXIT_VERIFY_FAILED
             failed = "; ".join(f"{c.title}: {c.detail}" for c in checks if not c.passed)
-            message = f"The data was written but verification failed: {failed}. Summary: {location}"
+            rejected = self.policy.count
+            also = (
+                f" {_rows(rejected, 'rejected row')} are listed in "
+                f"{self.run_files.location(self.run_files.REJECTS)}."
+                if rejected
+                else ""
+            )
+            message = (
+                f"The data was written but verification failed: {failed}.{also} Summary: {location}"
+            )
         return ApplyOutcome(code, self.run_id, self.doc, stats, message, self.report.record)
+
+    def _written(self, stats: PipelineStats) -> str:
+        """``N rows written``, and how many unique ids when some rows repeated an id."""
+        text = f"{_rows(stats.rows_acked)} written"
+        if stats.duplicate_rows:
+            where = self.run_files.location(self.run_files.DUPLICATES)
+            text += (
+                f" for {stats.unique_ids:,} unique ids: {_rows(stats.duplicate_rows)} repeated "
+                f"an id read earlier in this run, and the last one wins (listed in {where})"
+            )
+        return text
+
+
+def _rows(n: int, what: str = "row") -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
 def _step_of(plan: ExecutionPlan, kind: str) -> PostStep | None:

@@ -1,12 +1,13 @@
-"""The run's own files under ``runs/<run_id>/``: its events and its summary.
+"""The run's own files under ``runs/<run_id>/``: its events, duplicates and summary.
 
 Owns ``RunEvents`` (timestamped events — lag samples, throttle actions,
 retries, overwritten writes — buffered and flushed to ``events.ndjson`` with
 each checkpoint) and ``RunReport`` (the run record and its markdown summary,
-stored with the run and copied to ``summary.path`` / ``--summary-out``). Both
-only record what the run did; neither decides anything. The record is redacted
-before it is rendered, and each local copy again as it is written (the state
-backends redact what they store).
+stored with the run and copied to ``summary.path`` / ``--summary-out``, and the
+ids read more than once, written to ``duplicates.ndjson`` when the run ends).
+Both only record what the run did; neither decides anything. The record is
+redacted before it is rendered, and each local copy again as it is written (the
+state backends redact what they store).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from elax_plan.apply.duplicates import IdTracker
 from elax_plan.apply.pipeline import PipelineStats
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.trim import TrimResult
@@ -29,6 +31,9 @@ from elax_plan.spec import redact_bytes, redact_value
 from elax_plan.state import RunFiles
 
 log = structlog.get_logger("elax_plan.apply")
+
+DUPLICATE_EXAMPLES = 10
+"""Duplicated ids the run record (and so the summary) shows; duplicates.ndjson has them all."""
 
 
 class RunEvents:
@@ -74,6 +79,7 @@ class RunReport:
         started: float,
         events: RunEvents,
         policy: RejectPolicy,
+        ids: IdTracker | None = None,
     ) -> None:
         self.summary_paths = summary_paths
         self.doc = doc
@@ -82,7 +88,23 @@ class RunReport:
         self.started = started
         self.events = events
         self.policy = policy
+        self.ids = ids or IdTracker()
         self.record: dict[str, Any] | None = None
+        self._duplicates_written = False
+
+    def duplicates(self) -> dict[str, Any]:
+        """The run record's ``duplicates``; writes duplicates.ndjson the first time."""
+        found = self.ids.duplicates()
+        location = self.run_files.location(self.run_files.DUPLICATES)
+        if found and not self._duplicates_written:
+            self.run_files.append_duplicates([d.to_dict() for d in found])
+        self._duplicates_written = True
+        return {
+            "rows": self.ids.duplicate_rows,
+            "ids": len(found),
+            "location": location,
+            "examples": [d.to_dict() for d in found[:DUPLICATE_EXAMPLES]],
+        }
 
     def write(
         self,
@@ -111,6 +133,7 @@ class RunReport:
             },
             error=error,
             state_location=self.run_files.location("summary.json"),
+            duplicates=self.duplicates(),
         )
         record = redact_value(record)
         markdown = render_summary(record)

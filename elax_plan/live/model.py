@@ -22,11 +22,17 @@ class SourceFile:
     In the planner's view (``snapshot.observe``) ``url`` is the file's key, its URL as
     shown (``display_url``: no credentials), and ``read_url`` the URL to read it with
     when that differs (a signed URL): never shown, logged or stored.
+
+    The fingerprint is ``key=value`` fields joined by ``;`` (see ``same_source``):
+    ``size=<n>;etag=<e>[;version=<v>]`` where the store has an ETag (S3; the version id on a
+    versioned bucket), ``size=<n>;mtime=<iso8601>;blocks=<hex>`` for local files (``blocks``:
+    a hash of the first and last 64 KiB), ``size=<n>;mtime=<iso8601>`` elsewhere; with
+    ``source.fingerprint: content`` the same plus ``sha256=<hex>`` of the whole file.
     """
 
     url: str
     size: int
-    fingerprint: str  # "size=<n>;etag=<e>" or "size=<n>;mtime=<iso8601>"
+    fingerprint: str
     rows: int | None = None  # exact, when the format tells it cheaply (Parquet footer)
     read_url: str | None = None  # the URL with its credentials, when ``url`` is the key
 
@@ -34,6 +40,51 @@ class SourceFile:
     def location(self) -> str:
         """The URL to open the file with."""
         return self.read_url or self.url
+
+
+UPGRADED_FIELDS = frozenset({"blocks", "version"})
+"""Fields a fingerprint recorded by an earlier elax-plan lacks (see ``same_source``)."""
+_IDENTITY_FIELDS = ("mtime", "etag", "blocks", "version")
+
+
+def fingerprint_fields(fingerprint: str) -> dict[str, str]:
+    """``"size=1;mtime=x"`` as ``{"size": "1", "mtime": "x"}``."""
+    fields: dict[str, str] = {}
+    for part in fingerprint.split(";"):
+        key, _, value = part.partition("=")
+        fields[key] = value
+    return fields
+
+
+def same_source(recorded: str, listed: str) -> bool:
+    """Whether the file the ledger recorded (``recorded``) is the one listed now (``listed``).
+
+    Equal fingerprints match. Otherwise, with the same size:
+
+    - a listed ``sha256`` (``source.fingerprint: content``) decides alone, and a recorded
+      fingerprint without one does not match: content mode never trusts an mtime it did not
+      check (switching to it rewrites each file once);
+    - else every field both have must agree, and the listed one may have only ``blocks`` or
+      ``version`` more: a fingerprint written before those fields existed still matches when
+      size and mtime (or ETag) agree, so upgrading elax-plan does not mark every file changed;
+      apply records the new form when it next writes the ledger. A recorded ``sha256`` is
+      ignored by an ``auto`` listing (switching back from content mode rewrites nothing).
+    """
+    if recorded == listed:
+        return True
+    old, new = fingerprint_fields(recorded), fingerprint_fields(listed)
+    if old.get("size") != new.get("size"):
+        return False
+    if "sha256" in new:
+        return old.get("sha256") == new["sha256"]
+    shared = [k for k in _IDENTITY_FIELDS if k in old and k in new]
+    missing = {k for k in _IDENTITY_FIELDS if k in new and k not in old}
+    return (
+        bool(shared)
+        and all(old[k] == new[k] for k in shared)
+        and missing <= UPGRADED_FIELDS
+        and any(k not in UPGRADED_FIELDS for k in shared)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +106,16 @@ class SourceSample:
 
 @dataclass(frozen=True, slots=True)
 class SourceListing:
-    """Every file the plan's ``source.uri`` names, sorted by URL, plus a sample."""
+    """Every file the plan's ``source.uri`` names, sorted by URL, plus a sample.
+
+    ``excluded``: files the pattern matched that are elax-plan's own state (``state_root``,
+    the plan's folder under ``state.uri``), left out of ``files``.
+    """
 
     files: tuple[SourceFile, ...]
     sample: SourceSample = field(default_factory=SourceSample)
+    excluded: tuple[str, ...] = ()
+    state_root: str = ""
 
     def read_urls(self) -> dict[str, str]:
         """key → URL to read, for the files whose key is not their real URL."""

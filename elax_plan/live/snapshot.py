@@ -123,7 +123,7 @@ def observe(
         proof = prove_delivery(
             reader, spec.target.namespace, acks, skip_through=skip, retrier=retrier
         )
-    listing = keyed_listing(read_source(spec.source))
+    listing = keyed_listing(read_source(spec.source, exclude=state_locations(spec)))
     live = LiveState(
         observed_at=observed_at,
         target=target,
@@ -134,6 +134,13 @@ def observe(
         lost_writes=dict(proof.lost) if proof is not None else {},
     )
     return Snapshot(live, ledger, record, proof)
+
+
+def state_locations(spec: PlanSpec) -> tuple[str, str]:
+    """Where this plan's state lives under ``state.uri``: its own folder (ledger, lease, runs)
+    and the namespace records. A source pattern that covers them must leave them out."""
+    root = spec.state.uri.rstrip("/")
+    return (f"{root}/{spec.name}/", f"{root}/namespaces/")
 
 
 def _same_target(spec: PlanSpec, ledger: Ledger) -> bool:

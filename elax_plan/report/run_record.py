@@ -119,10 +119,16 @@ def build_run_record(
     rejects: Mapping[str, Any],
     error: str | None = None,
     state_location: str | None = None,
+    duplicates: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON run record of one apply."""
+    """The JSON run record of one apply.
+
+    ``duplicates``: ids read more than once in this run — ``rows`` (rows whose id an earlier
+    row had), ``ids``, ``location`` (the run's duplicates.ndjson) and ``examples`` (the first
+    few, as written there).
+    """
     retries = Counter(str(e.get("cause")) for e in events if e["event"] == "retry")
-    return {
+    record = {
         "record_version": RECORD_VERSION,
         "run_id": run_id,
         "outcome": outcome,
@@ -144,6 +150,9 @@ def build_run_record(
         "charts": _charts(events, started),
         "state_location": state_location,
     }
+    if duplicates is not None:
+        record["duplicates"] = dict(duplicates)
+    return record
 
 
 def _workload(plan_doc: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,6 +164,10 @@ def _workload(plan_doc: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str
         "rows": int(stats.get("rows_acked", 0)),
         "bytes": int(stats.get("bytes_acked", 0)),
         "requests": int(stats.get("requests", 0)),
+        "rows_read": int(stats.get("rows_read", 0)),
+        "rows_rejected": int(stats.get("rows_rejected", 0)),
+        "unique_ids": int(stats.get("unique_ids", 0)),
+        "duplicate_rows": int(stats.get("duplicate_rows", 0)),
     }
 
 
@@ -236,6 +249,13 @@ def _mermaid_series(points: Sequence[Sequence[float]]) -> dict[str, str]:
     return {"x": ", ".join(xs), "y": ", ".join(ys), "max": f"{math.ceil(top * 1.1)}"}
 
 
+def _place(where: Mapping[str, Any]) -> str:
+    """``{"file", "line"}`` as ``FILE:LINE``, ``{"file", "row"}`` as ``FILE: row N``."""
+    if where.get("line") is not None:
+        return f"{where['file']}:{where['line']}"
+    return f"{where['file']}: row {where.get('row')}"
+
+
 def _json(value: Any, indent: int | None = None) -> str:
     # Not jinja's tojson: that escapes <, >, & and ' for HTML, which a markdown code block
     # would show as \u003c…; keys sorted so a rendering is stable.
@@ -256,6 +276,7 @@ def _environment() -> SandboxedEnvironment:
     env.filters["bytes"] = lambda n: format_bytes(int(n))
     env.filters["series"] = _mermaid_series
     env.filters["json"] = _json
+    env.filters["place"] = _place
     return env
 
 

@@ -156,6 +156,7 @@ def _source(raw: Mapping[str, Any], base_dir: Path) -> SourceSpec:
             include=tuple(include) if include is not None else None,
             rename=MappingProxyType(dict(attributes.get("rename") or {})),
         ),
+        fingerprint=raw["fingerprint"],
     )
 
 

@@ -114,6 +114,7 @@ class SourceSpec(_Spec):
     id_field: str
     vector_field: str | None
     attributes: AttributesSpec
+    fingerprint: Literal["auto", "content"] = "auto"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)

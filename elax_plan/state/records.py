@@ -3,7 +3,7 @@
 Owns ``<state.uri>/namespaces/<ns>.json`` (the distance metric and vector
 dims every plan so far has written into a namespace — elacsym itself does not
 store them) and ``<plan>/runs/<run_id>/`` (``events.ndjson``,
-``rejects.ndjson``, ``summary.md``, ``summary.json``), plus finding a plan's
+``rejects.ndjson``, ``duplicates.ndjson``, ``summary.md``, ``summary.json``), plus finding a plan's
 runs. It must not render summaries or decide what an event means, and must
 not touch the ledger or lease.
 
@@ -206,6 +206,7 @@ class RunFiles:
 
     EVENTS = "events.ndjson"
     REJECTS = "rejects.ndjson"
+    DUPLICATES = "duplicates.ndjson"
     SUMMARY_MD = "summary.md"
     SUMMARY_JSON = "summary.json"
 
@@ -229,11 +230,18 @@ class RunFiles:
         """Append skipped rows (file, line/row, reason)."""
         self.backend.append_lines(self.key(self.REJECTS), [_json_line(r) for r in rejects])
 
+    def append_duplicates(self, duplicates: Iterable[Mapping[str, Any]]) -> None:
+        """Append ids read more than once (id, rows, first and last file and line/row)."""
+        self.backend.append_lines(self.key(self.DUPLICATES), [_json_line(d) for d in duplicates])
+
     def read_events(self) -> list[dict[str, Any]]:
         return self._read_lines(self.EVENTS)
 
     def read_rejects(self) -> list[dict[str, Any]]:
         return self._read_lines(self.REJECTS)
+
+    def read_duplicates(self) -> list[dict[str, Any]]:
+        return self._read_lines(self.DUPLICATES)
 
     def _read_lines(self, name: str) -> list[dict[str, Any]]:
         current = self.backend.read(self.key(name))

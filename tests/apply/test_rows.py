@@ -69,6 +69,52 @@ def test_a_valid_row_is_serialised_with_keys_in_order(tmp_path: Path) -> None:
     assert result.location.line == 1
 
 
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        ("1180591620717411303424", "1180591620717411303424"),  # 2**70: orjson decodes a float
+        ("18446744073709551615", "18446744073709551615"),  # 2**64 - 1
+        ("-9223372036854775809", "-9223372036854775809"),  # -2**63 - 1: a float to orjson
+        ("9" * 300, "9" * 300),
+        ("0", "0"),
+    ],
+)
+@pytest.mark.parametrize("vector_field", ["vector", None])
+def test_integer_ids_are_sent_as_their_exact_decimal_string(
+    tmp_path: Path, written: str, sent: str, vector_field: str | None
+) -> None:
+    """An integer id of any size is sent (and reported) as its exact digits, never as the
+    float a JSON parser rounds it to (2**70 is not 1.1805916207174113e+21)."""
+    line = '{"id":' + written + ',"vector":[1.5],"n":1}'
+    result = map_one(tmp_path, line, vector_field=vector_field)
+    assert isinstance(result, MappedRow), result
+    assert result.id == sent
+    assert orjson.loads(result.document)["id"] == sent
+
+
+@pytest.mark.parametrize(
+    ("written", "what"),
+    [
+        ("1e3", "1e3 (a number with an exponent)"),
+        ("1E+3", "1E+3 (a number with an exponent)"),
+        ("1.0", "1.0 (a number with a fraction)"),
+        ("-2.5e10", "-2.5e10 (a number with a fraction)"),
+        ("1.5", "1.5 (a number with a fraction)"),
+        ("1180591620717411303424.0", "1180591620717411303424.0 (a number with a fraction)"),
+    ],
+)
+def test_an_id_with_a_fraction_or_exponent_is_invalid_as_written(
+    tmp_path: Path, written: str, what: str
+) -> None:
+    """A JSON number with a fraction or an exponent is not an integer id: the row is invalid,
+    and the reason quotes the number as written (1e3, not 1000.0)."""
+    line = '{"id":' + written + ',"vector":[1.5]}'
+    for vector_field in ("vector", None):
+        result = map_one(tmp_path, line, vector_field=vector_field)
+        assert isinstance(result, InvalidRow), result
+        assert result.reason == f"id must be a string or an integer, got {what}"
+
+
 def test_vector_and_attributes_are_left_out_when_absent(tmp_path: Path) -> None:
     """No vector field configured → no "vector"; no other fields → no "attributes"."""
     only_vector = map_one(tmp_path, '{"id":"a","vector":[1.5]}')
@@ -447,6 +493,29 @@ def test_parquet_ids(tmp_path: Path) -> None:
     assert reasons(map_parquet(tmp_path, table))[0] == "id must be a string or an integer, got 1.5"
     table = pa.table({"key": ["a", "b", "c"], "vector": vector})
     assert reasons(map_parquet(tmp_path, table)) == ["id is missing"] * 3
+
+
+def test_parquet_integer_and_decimal_ids_are_exact(tmp_path: Path) -> None:
+    """int64, uint64 and integral decimal ids are sent as their exact digits; a decimal with
+    a fractional scale is invalid, quoted as stored."""
+    vector = pa.array([[1.0]] * 2, pa.list_(pa.float32()))
+    cases: list[tuple[pa.Array, list[str | None]]] = [
+        (pa.array([-(2**63), 2**63 - 1], pa.int64()), [str(-(2**63)), str(2**63 - 1)]),
+        (pa.array([0, 2**64 - 1], pa.uint64()), ["0", str(2**64 - 1)]),
+        (
+            pa.array([Decimal(2**70), Decimal(-7)], pa.decimal128(38, 0)),
+            [str(2**70), "-7"],
+        ),
+    ]
+    for ids, expected in cases:
+        results = map_parquet(tmp_path, pa.table({"id": ids, "vector": vector}))
+        assert [r.id if isinstance(r, MappedRow) else r.reason for r in results] == expected
+        assert [document(r)["id"] for r in results] == expected
+    fractional = pa.array([Decimal("5.00"), Decimal("12.50")], pa.decimal128(10, 2))
+    assert reasons(map_parquet(tmp_path, pa.table({"id": fractional, "vector": vector}))) == [
+        "id must be a string or an integer, got the decimal 5.00",
+        "id must be a string or an integer, got the decimal 12.50",
+    ]
 
 
 def test_parquet_attribute_types(tmp_path: Path) -> None:

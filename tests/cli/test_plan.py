@@ -187,3 +187,36 @@ def test_unreachable_target_error_ends_each_sentence_once(tmp_path: Path, comman
     error = next(line for line in done.stderr.splitlines() if line.startswith("Error:"))
     assert "Cannot connect to http://127.0.0.1:1/metrics" in error, error
     assert ".." not in error and ".;" not in error and ". ." not in error, error
+
+
+def test_a_source_glob_over_the_state_folder_leaves_the_state_out(
+    tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
+) -> None:
+    """source.uri covering state.uri: the plan's own state and run files (events.ndjson, …)
+    are never planned as source; the plan warns, naming what it left out."""
+    store = tmp_path / "store"
+    emu = serve_emulator(EmulatorConfig(store.as_uri(), index_interval=0.02))
+    data = tmp_path / "data"
+    make_dataset(data / "src")
+    plan = write_plan(
+        tmp_path / "plan.yaml",
+        url=emu.url,
+        store=store.as_uri(),
+        source=f"{data}/**/*.ndjson",
+        state=(data / "state").as_uri(),
+    )
+    applied = run_cli("apply", str(plan), "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    events = sorted((data / "state" / "backfill" / "runs").glob("*/events.ndjson"))
+    assert events
+    again = run_cli("--no-color", "plan", str(plan), "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No changes" in again.stdout
+    files = again.stdout.split("Source files:", 1)[1].split("\n\n", 1)[0]
+    assert "events.ndjson" not in files and "+ " not in files
+    warning = (
+        f"source.uri also matched {len(events)} file(s) of this plan's own state under "
+        f"{(data / 'state').as_uri()}/backfill/ (such as {events[0].as_uri()}); "
+        "they are left out of the source."
+    )
+    assert warning in " ".join(again.stdout.split()), again.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import functools
 import gzip
 import json
@@ -116,7 +117,7 @@ def test_glob_lists_files_sorted_with_fingerprints(src: SourceDir) -> None:
         kind = "etag" if src.kind == "s3" else "mtime"
         assert f.fingerprint.startswith(f"size=9;{kind}=")
     if src.kind != "s3":
-        stamp = listing.files[0].fingerprint.split("mtime=")[1]
+        stamp = listing.files[0].fingerprint.split("mtime=")[1].split(";")[0]
         assert len(stamp) == len("2026-01-02T03:04:05.123456Z") and stamp.endswith("Z")
 
 
@@ -307,6 +308,21 @@ def test_gzip_sample_uses_compressed_sizes(src: SourceDir) -> None:
     assert sample.request_bytes == expected
 
 
+def test_bz2_rows_larger_than_the_sample_still_give_an_estimate(tmp_path: Path) -> None:
+    """768-d rows in bz2: SAMPLE_BYTES holds no whole 900 kB block, so the sampler reads a larger
+    (bounded) prefix of that one file instead of estimating 0 rows."""
+    records = rows(1_500, dims=768)
+    packed = bz2.compress(ndjson(records))
+    assert len(packed) > 4 * SAMPLE_BYTES
+    (tmp_path / "wide.ndjson.bz2").write_bytes(packed)
+    spec = source_spec(f"{tmp_path.as_uri()}/wide.ndjson.bz2")
+    listing = list_source(spec)
+    sample = sample_source(listing, spec)
+    assert sample.sampled_rows > 0 and sample.source_bytes_per_row is not None
+    estimate = len(packed) / sample.source_bytes_per_row
+    assert abs(estimate - 1_500) / 1_500 < 0.1, estimate
+
+
 def test_whole_small_gzip_file_is_sampled_exactly(tmp_path: Path) -> None:
     """A small gzip file decompressed to its end: rows and compressed bytes are exact."""
     packed = gzip.compress(ndjson(rows(40)), mtime=0)
@@ -451,3 +467,26 @@ def test_empty_listing_samples_nothing() -> None:
     """No files, no sample (and no error: listing already reported the empty match)."""
     spec = source_spec("file:///nowhere/*.ndjson")
     assert sample_source(SourceListing(files=()), spec).sampled_rows == 0
+
+
+def test_files_under_an_excluded_state_location_are_left_out(tmp_path: Path) -> None:
+    """The plan's own state under a source glob is left out and named; if nothing else
+    matched, that is an error saying so (not an empty source)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.ndjson").write_bytes(ndjson(rows(2)))
+    runs = tmp_path / "state" / "demo" / "runs" / "20261125T190000.123Z-1a2b3c"
+    runs.mkdir(parents=True)
+    (runs / "events.ndjson").write_bytes(b'{"event":"lag"}\n')
+    (tmp_path / "state" / "other.ndjson").write_bytes(ndjson(rows(1)))
+    state = f"{(tmp_path / 'state').as_uri()}/demo/"
+    spec = source_spec(f"{tmp_path.as_uri()}/**/*.ndjson")
+    listing = list_source(spec, exclude=[state])
+    assert [f.url for f in listing.files] == [
+        (tmp_path / "src" / "a.ndjson").as_uri(),
+        (tmp_path / "state" / "other.ndjson").as_uri(),
+    ]
+    assert listing.excluded == ((runs / "events.ndjson").as_uri(),)
+    assert listing.state_root == state
+    only_state = source_spec(f"{runs.as_uri()}/*.ndjson")
+    with pytest.raises(SourceError, match="matched only elax-plan's own state files"):
+        list_source(only_state, exclude=[state])

@@ -11,6 +11,10 @@ compressed file (gzip, bz2, xz/lzma, zstd) ``offset`` counts *decompressed* byte
 stream cannot seek, so resuming decompresses and discards everything up to the offset. The cost
 grows with the offset; the rows already written are re-read but not decoded.
 
+A compressed file that ends inside its stream (or is not in its codec's format) is a
+``StreamError`` naming the line the reader reached and its decompressed offset; the rows before
+that line were read whole.
+
 Must not: validate or map rows (``apply.rows`` does), read a whole file into memory, or do any
 per-line work beyond finding the newline (``_ndjson_lines`` is the hot loop of ``apply``).
 """
@@ -24,7 +28,7 @@ import orjson
 
 from elax_plan.apply.readers.positions import EXCERPT_CHARS, Location, RawRow, ResumePoint
 from elax_plan.errors import SourceError
-from elax_plan.source_format import ResolvedFormat, open_stream
+from elax_plan.source_format import ResolvedFormat, StreamError, open_stream
 
 BLOCK_BYTES = 64 << 10
 """NDJSON is read in blocks of this size and split into lines here, not line by line.
@@ -69,7 +73,11 @@ def _position(
         # A compressed stream cannot seek: decompress and drop everything before the offset.
         remaining = offset - 1
         while remaining:
-            dropped = handle.read(min(block_bytes, remaining))
+            try:
+                dropped = handle.read(min(block_bytes, remaining))
+            except StreamError as exc:
+                reached = offset - 1 - remaining
+                raise exc.located(f" before the resume offset ({reached:,} bytes in)") from exc
             if not dropped:
                 break
             remaining -= len(dropped)
@@ -100,7 +108,11 @@ def _ndjson_lines(
     skipping = False  # inside a line longer than max_line_bytes: count it, do not keep it
     at_start = offset == 0
     while True:
-        block = handle.read(block_bytes)
+        try:
+            block = handle.read(block_bytes)
+        except StreamError as exc:  # a cut-off or corrupt compressed file: say how far it got
+            where = f" at line {line_no + 1:,} ({offset:,} bytes into the decompressed data)"
+            raise exc.located(where) from exc
         if not block:
             break
         if at_start:
@@ -206,6 +218,10 @@ def _too_long(url: str, line_no: int, offset: int, parts: list[bytes], size: int
 
 
 def _json_error(line: bytes, exc: orjson.JSONDecodeError) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:  # orjson would say "surrogates not allowed"
+        return f"line is not valid UTF-8 (byte 0x{line[bad.start]:02x} at byte {bad.start + 1})"
     if b"NaN" in line or b"Infinity" in line:
         return f"line is not valid JSON (NaN and Infinity are not JSON numbers): {exc}"
     return f"line is not valid JSON: {exc}"

@@ -6,6 +6,9 @@ mapper reads: ``ParquetBatch``, ``ParquetRecord`` and ``VectorColumn`` (a vector
 numpy views of Arrow's buffers). Opening the file is ``source_format.open_parquet``, shared
 with the planner's sampler.
 
+A page that cannot be decoded (a damaged or cut file) is a ``SourceError`` naming the row
+reading had reached, never a bare pyarrow error.
+
 Must not: validate or map rows (``apply.rows`` does), build Python lists of vector numbers
 (vectors stay numpy views of Arrow buffers), read a whole file into memory, or import pyarrow
 before a Parquet file is read (it is the optional ``[parquet]`` extra).
@@ -212,11 +215,24 @@ def _parquet_batches(
     selected = None if columns is None else [c for c in dict.fromkeys(columns) if c in names]
     skip = start.row - group_start
     index = group_start
-    for record_batch in parquet.iter_batches(
+    batches = parquet.iter_batches(
         batch_size=batch_rows,
         row_groups=range(first_group, metadata.num_row_groups),
         columns=selected,
-    ):
+    )
+    while True:
+        try:
+            record_batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # pyarrow: OSError, ArrowInvalid… for a damaged page
+            said = str(exc).strip().rstrip(".")
+            raise SourceError(
+                f"Cannot read {url} at row {index:,}: its Parquet data cannot be decoded "
+                f"({type(exc).__name__}: {said}).",
+                "The file is damaged or truncated; the rows before that one were read.",
+                "Replace it with a good copy and run elax-plan plan again.",
+            ) from exc
         rb = record_batch
         if skip:
             if skip >= rb.num_rows:

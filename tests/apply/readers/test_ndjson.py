@@ -179,6 +179,54 @@ def test_a_corrupt_or_truncated_compressed_file_is_a_source_error(tmp_path: Path
         list(open_source(cut))
 
 
+TRUNCATED_LINES = [
+    orjson.dumps({"id": i, "vector": [i, 1], "pad": "x" * (i % 50)}) + b"\n" for i in range(20_000)
+]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "compress"),
+    [
+        (".gz", gzip.compress),
+        (".bz2", bz2.compress),
+        (".xz", lzma.compress),
+        (".lzma", _lzma_alone_compress),
+        (".zst", _zstd_compress),
+    ],
+)
+@pytest.mark.parametrize("keep", [0.5, 0.999])
+@pytest.mark.parametrize("decode", [True, False])
+def test_a_truncated_compressed_file_names_the_line_and_offset_it_reached(
+    tmp_path: Path, suffix: str, compress: Any, keep: float, decode: bool
+) -> None:
+    """A cut-off gzip, bz2, xz, lzma or zstd stream is a SourceError at FILE line N, never a
+    short read: the rows before it are whole, and the message says how far reading got."""
+    packed = compress(b"".join(TRUNCATED_LINES))
+    url = write(tmp_path, "cut.ndjson" + suffix, packed[: int(len(packed) * keep)])
+    read: list[Any] = []
+    with pytest.raises(SourceError) as caught:
+        for row in open_source(url, decode=decode):
+            read.append(row)
+    message = str(caught.value)
+    # Every row before the cut is whole (bz2 decodes 900 kB blocks: maybe none at all).
+    assert [r.location.line for r in read] == list(range(1, len(read) + 1))
+    assert all(r.text == TRUNCATED_LINES[i].rstrip() for i, r in enumerate(read))
+    line, offset = len(read) + 1, sum(len(x) for x in TRUNCATED_LINES[: len(read)])
+    assert f"Cannot read {url} at line {line:,} ({offset:,} bytes into the decompressed data)" in (
+        message
+    ), message
+    assert "ends before it is complete" in message and "truncated" in message
+
+
+def test_a_zstd_file_of_several_frames_reads_across_them(tmp_path: Path) -> None:
+    """Concatenated zstd frames (as `zstd -c a b`) are one stream; only a cut frame is an error."""
+    whole = ndjson(*ROWS)
+    url = write(
+        tmp_path, "frames.ndjson.zst", _zstd_compress(whole[:37]) + _zstd_compress(whole[37:])
+    )
+    assert ids(list(open_source(url))) == list(range(10))
+
+
 def test_zstd_without_its_module_names_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
