@@ -26,10 +26,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import structlog
 
@@ -40,6 +37,7 @@ from elax_plan.apply.checkpoints import (
     file_run,
     upgraded_fingerprints,
 )
+from elax_plan.apply.context import ApplyHooks, ApplyOptions, ApplyOutcome, RunContext
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
@@ -68,17 +66,14 @@ from elax_plan.live.snapshot import observe
 from elax_plan.live.store import StoreReader
 from elax_plan.live.target import TargetClient, open_client
 from elax_plan.planner import build_plan
-from elax_plan.retry import Interrupted, Retrier, RetryPolicy
+from elax_plan.retry import Interrupted, Retrier
 from elax_plan.spec import PlanSpec, reveal
 from elax_plan.state import (
     Heartbeat,
-    Lease,
-    LeaseInfo,
     Ledger,
     LedgerStore,
     RunFiles,
     RunState,
-    StateBackend,
     TargetIdentity,
     Verification,
     acquire,
@@ -88,41 +83,6 @@ from elax_plan.state import (
 )
 
 log = structlog.get_logger("elax_plan.apply")
-
-
-@dataclass
-class ApplyHooks:
-    """How the CLI takes part: show the plan, confirm, report progress and events."""
-
-    # Called on each poll while --lock-timeout waits for another run's lease.
-    on_lock_wait: Callable[[LeaseInfo], None] = lambda _: None
-    show_plan: Callable[[dict[str, Any]], None] = lambda _: None
-    confirm: Callable[[dict[str, Any]], bool] | None = None  # None: approved
-    on_start: Callable[[dict[str, Any]], None] = lambda _: None
-    on_progress: Callable[[PipelineStats, Throttle], None] = lambda *_: None
-    on_event: Callable[[str, dict[str, Any]], None] = lambda *_: None
-
-
-@dataclass
-class ApplyOptions:
-    lock_timeout: float = 0.0
-    summary_out: Path | None = None
-    emulator_options: Mapping[str, Any] = field(default_factory=dict)
-    lease_ttl: float = 60.0
-    lease_renew: float = 10.0
-    drain_timeout: float = 10.0
-
-
-@dataclass
-class ApplyOutcome:
-    """What happened: the exit code, the run id and numbers for the final message."""
-
-    exit_code: int
-    run_id: str | None
-    plan: dict[str, Any]
-    stats: PipelineStats | None = None
-    message: str = ""
-    record: dict[str, Any] | None = None
 
 
 def apply_plan(
@@ -161,24 +121,6 @@ def apply_plan(
             log.warning("lease not released", error=exc.message)
         # Bound by ApplyRun; a later apply in this process must not log under this run.
         structlog.contextvars.unbind_contextvars("run_id")
-
-
-@dataclass
-class RunContext:
-    """What every phase of one run shares; fixed before the first phase starts."""
-
-    spec: PlanSpec
-    backend: StateBackend
-    lease: Lease
-    heartbeat: Heartbeat
-    hooks: ApplyHooks
-    options: ApplyOptions
-    stop: threading.Event
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        r = self.spec.ingest.retry
-        return RetryPolicy(r.attempts, r.initial, r.max)
 
 
 @dataclass
