@@ -592,8 +592,8 @@ class ApplyRun:
             failed = "; ".join(f"{c.title}: {c.detail}" for c in checks if not c.passed)
             rejected = self.policy.count
             also = (
-                f" {_rows(rejected, 'rejected row')} are listed in "
-                f"{self.run_files.location(self.run_files.REJECTS)}."
+                f" {_rows(rejected, 'rejected row')} {'is' if rejected == 1 else 'are'} listed "
+                f"in {self.run_files.location(self.run_files.REJECTS)}."
                 if rejected
                 else ""
             )

@@ -46,6 +46,22 @@ def test_a_run_with_rejected_rows_says_so_and_exits_0(setup: Setup, tmp_path: Pa
     assert (workload["rows_read"], workload["rows"], workload["rows_rejected"]) == (403, 400, 3)
 
 
+def test_a_failed_verification_also_names_the_rejected_rows(setup: Setup, tmp_path: Path) -> None:
+    """Exit 3 (verification failed) with skipped rows: the message names the rejects too."""
+    smoke = (
+        "verify:\n  smoke_queries:\n    - name: nothing\n"
+        "      bm25: {field: title, text: zzzqqq}\n      min_hits: 1\n"
+    )
+    _, plan, data = setup(extra=SKIP + smoke)
+    bad = data.files[0]
+    bad.write_bytes(bad.read_bytes() + b'{"id": "x1", "vector": [1, 2]}\n')
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 3, done.stderr
+    rejects = run_dirs(tmp_path / "state")[-1] / "rejects.ndjson"
+    assert "The data was written but verification failed: " in done.stdout
+    assert f"1 rejected row is listed in {rejects.as_uri()}." in done.stdout, done.stdout
+
+
 def test_a_run_whose_every_row_is_rejected_fails_naming_the_rejects(
     setup: Setup, tmp_path: Path
 ) -> None:
