@@ -37,7 +37,8 @@ from elax_plan.live.model import (
     WalObject,
 )
 from elax_plan.live.state_view import FileProgress, LedgerView, LiveState
-from elax_plan.planner import _total_requests, build_plan
+from elax_plan.planner import build_plan
+from elax_plan.planner.files import total_requests
 from elax_plan.report.plan_render import render_markdown, render_text
 from elax_plan.spec import load_plan
 from elax_plan.state import NamespaceRecord
@@ -392,8 +393,8 @@ def test_markdown_folds_ten_thousand_files_under_the_limit() -> None:
 
 def test_total_requests_count_the_requests_small_files_share() -> None:
     """Last chunks of consecutive files share requests; a full chunk sends the shared one first."""
-    assert _total_requests([100] * 40, 1000) == 4  # per file it would be 40
+    assert total_requests([100] * 40, 1000) == 4  # per file it would be 40
     # 2 full, then 500+100+100 shared, then 2 full and the last 500: 6 (per file: 8).
-    assert _total_requests([2500, 100, 100, 2500], 1000) == 6
-    assert _total_requests([1000, 1000], 1000) == 2
-    assert _total_requests([], 1000) == 0
+    assert total_requests([2500, 100, 100, 2500], 1000) == 6
+    assert total_requests([1000, 1000], 1000) == 2
+    assert total_requests([], 1000) == 0

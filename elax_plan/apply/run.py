@@ -38,6 +38,7 @@ from elax_plan.apply.checkpoints import (
     upgraded_fingerprints,
 )
 from elax_plan.apply.context import ApplyHooks, ApplyOptions, ApplyOutcome, RunContext
+from elax_plan.apply.outcome import RunFilesAt, closing, rows
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
@@ -51,7 +52,6 @@ from elax_plan.apply.writer import Writer
 from elax_plan.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_VERIFY_FAILED,
     ElaxError,
     NotApproved,
     NothingWritten,
@@ -419,7 +419,7 @@ class ApplyRun:
         self.checkpoints.save()
         rejects = self.run_files.location(self.run_files.REJECTS)
         error = NothingWritten(
-            f"Apply read {_rows(stats.rows_read)} and wrote none: "
+            f"Apply read {rows(stats.rows_read)} and wrote none: "
             f"{'it was' if stats.rows_read == 1 else f'all {stats.rows_read:,} were'} rejected "
             f"(ingest.on_invalid_row: skip); every one is listed in {rejects} with its reason.",
             "Nothing was verified, and the files this run read are not marked done.",
@@ -567,55 +567,10 @@ class ApplyRun:
     def _outcome(
         self, outcome: str, stats: PipelineStats, checks: list[CheckResult], location: str
     ) -> ApplyOutcome:
-        if outcome == "interrupted":
-            code = EXIT_INTERRUPTED
-            message = (
-                "Interrupted during verification: the data is written; run `elax-plan apply` "
-                f"again to finish the verification. Summary: {location}"
-            )
-        elif outcome == "succeeded":
-            code = EXIT_OK
-            rejected = self.policy.count
-            if rejected:
-                message = (
-                    f"Apply completed with {_rows(rejected, 'rejected row')} (listed in "
-                    f"{self.run_files.location(self.run_files.REJECTS)}): "
-                    f"{self._written(stats)}; every check passed. Summary: {location}"
-                )
-            else:
-                message = (
-                    f"Apply complete: {self._written(stats)}; every check passed. "
-                    f"Summary: {location}"
-                )
-        else:
-            code = EXIT_VERIFY_FAILED
-            failed = "; ".join(f"{c.title}: {c.detail}" for c in checks if not c.passed)
-            rejected = self.policy.count
-            also = (
-                f" {_rows(rejected, 'rejected row')} {'is' if rejected == 1 else 'are'} listed "
-                f"in {self.run_files.location(self.run_files.REJECTS)}."
-                if rejected
-                else ""
-            )
-            message = (
-                f"The data was written but verification failed: {failed}.{also} Summary: {location}"
-            )
+        files = self.run_files
+        at = RunFilesAt(location, files.location(files.REJECTS), files.location(files.DUPLICATES))
+        code, message = closing(outcome, stats, checks, self.policy.count, at)
         return ApplyOutcome(code, self.run_id, self.doc, stats, message, self.report.record)
-
-    def _written(self, stats: PipelineStats) -> str:
-        """``N rows written``, and how many unique ids when some rows repeated an id."""
-        text = f"{_rows(stats.rows_acked)} written"
-        if stats.duplicate_rows:
-            where = self.run_files.location(self.run_files.DUPLICATES)
-            text += (
-                f" for {stats.unique_ids:,} unique ids: {_rows(stats.duplicate_rows)} repeated "
-                f"an id read earlier in this run, and the last one wins (listed in {where})"
-            )
-        return text
-
-
-def _rows(n: int, what: str = "row") -> str:
-    return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
 def _step_of(plan: ExecutionPlan, kind: str) -> PostStep | None:

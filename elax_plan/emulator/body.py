@@ -23,8 +23,8 @@ import orjson
 
 from elax_plan.emulator.config import COMPAT_VERSIONS, Compat
 from elax_plan.emulator.model import ShapeError
+from elax_plan.emulator.serde import PREFIX
 
-_PREFIX = "Failed to deserialize the JSON body into the target type: "
 # The closing quote of every object key (and, rarely, a quote inside a string value).
 _KEY_END = re.compile(rb'"[ \t\r\n]*:')
 _DECODER = json.JSONDecoder()
@@ -176,6 +176,6 @@ def _walk(value: Any, schema: Schema, path: str, aliases: dict[str, str] | None 
         field = (aliases or {}).get(key, key)
         if field in seen:
             where = f"{path}: " if path else ""
-            raise ShapeError(f"{_PREFIX}{where}duplicate field `{field}`")
+            raise ShapeError(f"{PREFIX}{where}duplicate field `{field}`")
         seen.add(field)
         _walk(item, schema[key], f"{path}.{key}" if path else key)

@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -27,6 +25,23 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from elax_plan.emulator.model import ShapeError, Vector
+from elax_plan.emulator.serde import (
+    U64_MAX,
+    boolean,
+    f32,
+    f32_array,
+    invalid_type,
+    is_number,
+    join_path,
+    narrow_f32,
+    opt_u8,
+    opt_usize,
+    shape_error,
+    string,
+    unsigned,
+    usize,
+    variant,
+)
 
 __all__ = [
     "AnnParams",
@@ -55,9 +70,6 @@ MatchOp: TypeAlias = Literal["eq", "not_eq"]
 SetOp: TypeAlias = Literal["in", "not_in"]
 RangeOp: TypeAlias = Literal["gt", "gte", "lt", "lte"]
 
-_PREFIX = "Failed to deserialize the JSON body into the target type: "
-_U8_MAX = 255
-_U64_MAX = 2**64 - 1
 _RANGE_OPS: dict[str, RangeOp] = {"gt": "gt", "gte": "gte", "lt": "lt", "lte": "lte"}
 _FILTER_OPS = (
     "and",
@@ -190,135 +202,12 @@ class RecallRequest:
     ann_params: AnnParams = AnnParams()
 
 
-# --- serde-like messages ------------------------------------------------------------------
-
-
-def _rust_float(value: float) -> str:
-    # Rust's `Display` for f64 never uses an exponent; serde appends ".0" to integral values.
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
-    text = np.format_float_positional(value, trim="-")
-    return text if "." in text else text + ".0"
-
-
-def _unexpected(value: Any, *, content: bool = False) -> str:
-    """serde's ``Unexpected`` wording; inside buffered content (filters) null is a unit value."""
-    if value is None:
-        return "unit value" if content else "null"
-    if isinstance(value, bool):
-        return f"boolean `{'true' if value else 'false'}`"
-    if isinstance(value, int):
-        return f"integer `{value}`"
-    if isinstance(value, float):
-        return f"floating point `{_rust_float(value)}`"
-    if isinstance(value, str):
-        return f"string {json.dumps(value, ensure_ascii=False)}"
-    if isinstance(value, list):
-        return "sequence"
-    return "map"
-
-
-def _error(path: str, message: str) -> ShapeError:
-    return ShapeError(f"{_PREFIX}{path}: {message}" if path else f"{_PREFIX}{message}")
-
-
-def _invalid_type(path: str, value: Any, expected: str, *, content: bool = False) -> ShapeError:
-    return _error(path, f"invalid type: {_unexpected(value, content=content)}, expected {expected}")
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-# --- primitive readers --------------------------------------------------------------------
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _unsigned(path: str, value: Any, name: str, maximum: int) -> int:
-    if not _is_int(value):
-        raise _invalid_type(path, value, name)
-    if value < 0 or value > maximum:
-        raise _error(path, f"invalid value: integer `{value}`, expected {name}")
-    return int(value)
-
-
-def _usize(path: str, value: Any) -> int:
-    return _unsigned(path, value, "usize", _U64_MAX)
-
-
-def _opt_usize(path: str, value: Any) -> int | None:
-    return None if value is None else _usize(path, value)
-
-
-def _opt_u8(path: str, value: Any) -> int | None:
-    return None if value is None else _unsigned(path, value, "u8", _U8_MAX)
-
-
-def _bool(path: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise _invalid_type(path, value, "a boolean")
-
-
-def _f32(path: str, value: Any) -> float:
-    if _is_number(value):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # out-of-range narrows to ±inf
-            return float(np.float32(value))
-    raise _invalid_type(path, value, "f32")
-
-
-def _string(path: str, value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise _invalid_type(path, value, "a string")
-
-
-def _variant(path: str, value: Any, variants: tuple[str, ...]) -> str:
-    if not isinstance(value, str):
-        # serde_json's deserialize_enum answers anything but a string or map this way.
-        raise _error(path, "expected value")
-    if value not in variants:
-        if len(variants) == 2:
-            expected = f"`{variants[0]}` or `{variants[1]}`"
-        else:
-            expected = "one of " + ", ".join(f"`{v}`" for v in variants)
-        raise _error(path, f"unknown variant `{value}`, expected {expected}")
-    return value
-
-
 def _metric(path: str, value: Any) -> Metric:
     if value is None:
         return "cosine"
-    if _variant(path, value, ("cosine", "euclidean_squared")) == "cosine":
+    if variant(path, value, ("cosine", "euclidean_squared")) == "cosine":
         return "cosine"
     return "euclidean_squared"
-
-
-def _f32_array(path: str, raw: Any) -> Vector:
-    """A plain JSON array of numbers narrowed to float32 (serde ``Vec<f32>``)."""
-    if not isinstance(raw, list):
-        raise _invalid_type(path, raw, "a sequence")
-    for i, item in enumerate(raw):
-        if not _is_number(item):
-            raise _invalid_type(f"{path}[{i}]", item, "f32")
-    return _narrow(raw)
-
-
-def _narrow(numbers: list[Any]) -> Vector:
-    # Each number goes f64 → f32 like `value as f32`; overflow becomes ±inf, no error.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out = np.asarray(numbers, dtype=np.float64).astype(np.float32)
-    out.flags.writeable = False
-    return out
 
 
 # --- rank_by --------------------------------------------------------------------------------
@@ -356,45 +245,47 @@ def _decode_base64_vector(text: str) -> Vector:
 
 def _rank_by(path: str, raw: Any) -> RankBy:
     if not isinstance(raw, list):
-        raise _invalid_type(path, raw, "a sequence")
+        raise invalid_type(path, raw, "a sequence")
     if len(raw) != 3:
-        raise _error(path, "rank_by must contain exactly three elements")
+        raise shape_error(path, "rank_by must contain exactly three elements")
     field, mode, payload = raw
     if not isinstance(field, str):
-        raise _error(path, "rank_by[0] must be a string field name")
+        raise shape_error(path, "rank_by[0] must be a string field name")
     if not isinstance(mode, str):
-        raise _error(path, "rank_by[1] must be a string mode")
+        raise shape_error(path, "rank_by[1] must be a string mode")
     if mode == "ANN":
         if isinstance(payload, list):
-            if not all(_is_number(v) for v in payload):
-                raise _error(path, "rank_by ANN payload must contain numeric values")
-            return AnnRank(field, _narrow(payload))
+            if not all(is_number(v) for v in payload):
+                raise shape_error(path, "rank_by ANN payload must contain numeric values")
+            return AnnRank(field, narrow_f32(payload))
         if isinstance(payload, str):
             try:
                 return AnnRank(field, _decode_base64_vector(payload))
             except ValueError as exc:
-                raise _error(path, f"failed to decode rank_by ANN base64 payload: {exc}") from exc
+                raise shape_error(
+                    path, f"failed to decode rank_by ANN base64 payload: {exc}"
+                ) from exc
         shown = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        raise _error(path, f"unsupported rank_by ANN payload: {shown}")
+        raise shape_error(path, f"unsupported rank_by ANN payload: {shown}")
     if mode == "BM25":
         if not isinstance(payload, str):
-            raise _error(path, "rank_by BM25 payload must be a string")
+            raise shape_error(path, "rank_by BM25 payload must be a string")
         return Bm25Rank(field, payload)
-    raise _error(path, f"unsupported rank_by mode: {mode}")
+    raise shape_error(path, f"unsupported rank_by mode: {mode}")
 
 
 def _clause(path: str, raw: Any) -> QueryClause:
     if not isinstance(raw, dict):
-        raise _invalid_type(path, raw, "struct QueryClause")
+        raise invalid_type(path, raw, "struct QueryClause")
     rank: RankBy | None = None
     top_k: int | None = None
     for key, value in raw.items():
         if key == "rank_by":
-            rank = _rank_by(_join(path, key), value)
+            rank = _rank_by(join_path(path, key), value)
         elif key == "top_k":
-            top_k = _opt_usize(_join(path, key), value)
+            top_k = opt_usize(join_path(path, key), value)
     if rank is None:
-        raise _error(path, "missing field `rank_by`")
+        raise shape_error(path, "missing field `rank_by`")
     return QueryClause(rank, top_k)
 
 
@@ -403,27 +294,27 @@ def _clause(path: str, raw: Any) -> QueryClause:
 
 def _ann_params(path: str, raw: Any) -> AnnParams:
     if not isinstance(raw, dict):
-        raise _invalid_type(path, raw, "struct AnnParams")
+        raise invalid_type(path, raw, "struct AnnParams")
     use_ivf, target_recall, nprobe, rerank_scale = True, 0.1, None, 5
     rerank_mode: RerankMode = "erq"
     coarse_bits: int | None = None
     rerank_bits: int | None = None
     for key, value in raw.items():
-        sub = _join(path, key)
+        sub = join_path(path, key)
         if key == "use_ivf":
-            use_ivf = _bool(sub, value)
+            use_ivf = boolean(sub, value)
         elif key == "target_recall":
-            target_recall = _f32(sub, value)
+            target_recall = f32(sub, value)
         elif key == "nprobe":
-            nprobe = _opt_usize(sub, value)
+            nprobe = opt_usize(sub, value)
         elif key == "rerank_scale":
-            rerank_scale = _usize(sub, value)
+            rerank_scale = usize(sub, value)
         elif key == "rerank_mode":
-            rerank_mode = "erq" if _variant(sub, value, ("erq", "fp32")) == "erq" else "fp32"
+            rerank_mode = "erq" if variant(sub, value, ("erq", "fp32")) == "erq" else "fp32"
         elif key == "coarse_bits":
-            coarse_bits = _opt_u8(sub, value)
+            coarse_bits = opt_u8(sub, value)
         elif key == "rerank_bits":
-            rerank_bits = _opt_u8(sub, value)
+            rerank_bits = opt_u8(sub, value)
     return AnnParams(
         use_ivf, target_recall, nprobe, rerank_scale, rerank_mode, coarse_bits, rerank_bits
     )
@@ -431,19 +322,19 @@ def _ann_params(path: str, raw: Any) -> AnnParams:
 
 def _group_by(path: str, raw: Any) -> GroupBy:
     if not isinstance(raw, dict):
-        raise _invalid_type(path, raw, "struct GroupBy")
+        raise invalid_type(path, raw, "struct GroupBy")
     field: str | None = None
     limit, per_group_limit = 10, 1
     for key, value in raw.items():
-        sub = _join(path, key)
+        sub = join_path(path, key)
         if key == "field":
-            field = _string(sub, value)
+            field = string(sub, value)
         elif key == "limit":
-            limit = _usize(sub, value)
+            limit = usize(sub, value)
         elif key == "per_group_limit":
-            per_group_limit = _usize(sub, value)
+            per_group_limit = usize(sub, value)
     if field is None:
-        raise _error(path, "missing field `field`")
+        raise shape_error(path, "missing field `field`")
     return GroupBy(field, limit, per_group_limit)
 
 
@@ -453,42 +344,42 @@ def _filter(path: str, raw: Any) -> Filter:
         # serde reads the tag from the first element of a sequence.
         if raw and isinstance(raw[0], str) and raw[0] not in _FILTER_OPS:
             raise _unknown_op(path, raw[0])
-        raise _invalid_type(path, raw, "internally tagged enum FilterExpr", content=True)
+        raise invalid_type(path, raw, "internally tagged enum FilterExpr", content=True)
     if not isinstance(raw, dict):
-        raise _invalid_type(path, raw, "internally tagged enum FilterExpr", content=True)
+        raise invalid_type(path, raw, "internally tagged enum FilterExpr", content=True)
     if "op" not in raw:
-        raise _error(path, "missing field `op`")
+        raise shape_error(path, "missing field `op`")
     op = raw["op"]
     if not isinstance(op, str):
-        raise _invalid_type(path, op, "variant identifier", content=True)
+        raise invalid_type(path, op, "variant identifier", content=True)
     if op not in _FILTER_OPS:
         raise _unknown_op(path, op)
     if op in ("and", "or"):
         # `And(Vec<FilterExpr>)` must come from the remaining map: never expressible in JSON.
-        raise _error(path, "invalid type: map, expected a sequence")
+        raise shape_error(path, "invalid type: map, expected a sequence")
     if op == "not":
         # `Not(Box<FilterExpr>)` reads the remaining map, which no longer holds `op`.
-        raise _error(path, "missing field `op`")
+        raise shape_error(path, "missing field `op`")
     fields: dict[str, Any] = {}
     for key, value in raw.items():
         if key == "field":
             if not isinstance(value, str):
-                raise _invalid_type(path, value, "a string", content=True)
+                raise invalid_type(path, value, "a string", content=True)
             fields[key] = value
         elif key == "value" and op in _RANGE_OPS:
-            if not _is_number(value):
-                raise _invalid_type(path, value, "f64", content=True)
+            if not is_number(value):
+                raise invalid_type(path, value, "f64", content=True)
             fields[key] = float(value)
         elif key == "values" and op in ("in", "not_in"):
             if not isinstance(value, list):
-                raise _invalid_type(path, value, "a sequence", content=True)
+                raise invalid_type(path, value, "a sequence", content=True)
             fields[key] = tuple(value)
         elif key == "value":
             fields[key] = value
     needed = {"exists": ("field",), "in": ("field", "values"), "not_in": ("field", "values")}
     for name in needed.get(op, ("field", "value")):
         if name not in fields:
-            raise _error(path, f"missing field `{name}`")
+            raise shape_error(path, f"missing field `{name}`")
     if op == "exists":
         return ExistsFilter(fields["field"])
     if op in ("in", "not_in"):
@@ -505,15 +396,15 @@ def parse_filter(path: str, raw: Any) -> Filter:
 
 def _unknown_op(path: str, op: str) -> ShapeError:
     expected = ", ".join(f"`{v}`" for v in _FILTER_OPS)
-    return _error(path, f"unknown variant `{op}`, expected one of {expected}")
+    return shape_error(path, f"unknown variant `{op}`, expected one of {expected}")
 
 
 def _string_list(path: str, raw: Any) -> tuple[str, ...]:
     if not isinstance(raw, list):
-        raise _invalid_type(path, raw, "a sequence")
+        raise invalid_type(path, raw, "a sequence")
     for i, item in enumerate(raw):
         if not isinstance(item, str):
-            raise _invalid_type(f"{path}[{i}]", item, "a string")
+            raise invalid_type(f"{path}[{i}]", item, "a string")
     return tuple(raw)
 
 
@@ -528,15 +419,15 @@ def parse_query(body: Any, compat: str = "ac782e1") -> QueryRequest:
     c152c2d adds ``consistency`` (``eventual`` drops ``min_wal_sequence``).
     """
     if not isinstance(body, dict):
-        raise _invalid_type("", body, "struct QueryPayload")
+        raise invalid_type("", body, "struct QueryPayload")
     values: dict[str, Any] = {}
     readers: dict[str, Callable[[str, Any], Any]] = {
-        "vector": lambda p, v: None if v is None else _f32_array(p, v),
+        "vector": lambda p, v: None if v is None else f32_array(p, v),
         "rank_by": lambda p, v: None if v is None else _rank_by(p, v),
         "queries": lambda p, v: None if v is None else _clauses(p, v),
-        "top_k": _opt_usize,
+        "top_k": opt_usize,
         "metric": _metric,
-        "min_wal_sequence": lambda p, v: None if v is None else _unsigned(p, v, "u64", _U64_MAX),
+        "min_wal_sequence": lambda p, v: None if v is None else unsigned(p, v, "u64", U64_MAX),
         "ann_params": _ann_params,
         "group_by": lambda p, v: None if v is None else _group_by(p, v),
         "filters": lambda p, v: None if v is None else _filter(p, v),
@@ -545,7 +436,7 @@ def parse_query(body: Any, compat: str = "ac782e1") -> QueryRequest:
     if compat == "72e6998":
         del readers["rank_by"], readers["queries"]
         # `vector: Vec<f32>` is required and not an Option: null is a type error.
-        readers["vector"] = _f32_array
+        readers["vector"] = f32_array
     elif compat == "c152c2d":
         readers["consistency"] = lambda p, v: None if v is None else _consistency(p, v)
     for key, value in body.items():
@@ -553,7 +444,7 @@ def parse_query(body: Any, compat: str = "ac782e1") -> QueryRequest:
         if reader is not None:
             values[key] = reader(key, value)
     if compat == "72e6998" and "vector" not in values:
-        raise _error("", "missing field `vector`")
+        raise shape_error("", "missing field `vector`")
     rank: RankBy | None = values.get("rank_by")
     vector: Vector | None = values.get("vector")
     if rank is None and vector is not None:
@@ -578,40 +469,40 @@ def parse_query(body: Any, compat: str = "ac782e1") -> QueryRequest:
 def _consistency(path: str, raw: Any) -> str:
     """PR #11's ``{"level": "strong" | "eventual"}``; ``level`` defaults to strong."""
     if not isinstance(raw, dict):
-        raise _invalid_type(path, raw, "struct ConsistencyPayload")
+        raise invalid_type(path, raw, "struct ConsistencyPayload")
     level = "strong"
     for key, value in raw.items():
         if key == "level":
-            level = _variant(_join(path, key), value, ("strong", "eventual"))
+            level = variant(join_path(path, key), value, ("strong", "eventual"))
     return level
 
 
 def _clauses(path: str, raw: Any) -> tuple[QueryClause, ...]:
     if not isinstance(raw, list):
-        raise _invalid_type(path, raw, "a sequence")
+        raise invalid_type(path, raw, "a sequence")
     return tuple(_clause(f"{path}[{i}]", item) for i, item in enumerate(raw))
 
 
 def parse_recall(body: Any) -> RecallRequest:
     """The ``RecallRequest`` for a decoded recall body; raises ``ShapeError`` (422)."""
     if not isinstance(body, dict):
-        raise _invalid_type("", body, "struct RecallPayload")
+        raise invalid_type("", body, "struct RecallPayload")
     num, top_k = 10, 10
     queries: tuple[Vector, ...] | None = None
     metric: Metric = "cosine"
     ann = AnnParams()
     for key, value in body.items():
         if key == "num":
-            num = _usize(key, value)
+            num = usize(key, value)
         elif key == "top_k":
-            top_k = _usize(key, value)
+            top_k = usize(key, value)
         elif key == "queries":
             if value is None:
                 queries = None
             elif not isinstance(value, list):
-                raise _invalid_type(key, value, "a sequence")
+                raise invalid_type(key, value, "a sequence")
             else:
-                queries = tuple(_f32_array(f"{key}[{i}]", q) for i, q in enumerate(value))
+                queries = tuple(f32_array(f"{key}[{i}]", q) for i, q in enumerate(value))
         elif key == "metric":
             metric = _metric(key, value)
         elif key == "ann_params":

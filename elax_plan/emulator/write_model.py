@@ -40,8 +40,7 @@ from elax_plan.emulator.layout import (
 )
 from elax_plan.emulator.model import BadRequest, Document, PreconditionFailed, ShapeError, Vector
 from elax_plan.emulator.query_model import parse_filter
-
-_PREFIX = "Failed to deserialize the JSON body into the target type: "
+from elax_plan.emulator.serde import PREFIX
 
 
 def _type_name(value: Any) -> str:
@@ -61,7 +60,7 @@ def _type_name(value: Any) -> str:
 
 
 def _shape(path: str, value: Any, expected: str) -> ShapeError:
-    return ShapeError(f"{_PREFIX}{path}: invalid type: {_type_name(value)}, expected {expected}")
+    return ShapeError(f"{PREFIX}{path}: invalid type: {_type_name(value)}, expected {expected}")
 
 
 def _vector(path: str, raw: Any, bools: bool) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -90,7 +89,7 @@ def parse_write(namespace: str, body: Any, may_contain_bools: bool = True) -> Wa
     per-element boolean scan of every vector, which is a third of the parse time.
     """
     if not isinstance(body, dict):
-        raise ShapeError(f"{_PREFIX}invalid type: {_type_name(body)}, expected struct WriteBatch")
+        raise ShapeError(f"{PREFIX}invalid type: {_type_name(body)}, expected struct WriteBatch")
     upserts = body.get("upserts", [])
     if not isinstance(upserts, list):
         raise _shape("upserts", upserts, "a sequence")
@@ -119,7 +118,7 @@ def _upserts(
         if not isinstance(raw, dict):
             raise _shape(path, raw, "struct Document")
         if "id" not in raw:
-            raise ShapeError(f"{_PREFIX}{path}: missing field `id`")
+            raise ShapeError(f"{PREFIX}{path}: missing field `id`")
         doc_id = raw["id"]
         if not isinstance(doc_id, str):
             raise _shape(f"{path}.id", doc_id, "a string")
@@ -189,7 +188,7 @@ def _struct(path: str, value: Any, name: str) -> dict[str, Any]:
 
 
 def _missing(path: str, field: str) -> ShapeError:
-    return ShapeError(f"{_PREFIX}{path}: missing field `{field}`")
+    return ShapeError(f"{PREFIX}{path}: missing field `{field}`")
 
 
 def _u64(path: str, value: Any) -> int | None:
@@ -198,7 +197,7 @@ def _u64(path: str, value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise _shape(path, value, "u64")
     if not 0 <= value <= _U64_MAX:
-        raise ShapeError(f"{_PREFIX}{path}: invalid value: integer `{value}`, expected u64")
+        raise ShapeError(f"{PREFIX}{path}: invalid value: integer `{value}`, expected u64")
     return value
 
 
@@ -226,7 +225,7 @@ class _Pr11Payload:
 def _parse_pr11(namespace: str, body: Any, bools: bool) -> WriteRequest:
     """PR #11's ``WritePayload``: deserialise (422), then build the batch (400)."""
     if not isinstance(body, dict):
-        raise ShapeError(f"{_PREFIX}invalid type: {_type_name(body)}, expected struct WritePayload")
+        raise ShapeError(f"{PREFIX}invalid type: {_type_name(body)}, expected struct WritePayload")
     payload = _Pr11Payload([], [], [], [], [], [], [])
     upserts: list[Operation] = []
     seen_rows = False
@@ -234,7 +233,7 @@ def _parse_pr11(namespace: str, body: Any, bools: bool) -> WriteRequest:
         for key, value in body.items():
             if key in ("upsert_rows", "upserts"):
                 if seen_rows:
-                    raise ShapeError(f"{_PREFIX}duplicate field `upsert_rows`")
+                    raise ShapeError(f"{PREFIX}duplicate field `upsert_rows`")
                 seen_rows = True
                 _upserts(_list(key, value), upserts, bools, key)
             elif key == "upsert_columns":

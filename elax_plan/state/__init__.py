@@ -4,7 +4,7 @@ The narrow public surface of ``elax_plan.state``: code outside the package
 imports from here (``__all__``), never from its submodules, which are private. Layout under ``<state.uri>`` (SPEC §6)::
 
     <plan>/state.json            ledger     ledger.LedgerStore / LedgerWriter
-    <plan>/lock.json             lease      lease.acquire / Heartbeat / force_unlock
+    <plan>/lock.json             lease      lease.acquire / force_unlock; heartbeat, holder
     <plan>/runs/<run_id>/...     run files  records.RunFiles
     namespaces/<ns>.json         record     records.record_namespace_use
 
@@ -29,17 +29,16 @@ and by the CLI: ``read_status(backend, name)`` for ``status``,
 
 from elax_plan.errors import Conflict, LeaseHeld, LeaseLost
 from elax_plan.state.backend import StateBackend, Versioned, open_backend
+from elax_plan.state.heartbeat import Heartbeat
+from elax_plan.state.holder import Holder, holder_is_gone
 from elax_plan.state.lease import (
     CORRUPT_LOCK_ID,
     DEFAULT_RENEW_INTERVAL,
     DEFAULT_TTL,
-    Heartbeat,
-    Holder,
     Lease,
     LeaseInfo,
     acquire,
     force_unlock,
-    holder_is_gone,
     lease_location,
     read_lease,
 )

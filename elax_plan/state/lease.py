@@ -36,18 +36,15 @@ here recognises its own bytes (the lock id makes them unique).
 from __future__ import annotations
 
 import dataclasses
-import getpass
-import os
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from elax_plan.errors import Conflict, LeaseCorrupt, LeaseHeld, LeaseLost, StateError
 from elax_plan.state.backend import StateBackend
+from elax_plan.state.holder import Holder, holder_is_gone
 from elax_plan.state.layout import Clock, dumps, iso, loads_object, lock_key, parse_iso
 
 LOCK_VERSION = 1
@@ -56,127 +53,6 @@ DEFAULT_RENEW_INTERVAL = 10.0
 DEFAULT_POLL_INTERVAL = 1.0
 CORRUPT_LOCK_ID = "corrupt"
 """What ``unlock`` takes instead of a lock id to remove a ``lock.json`` that is no lease."""
-
-
-# --------------------------------------------------------------------------- holder
-
-
-def _read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii") as f:
-            return f.read().strip() or None
-    except OSError:
-        return None
-
-
-def _proc_stat(pid: int) -> tuple[str, str] | None:
-    """(state letter, start time in clock ticks since boot) of ``pid``; None if absent."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name (field 2) may contain spaces and ')': split after the last ')'.
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    return fields[0].decode(), fields[19].decode()
-
-
-def _has_proc() -> bool:
-    return os.path.isdir("/proc/self")
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        # No passwd entry (common in containers): the numeric id still identifies.
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
-
-
-def _pid_namespace() -> str | None:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class Holder:
-    """The process holding a lease, with what is needed to tell whether it still exists."""
-
-    host: str
-    pid: int
-    user: str
-    start_time: str | None = None
-    boot_id: str | None = None
-    pid_namespace: str | None = None
-
-    @classmethod
-    def of_process(cls, pid: int) -> Holder:
-        """A holder for process ``pid`` on this machine (this process by default)."""
-        stat = _proc_stat(pid) if _has_proc() else None
-        return cls(
-            host=socket.gethostname(),
-            pid=pid,
-            user=_user(),
-            start_time=stat[1] if stat else None,
-            boot_id=_read_text("/proc/sys/kernel/random/boot_id"),
-            pid_namespace=_pid_namespace(),
-        )
-
-    @classmethod
-    def current(cls) -> Holder:
-        return cls.of_process(os.getpid())
-
-    def describe(self) -> str:
-        return f"user {self.user} on host {self.host} (pid {self.pid})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: Any) -> Holder:
-        if not isinstance(raw, dict):
-            raise ValueError("holder is not an object")
-        host, pid, user = raw.get("host"), raw.get("pid"), raw.get("user")
-        if not isinstance(host, str) or not isinstance(pid, int) or not isinstance(user, str):
-            raise ValueError("holder needs host, pid and user")
-        optional = {}
-        for name in ("start_time", "boot_id", "pid_namespace"):
-            value = raw.get(name)
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"holder.{name} is not a string")
-            optional[name] = value
-        return cls(host=host, pid=pid, user=user, **optional)
-
-
-def holder_is_gone(holder: Holder) -> bool:
-    """True only when we can be sure: ``holder`` ran on this machine and no longer exists.
-
-    A holder elsewhere (other host, other boot, other PID namespace) is never
-    judged: its lease is broken only by expiry.
-    """
-    me = Holder.current()
-    if (holder.host, holder.boot_id, holder.pid_namespace) != (
-        me.host,
-        me.boot_id,
-        me.pid_namespace,
-    ):
-        return False
-    if _has_proc():
-        stat = _proc_stat(holder.pid)
-        if stat is None or stat[0] in ("Z", "X"):
-            # Gone, or a zombie: it has exited and only waits to be reaped.
-            return True
-        # A different start time means the PID now belongs to another process.
-        return holder.start_time is not None and stat[1] != holder.start_time
-    try:
-        os.kill(holder.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 # ---------------------------------------------------------------------- lease info
@@ -590,89 +466,3 @@ def _delete_judged(
             f"See {location}: it was renewed, released or replaced.",
             f"Check `{_status_command(plan_file)}` and run unlock again with what it shows.",
         ) from None
-
-
-# ----------------------------------------------------------------------- heartbeat
-
-
-class Heartbeat:
-    """Renews a lease every ``interval`` seconds in a daemon thread until stopped.
-
-    A loss is never silent: ``lost`` is set, ``error`` holds the ``LeaseLost``,
-    ``on_lost`` (if given) is called from the heartbeat thread, and ``check()``
-    re-raises it in the owner's thread. A renewal that fails for another reason
-    (e.g. the S3 endpoint is briefly unreachable) is retried at the next beat
-    until the lease would have expired; then it counts as lost.
-    """
-
-    def __init__(
-        self,
-        lease: Lease,
-        interval: float = DEFAULT_RENEW_INTERVAL,
-        *,
-        on_lost: Callable[[StateError], None] | None = None,
-    ) -> None:
-        if interval <= 0:
-            raise ValueError("interval must be positive")
-        self.lease = lease
-        self.interval = interval
-        self.on_lost = on_lost
-        self.lost = threading.Event()
-        self.renewals = 0
-        self.error: StateError | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"elax-lease-heartbeat-{lease.plan}", daemon=True
-        )
-
-    def start(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop renewing and wait for the thread; the lease itself is left as it is."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def check(self) -> None:
-        """Raise the loss in the caller's thread, if there was one."""
-        if self.error is not None:
-            raise self.error
-
-    def __enter__(self) -> Heartbeat:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            if self.lease.released:
-                return
-            try:
-                self.lease.renew()
-                self.renewals += 1
-            except LeaseLost as exc:
-                if not self.lease.released:  # released by its owner is not a loss
-                    self._report(exc)
-                return
-            except StateError as exc:
-                if self.lease.clock() < self.lease.info.expires:
-                    continue  # transient: the lease is still valid, try at the next beat
-                self._report(
-                    LeaseLost(
-                        f"This run could not renew its lease on plan '{self.lease.plan}'"
-                        f" (lock id {self.lease.lock_id}) before it expired.",
-                        f"Last error: {exc.message}",
-                        "Another run may take the plan over now; check the state store, then"
-                        " run apply again to resume.",
-                    )
-                )
-                return
-
-    def _report(self, error: StateError) -> None:
-        self.error = error
-        self.lost.set()
-        if self.on_lost is not None:
-            self.on_lost(error)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from elax_plan.errors import LeaseCorrupt
 from elax_plan.state.backend import StateBackend
+from elax_plan.state.holder import holder_is_gone
 from elax_plan.state.layout import Clock, ledger_key
-from elax_plan.state.lease import LeaseInfo, holder_is_gone, read_lease
+from elax_plan.state.lease import LeaseInfo, read_lease
 from elax_plan.state.ledger import Ledger, read_ledger
 from elax_plan.state.records import last_run_id
 

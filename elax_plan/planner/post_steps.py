@@ -1,0 +1,191 @@
+"""The steps after the writes, each carrying every parameter its executor needs: wait for
+the index, parts and epoch, smoke queries, recall (``check_steps``), and the WAL trim.
+"""
+
+from __future__ import annotations
+
+from elax_plan.execution_plan import (
+    PostStep,
+    format_bytes,
+    format_count,
+    plural,
+)
+from elax_plan.live.model import (
+    eligible_wal_objects,
+)
+from elax_plan.live.state_view import LiveState
+from elax_plan.spec import PlanSpec, RecallSpec, SmokeQuery, format_duration
+
+
+def verification_reason(spec: PlanSpec, live: LiveState, writes: bool) -> str:
+    if writes:
+        return "data will be written in this run"
+    ledger = live.ledger
+    if ledger is None or not ledger.files:
+        return ""
+    if ledger.verification in ("pending", "none"):
+        return "the last run stopped before its verification finished"
+    if ledger.verified_checks is not None and ledger.verified_checks != (
+        spec.verify.checks_digest()
+    ):
+        return "the smoke queries or the recall gate changed since the last verification"
+    return ""
+
+
+def smoke_seed(spec: PlanSpec, name: str) -> int:
+    """The seed of a smoke query's sampled rows: the recall seed, offset by the name."""
+    seed = spec.verify.recall.seed if spec.verify.recall is not None else 0
+    return seed + sum(name.encode())
+
+
+def check_steps(spec: PlanSpec) -> list[PostStep]:
+    """The verification steps of ``spec``, each with every parameter its executor needs."""
+    v = spec.verify
+    steps = [_wait_step(spec)] if v.wait_for_index else []
+    steps.append(
+        PostStep(
+            "verify_parts",
+            "verify_parts",
+            "Verify parts and epoch",
+            "Σ rows of the parts covering the acknowledged WAL range ≥ upserts "
+            "acknowledged; router epoch advanced",
+        )
+    )
+    steps.extend(_smoke_step(spec, q) for q in v.smoke_queries)
+    if v.recall is not None:
+        steps.append(_recall_step(spec, v.recall))
+    return steps
+
+
+def _wait_step(spec: PlanSpec) -> PostStep:
+    timeout = spec.verify.index_timeout
+    return PostStep(
+        "wait_for_index",
+        "wait_for_index",
+        "Wait for the index",
+        "until indexed_wal ≥ the last acknowledged wal_sequence "
+        f"(timeout {format_duration(timeout)})",
+        params={"timeout_s": timeout, "poll_interval_s": spec.throttle.poll_interval},
+    )
+
+
+def _smoke_step(spec: PlanSpec, q: SmokeQuery) -> PostStep:
+    if q.kind == "sample_vectors":
+        n = q.sample_vectors or 0
+        what = (
+            f"{plural(n, 'sampled source row')} "
+            + ("finds its" if n == 1 else "each find their")
+            + f" own id in top {q.top_k}"
+        )
+    elif q.kind == "bm25" and q.bm25 is not None:
+        what = (
+            f'BM25 "{q.bm25.text}" on {q.bm25.field}: ≥ {plural(q.min_hits, "hit")} '
+            f"in top {q.top_k}"
+        )
+    else:
+        what = f"vector query: ≥ {plural(q.min_hits, 'hit')} in top {q.top_k}"
+    if q.expect_ids:
+        what += f", expecting ids {', '.join(q.expect_ids)}"
+    if q.filters is not None:
+        what += f", filter {q.filters.field} {q.filters.op}"
+    return PostStep(
+        "smoke_query",
+        f"smoke:{q.name}",
+        f"Smoke query: {q.name}",
+        what,
+        params={
+            "name": q.name,
+            "metric": spec.target.distance_metric,
+            "query": q.to_dict(),
+            "seed": smoke_seed(spec, q.name),
+        },
+    )
+
+
+def _recall_step(spec: PlanSpec, r: RecallSpec) -> PostStep:
+    metric = spec.target.distance_metric
+    return PostStep(
+        "recall",
+        "recall",
+        "Recall SLO",
+        f"_debug/recall with {plural(r.num, 'sampled source vector')}, top {r.top_k}, "
+        f"metric {metric}: avg_recall ≥ {r.min_avg_recall}"
+        + (" (tune: find the cheapest passing setting)" if r.tune else ""),
+        params={
+            "num": r.num,
+            "top_k": r.top_k,
+            "min_avg_recall": r.min_avg_recall,
+            "ann_params": dict(r.ann_params.params),
+            "tune": r.tune,
+            "seed": r.seed,
+            "metric": metric,
+        },
+    )
+
+
+def post_steps(spec: PlanSpec, live: LiveState, verify: bool) -> list[PostStep]:
+    steps = check_steps(spec) if verify else []
+    trim = _wal_trim_step(spec, live, verify)
+    if trim is not None:
+        steps.append(trim)
+    return steps
+
+
+def _wal_trim_step(spec: PlanSpec, live: LiveState, runs: bool) -> PostStep | None:
+    """The trim step: shown when objects are eligible now, and whenever the run goes ahead
+    (its writes and verification can make more eligible by the time the trim runs), so a
+    reviewed plan never hides a trim."""
+    trim = spec.wal_trim
+    if not trim.enabled:
+        return None
+    ns = live.namespace
+    eligible = eligible_wal_objects(
+        ns.wal_objects, ns.indexed_wal, live.observed_at, trim.older_than, trim.keep_last
+    )
+    if not eligible and not runs:
+        return None
+    size = sum(o.size for o in eligible)
+    verb = "Archive" if trim.mode == "archive" else "Delete"
+    where = (
+        f"move to namespaces/{spec.target.namespace}/wal-archive/"
+        if trim.mode == "archive"
+        else "delete"
+    )
+    rule = (
+        f"indexed, older than {format_duration(trim.older_than)}, keeping the newest "
+        f"{trim.keep_last}"
+    )
+    if eligible:
+        what = (
+            f"{plural_objects(len(eligible))} ({format_bytes(size)}), sequences "
+            f"{eligible[0].sequence}–{eligible[-1].sequence}: {where} ({rule})"
+        )
+    else:
+        what = f"WAL objects eligible after this run's writes ({rule}): {where}; none are now"
+    return PostStep(
+        "wal_trim",
+        "wal_trim",
+        f"{verb} WAL",
+        what,
+        destructive=trim.mode == "delete",
+        params={
+            "mode": trim.mode,
+            "older_than_s": trim.older_than,
+            "keep_last": trim.keep_last,
+            "objects": len(eligible),
+            "bytes": size,
+            "first_sequence": eligible[0].sequence if eligible else None,
+            "last_sequence": eligible[-1].sequence if eligible else None,
+        },
+        warning="elacsym nodes rebuild a namespace from its WAL (every released version): "
+        "after a restart they need these objects"
+        + (
+            "; archived ones can be moved back from wal-archive/"
+            if trim.mode == "archive"
+            else "; deleted ones are gone for good"
+        ),
+    )
+
+
+def plural_objects(n: int) -> str:
+    return f"{format_count(n)} WAL object{'s' if n != 1 else ''}"
