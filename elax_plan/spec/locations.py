@@ -9,6 +9,7 @@ not touch the filesystem or the network: nothing here checks that a path exists.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -56,10 +57,17 @@ def _parts(url: str) -> tuple[str, tuple[str, ...]]:
     return scheme, tuple(p for p in rest.split("/") if p not in ("", "."))
 
 
+@functools.lru_cache(maxsize=64)
+def _parent_parts(parent: str) -> tuple[str, tuple[str, ...]]:
+    return _parts(parent)
+
+
 def is_within(url: str, parent: str) -> bool:
     """Whether ``url`` is ``parent`` or below it (both already resolved)."""
+    parent_scheme, parent_parts = _parent_parts(parent)
+    if parent_parts and parent_parts[-1] not in url:
+        return False  # the cheap answer for most of a long listing
     scheme, parts = _parts(url)
-    parent_scheme, parent_parts = _parts(parent)
     if {scheme, parent_scheme} <= {"s3", "s3a"}:
         scheme = parent_scheme
     return scheme == parent_scheme and parts[: len(parent_parts)] == parent_parts

@@ -29,6 +29,7 @@ it must never log or print anything itself.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import threading
@@ -237,6 +238,19 @@ def url_credentials(url: str) -> list[str]:
 
 def redact_value(value: Any) -> Any:
     """Deep copy of ``value`` (str, Secret, mappings, sequences) with secrets redacted."""
+    # Exact types first: a plan document of 10,000 files is ~140,000 values.
+    kind = type(value)
+    if kind is str:
+        return redact(value)
+    if kind is dict:
+        return {
+            redact(k) if type(k) is str else redact(str(k)): redact_value(v)
+            for k, v in value.items()
+        }
+    if kind is list:
+        return [redact_value(v) for v in value]
+    if value is None or kind is int or kind is bool or kind is float:
+        return value
     if isinstance(value, Secret):
         return REDACTED
     if isinstance(value, str):
@@ -273,9 +287,13 @@ def is_credential_name(name: str) -> bool:
     return normalised in _CREDENTIAL_NAMES or normalised.endswith(_CREDENTIAL_SUFFIXES)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_credential_param(name: str) -> bool:
     """Whether a URL query/fragment parameter such as ``sig`` or ``X-Amz-Signature`` holds a
-    credential (case-insensitive, ignoring ``_`` and ``-``; percent-encoded names decoded)."""
+    credential (case-insensitive, ignoring ``_`` and ``-``; percent-encoded names decoded).
+
+    Cached: redacting a plan of 10,000 files asks about the same few names (``mtime``,
+    ``blocks`` of each fingerprint) tens of thousands of times."""
     normalised = _normalise(unquote(name))
     return (
         is_credential_name(normalised)
