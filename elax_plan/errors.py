@@ -14,6 +14,7 @@
     │   │                         read failure                              (retryable)
     │   ├── WriteRejected       a write refused for good, or its retries ran out
     │   ├── IndexerStalled      paused on WAL lag and the indexer made no progress
+    │   ├── IndexerFailed       the indexer command (indexer.mode: command) failed or timed out
     │   └── WritesOverwritten   acknowledged, checkpointed writes overwritten (hazard H1)
     ├── StateError              the state store / ledger / lease cannot be used          (exit 1)
     │   ├── StateUnavailable    … transiently                                (retryable)
@@ -191,6 +192,10 @@ class WriteRejected(TargetError):
 
 class IndexerStalled(TargetError):
     """Paused on lag and the indexer made no progress for ``stall_timeout``."""
+
+
+class IndexerFailed(TargetError):
+    """The indexer command apply runs (``indexer.mode: command``) failed or timed out."""
 
 
 class WritesOverwritten(TargetError):

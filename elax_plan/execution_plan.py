@@ -2,7 +2,7 @@
 
 Pure: no I/O, no clock. Owns the step dataclasses (one per source file, one per
 precondition, one per post-step), the closing ``Plan: …`` line, the JSON form
-(``"format_version": "1.0"``, described by ``schemas/execution-plan.schema.json``)
+(``"format_version": "1.1"``, described by ``schemas/execution-plan.schema.json``)
 that every renderer reads and ``apply`` executes, and the staleness check of a
 saved plan: ``PlanInputs`` records what a plan was computed from, and
 ``stale_reasons`` names exactly what changed since.
@@ -27,7 +27,7 @@ import orjson
 
 from elax_plan.errors import SavedPlanError
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1: the indexer the applier drives
 
 FileAction = Literal["create", "update", "resume", "skip", "gone"]
 SYMBOLS: Mapping[str, str] = {
@@ -348,6 +348,9 @@ class ExecutionPlan:
     inputs: PlanInputs
     warnings: Sequence[str] = ()
     verification_reason: str = ""
+    # Who advances indexed_wal, as apply will treat it: mode, the argv (None: in-process),
+    # timeout_s and a sentence for reviewers (``planner.indexer``).
+    indexer: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def changes(self) -> bool:
@@ -356,6 +359,10 @@ class ExecutionPlan:
     @property
     def preconditions_ok(self) -> bool:
         return all(c.ok for c in self.preconditions)
+
+    def post_step(self, kind: PostKind) -> PostStep | None:
+        """The first post-step of ``kind``, if the plan has one."""
+        return next((p for p in self.post_steps if p.kind == kind), None)
 
     def failed_preconditions(self) -> str:
         """Every failed precondition, described, joined by ``; ``.
@@ -375,6 +382,7 @@ class ExecutionPlan:
             "plan": dict(self.plan),
             "target": dict(self.target),
             "namespace": dict(self.namespace),
+            "indexer": dict(self.indexer),
             "observed_at": self.observed_at,
             "files": [f.to_json() for f in self.files],
             "preconditions": [c.to_json() for c in self.preconditions],
@@ -393,6 +401,7 @@ class ExecutionPlan:
             plan=dict(doc["plan"]),
             target=dict(doc["target"]),
             namespace=dict(doc["namespace"]),
+            indexer=dict(doc["indexer"]),
             observed_at=doc["observed_at"],
             files=[FileStep.from_json(f) for f in doc["files"]],
             preconditions=[Check.from_json(c) for c in doc["preconditions"]],

@@ -41,6 +41,9 @@ def test_quickstart_applies_then_has_no_changes(tmp_path: Path) -> None:
     assert "Backfill succeeded" in first.stdout
     summary = (tmp_path / ".elax-demo" / "summary.md").read_text()
     assert summary.startswith("# ✅ Backfill succeeded: `quickstart`")
+    # No indexer daemon: apply compacted in-process (indexer.mode: command), and says so.
+    assert "`command`: the embedded emulator compacts in-process" in summary
+    assert "| after writes |" in summary and "compacted namespace 'quickstart-products'" in summary
     second = elax(tmp_path, "apply", "plans/quickstart.yaml", "--auto-approve")
     assert second.returncode == 0, second.stderr
     assert "No changes" in second.stdout

@@ -1,7 +1,8 @@
 """How a run that reached its end says so: the exit code and the one closing message.
 
 Pure: given the outcome (``succeeded``, ``verification_failed``, ``interrupted``), the
-run's numbers and where its files are, it returns the words the operator reads last.
+run's numbers and where its files are, it returns the words the operator reads last —
+also for a run stopped during its writes, or one whose every row was rejected.
 ``ApplyRun.finish`` decides the outcome; this module only tells it.
 """
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from elax_plan.apply.pipeline import PipelineStats
 from elax_plan.apply.verify import CheckResult
-from elax_plan.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFY_FAILED
+from elax_plan.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_VERIFY_FAILED, NothingWritten
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,25 @@ def written_text(stats: PipelineStats, duplicates: str) -> str:
             f"an id read earlier in this run, and the last one wins (listed in {duplicates})"
         )
     return text
+
+
+def interrupted_writes(ledger: str) -> tuple[int, str]:
+    """A run stopped during its writes: where the checkpoint is, and how to go on."""
+    return EXIT_INTERRUPTED, (
+        f"Interrupted: the checkpoint is saved in {ledger}; run `elax-plan apply` again to resume."
+    )
+
+
+def nothing_written(stats: PipelineStats, rejects: str) -> NothingWritten:
+    """A run that read rows and had every one rejected."""
+    return NothingWritten(
+        f"Apply read {rows(stats.rows_read)} and wrote none: "
+        f"{'it was' if stats.rows_read == 1 else f'all {stats.rows_read:,} were'} rejected "
+        f"(ingest.on_invalid_row: skip); every one is listed in {rejects} with its reason.",
+        "Nothing was verified, and the files this run read are not marked done.",
+        "Fix those rows, or the plan's source settings (source.id_field, "
+        "source.vector_field, target.vector_dims), and run `elax-plan apply` again.",
+    )
 
 
 def closing(

@@ -248,7 +248,9 @@ class Pipeline:
     def _pump(self) -> None:
         """Send everything queued, waiting for capacity and for the throttle."""
         while self._outbox and not self._halted():
-            if len(self._pending) >= self.concurrency:
+            if len(self._pending) >= self.concurrency or self.throttle.wants_quiet(
+                len(self._pending)
+            ):
                 self._collect(block=True)
                 continue
             self.throttle.before_submit(in_flight=len(self._pending))

@@ -12,6 +12,9 @@ runs one method per phase over one run context:
   (``checkpoints``), events and summary in the run's files (``run_files``).
 - ``account``: a run that read rows and acknowledged none fails here (the
   pipeline has checked that every row read was acknowledged or rejected).
+- ``prove``: every acknowledged write is read back from the WAL (``proof``).
+- ``index``: with ``indexer.mode: command``, the indexer runs once after the last
+  write (``indexer``; the throttle runs it during the writes).
 - ``verify``: the plan's check steps, each by its kind's executor (``verify``).
 - ``trim``: the plan's WAL-trim step, if any, once verification passed.
 - ``finish``: the verdict in the ledger, the summary, the outcome.
@@ -38,7 +41,8 @@ from elax_plan.apply.checkpoints import (
     upgraded_fingerprints,
 )
 from elax_plan.apply.context import ApplyHooks, ApplyOptions, ApplyOutcome, RunContext
-from elax_plan.apply.outcome import RunFilesAt, closing, rows
+from elax_plan.apply.indexer import compactor_for
+from elax_plan.apply.outcome import RunFilesAt, closing, interrupted_writes, nothing_written
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
@@ -50,16 +54,14 @@ from elax_plan.apply.verify import CheckResult, VerifyContext, overall, run_chec
 from elax_plan.apply.wal_store import WalStoreWriter
 from elax_plan.apply.writer import Writer
 from elax_plan.errors import (
-    EXIT_INTERRUPTED,
     EXIT_OK,
     ElaxError,
     NotApproved,
-    NothingWritten,
     PreconditionFailed,
     StalePlan,
     StateError,
 )
-from elax_plan.execution_plan import ExecutionPlan, PostStep, stale_reasons
+from elax_plan.execution_plan import ExecutionPlan, stale_reasons
 from elax_plan.live.delivery import prove_delivery
 from elax_plan.live.model import NamespaceLive
 from elax_plan.live.snapshot import observe
@@ -163,6 +165,7 @@ class ApplyRun:
                 return self.stopped(written)
             self.account(written)
             self.prove(written)
+            self.index(written)
             checks = self.verify(client, written.stats)
             unfinished = self.ctx.stop.is_set() or any(c.incomplete for c in checks)
             trim = self.trim(written, checks) if overall(checks) and not unfinished else None
@@ -276,6 +279,10 @@ class ApplyRun:
             ns = self.read_namespace()
             return RouterReading(ns.wal_highwater, ns.indexed_wal)
 
+        mode = self.plan.indexer["mode"]
+        self.compactor = compactor_for(
+            self.plan.indexer, spec.target.namespace, client, ctx.stop, self.events
+        )
         self.throttle = Throttle(
             read_router,
             max_wal_lag=spec.throttle.max_wal_lag,
@@ -284,6 +291,8 @@ class ApplyRun:
             stall_timeout=spec.throttle.stall_timeout,
             stop=ctx.stop,
             on_event=self.events,
+            compact=self.compactor.run if self.compactor is not None else None,
+            pause_on_lag=mode != "none",
         )
         self.policy = RejectPolicy(
             spec.ingest.on_invalid_row,
@@ -345,6 +354,7 @@ class ApplyRun:
         )
         failure: BaseException | None = None
         try:
+            self._index_first()
             pipeline.run()
         except BaseException as exc:
             failure = exc
@@ -361,6 +371,13 @@ class ApplyRun:
             )
             raise failure
         return written
+
+    def _index_first(self) -> None:
+        """``indexer.mode: command`` with the indexer behind (the precondition let it pass
+        for this): index before the first write."""
+        limit = self.ctx.spec.preconditions.max_initial_wal_lag
+        if self.compactor and self.file_runs and self.read_namespace().wal_lag > limit:
+            self.compactor.run("before_writes")
 
     def _checkpoint_writes(
         self, stats: PipelineStats, failure: BaseException | None
@@ -391,14 +408,8 @@ class ApplyRun:
         """The writes were interrupted: the checkpoint is saved; the next apply resumes."""
         self.report.write("interrupted", written.stats, written.finished_at, [], None, None)
         location = LedgerStore(self.ctx.backend, self.ctx.spec.name).location
-        return ApplyOutcome(
-            EXIT_INTERRUPTED,
-            self.run_id,
-            self.doc,
-            written.stats,
-            message=f"Interrupted: the checkpoint is saved in {location}; run `elax-plan apply` "
-            "again to resume.",
-        )
+        code, message = interrupted_writes(location)
+        return ApplyOutcome(code, self.run_id, self.doc, written.stats, message=message)
 
     # --- account --------------------------------------------------------------------------
 
@@ -417,15 +428,7 @@ class ApplyRun:
                 fr.committed, fr.tail, fr.done = fr.start, None, False
                 self.checkpoints.update(fr)
         self.checkpoints.save()
-        rejects = self.run_files.location(self.run_files.REJECTS)
-        error = NothingWritten(
-            f"Apply read {rows(stats.rows_read)} and wrote none: "
-            f"{'it was' if stats.rows_read == 1 else f'all {stats.rows_read:,} were'} rejected "
-            f"(ingest.on_invalid_row: skip); every one is listed in {rejects} with its reason.",
-            "Nothing was verified, and the files this run read are not marked done.",
-            "Fix those rows, or the plan's source settings (source.id_field, "
-            "source.vector_field, target.vector_dims), and run `elax-plan apply` again.",
-        )
+        error = nothing_written(stats, self.run_files.location(self.run_files.REJECTS))
         self.report.write("failed", stats, written.finished_at, [], None, error.message)
         raise error
 
@@ -460,6 +463,22 @@ class ApplyRun:
             error = proof_of.overwritten_error(proof)
             self.report.write("failed", written.stats, written.finished_at, [], None, error.message)
             raise error
+
+    # --- index ----------------------------------------------------------------------------
+
+    def index(self, written: _Written) -> None:
+        """``indexer.mode: command``: index once after the last write (or before verifying an
+        earlier run's); a failure ends the run with its verification pending."""
+        if self.compactor is None or not (written.stats.requests or self.plan.verification_reason):
+            return
+        try:
+            if self.read_namespace().wal_lag > 0:
+                self.compactor.run("after_writes")
+        except Interrupted:
+            return  # stopping: the verification sees the stop and the run ends interrupted
+        except ElaxError as exc:
+            self.report.write("failed", written.stats, written.finished_at, [], None, exc.message)
+            raise
 
     # --- verify ---------------------------------------------------------------------------
 
@@ -496,7 +515,7 @@ class ApplyRun:
 
     def trim(self, written: _Written, checks: list[CheckResult]) -> TrimResult | None:
         """The plan's WAL-trim step, if it has one; a failed trim still leaves a summary."""
-        step = _step_of(self.plan, "wal_trim")
+        step = self.plan.post_step("wal_trim")
         if step is None:
             return None
         try:
@@ -514,15 +533,14 @@ class ApplyRun:
             location = self.report.write(
                 "failed", written.stats, written.finished_at, checks, None, exc.message
             )
-            self._close_run(Verification("passed", location, self._checks_digest()), open_=False)
+            self._close_run(
+                Verification("passed", location, self.ctx.spec.verify.checks_digest()), open_=False
+            )
             raise
         self.events("wal_trim", result.to_json())
         return result
 
     # --- finish ---------------------------------------------------------------------------
-
-    def _checks_digest(self) -> str:
-        return self.ctx.spec.verify.checks_digest()
 
     def _close_run(self, verification: Verification, *, open_: bool) -> None:
         # An unfinished verification keeps the run open, so the apply that finishes it
@@ -555,7 +573,7 @@ class ApplyRun:
             verification = Verification("pending", location)
         elif checks:
             verification = Verification(
-                "passed" if passed else "failed", location, self._checks_digest()
+                "passed" if passed else "failed", location, self.ctx.spec.verify.checks_digest()
             )
         else:
             # Nothing needed verifying (e.g. a run that only trims the WAL): the last
@@ -571,10 +589,6 @@ class ApplyRun:
         at = RunFilesAt(location, files.location(files.REJECTS), files.location(files.DUPLICATES))
         code, message = closing(outcome, stats, checks, self.policy.count, at)
         return ApplyOutcome(code, self.run_id, self.doc, stats, message, self.report.record)
-
-
-def _step_of(plan: ExecutionPlan, kind: str) -> PostStep | None:
-    return next((p for p in plan.post_steps if p.kind == kind), None)
 
 
 def _describe(exc: BaseException) -> str:

@@ -6,6 +6,11 @@ writes this run had acknowledged and those still in flight, so the lag can
 never pass ``max_wal_lag`` through our own writes however fast they go; after
 a pause, writes resume once a fresh reading is at most ``resume_wal_lag``.
 Paused with no ``indexed_wal`` progress for ``stall_timeout`` → ``IndexerStalled``.
+
+With ``compact`` (``indexer.mode: command``) a pause runs the indexer itself, once no
+write is in flight (``wants_quiet`` tells the pipeline to let them land first: the
+command takes no lock, hazard H2). With ``pause_on_lag=False`` (``indexer.mode: none``) it
+only samples the lag.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class Throttle:
         stop: threading.Event,
         on_event: Callable[[str, dict[str, Any]], None],
         clock: Callable[[], float] = time.monotonic,
+        compact: Callable[[str], object] | None = None,
+        pause_on_lag: bool = True,
     ) -> None:
         self.read_router = read_router
         self.max_wal_lag = max_wal_lag
@@ -53,6 +60,9 @@ class Throttle:
         self.stop = stop
         self.on_event = on_event
         self.clock = clock
+        self.compact = compact
+        self.pause_on_lag = pause_on_lag
+        self._compacted = False  # during the current pause
         self._lock = threading.Lock()
         self._acks = 0
         self._acks_at_poll = 0
@@ -107,6 +117,13 @@ class Throttle:
             since = self._acks - self._acks_at_poll
         return reading.lag + since + in_flight
 
+    def wants_quiet(self, in_flight: int) -> bool:
+        """Whether the writes in flight must land before the next one is decided: the
+        throttle is about to run the indexer, which must never overlap a write."""
+        if self.compact is None or not in_flight or self._last is None:
+            return False
+        return self.paused or self.estimated_lag(in_flight) + 1 > self.max_wal_lag
+
     def before_submit(self, in_flight: int) -> None:
         """Return when one more write may go out; blocks while paused."""
         while True:
@@ -116,6 +133,8 @@ class Throttle:
             if self._last is None or now - self._last_poll >= self.poll_interval:
                 self.poll()
             assert self._last is not None
+            if not self.pause_on_lag:
+                return
             if not self.paused:
                 if self.estimated_lag(in_flight) + 1 <= self.max_wal_lag:
                     return
@@ -126,23 +145,47 @@ class Throttle:
             ):
                 self._resume()
                 continue
+            if self.compact is not None and not in_flight and not self._compacted:
+                self._compacted = True
+                self.compact("lag")
+                self.poll()
+                continue
             if now - self._progress_at >= self.stall_timeout:
-                raise IndexerStalled(
-                    f"Writes were paused on WAL lag for {self.stall_timeout:g}s and indexed_wal "
-                    f"did not move (wal_highwater {self._last.wal_highwater}, indexed_wal "
-                    f"{self._last.indexed_wal}, lag {self._last.lag}).",
-                    detail="The likely cause is that no indexer is running for this namespace "
-                    "(the real elacsym only indexes when `elax-cli compact` runs).",
-                    hint="Start or schedule the indexer, then run `elax-plan apply` again: the "
-                    "run resumes from its checkpoint.",
-                )
+                raise self._stalled()
             if self.stop.wait(self.poll_interval):
                 raise Interrupted()
             self.poll()
 
+    def _stalled(self) -> IndexerStalled:
+        assert self._last is not None
+        summary = (
+            f"Writes were paused on WAL lag for {self.stall_timeout:g}s and indexed_wal "
+            f"did not move (wal_highwater {self._last.wal_highwater}, indexed_wal "
+            f"{self._last.indexed_wal}, lag {self._last.lag})."
+        )
+        if self.compact is not None:
+            return IndexerStalled(
+                summary,
+                detail="The indexer command ran and indexed_wal still did not reach the "
+                "writes: it may index another data root than target.store, or another "
+                "writer keeps the lag up.",
+                hint="Check indexer.command against the node's data root, then run "
+                "`elax-plan apply` again: the run resumes from its checkpoint.",
+            )
+        return IndexerStalled(
+            summary,
+            detail="The likely cause is that no indexer is running for this namespace "
+            "(the real elacsym only indexes when `elax-cli compact` runs).",
+            hint="Set indexer.mode: command with indexer.command (e.g. [elax-cli, --root, "
+            'DATA_ROOT, compact, "{namespace}"]) so that elax-plan runs it itself, or start '
+            "the indexer; then run `elax-plan apply` again: the run resumes from its "
+            "checkpoint.",
+        )
+
     def _pause(self, in_flight: int) -> None:
         assert self._last is not None
         self.paused = True
+        self._compacted = False
         self.pauses += 1
         self._paused_since = self.clock()
         self._progress_at = self._paused_since

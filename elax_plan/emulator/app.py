@@ -28,6 +28,7 @@ import orjson
 
 from elax_plan.emulator import metrics as metrics_mod
 from elax_plan.emulator.body import SCHEMAS, JsonSyntaxError, check_duplicate_fields, decode_body
+from elax_plan.emulator.compaction import CompactResult, compact_stores
 from elax_plan.emulator.config import EmulatorConfig
 from elax_plan.emulator.indexer import Indexer
 from elax_plan.emulator.model import BadRequest, EmulatorError
@@ -193,6 +194,18 @@ class Emulator:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def compact(self, namespace: str, *, max_runs: int | None = None) -> CompactResult:
+        """What ``elax-plan emulator compact`` does, on this emulator's own stores (for
+        ``target.url: embedded``, which has no data root another process could work on).
+        Like the real command it takes no lock: the caller must not write meanwhile (H2)."""
+        return compact_stores(
+            self.stores,
+            namespace,
+            rows_per_part=self.config.rows_per_part,
+            max_active_parts=self.config.max_active_parts,
+            max_runs=max_runs,
+        )
 
     # --- requests -------------------------------------------------------------------------
 

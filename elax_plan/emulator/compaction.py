@@ -93,6 +93,24 @@ def compact(
         stores = open_stores("", storage_options, data_root=data_root, object_store=object_store)
     except (ValueError, OSError) as exc:
         raise CompactError("initializing object-store backend", str(exc)) from exc
+    return compact_stores(
+        stores,
+        namespace,
+        rows_per_part=rows_per_part,
+        max_active_parts=max_active_parts,
+        max_runs=max_runs,
+    )
+
+
+def compact_stores(
+    stores: Stores,
+    namespace: str,
+    *,
+    rows_per_part: int = ROWS_PER_PART,
+    max_active_parts: int = MAX_ACTIVE_PARTS,
+    max_runs: int | None = None,
+) -> CompactResult:
+    """``compact`` on stores already open (an embedded emulator's own)."""
     runs = 0
     while True:
         if max_runs is not None and runs >= max_runs:

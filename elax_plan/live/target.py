@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from elax_plan import __version__
-from elax_plan.errors import TargetError
+from elax_plan.errors import IndexerFailed, TargetError
 from elax_plan.live.model import TargetLive
 from elax_plan.spec.model import TargetSpec
 from elax_plan.spec.secrets import display_url, redact, reveal
@@ -92,6 +92,23 @@ class TargetClient(httpx.Client):
         finally:
             self._stop_emulator()
 
+    def compact_in_process(self, namespace: str) -> str:
+        """Index ``namespace`` in the embedded emulator, as ``elax-cli compact`` would on a
+        node's data root; returns the command's line. Only for ``embedded`` targets."""
+        from elax_plan.emulator import CompactError
+
+        if self.emulator is None:
+            raise TypeError("compact_in_process needs an embedded target")
+        try:
+            return self.emulator.compact(namespace).line()
+        except CompactError as exc:
+            raise IndexerFailed(
+                f"The embedded emulator could not index namespace '{namespace}'.",
+                detail=exc.report(),
+                hint="Fix what it names (the WAL under target.store), then run "
+                "`elax-plan apply` again: the run resumes from its checkpoint.",
+            ) from exc
+
     def _stop_emulator(self) -> None:
         if self.emulator is not None:
             self.emulator.close()
@@ -123,10 +140,11 @@ def open_client(
             ) from exc
     from elax_plan.emulator import EmbeddedTransport, Emulator, EmulatorConfig
 
+    # Like the real server, no indexer daemon: `indexer.mode: command` (the default for
+    # embedded) compacts in-process between writes; tests may model a fleet with options.
+    options: dict[str, Any] = {"indexer": "none", **dict(emulator_options or {})}
     config = EmulatorConfig(
-        store_url=target.store,
-        storage_options=dict(reveal(target.storage_options)),
-        **dict(emulator_options or {}),
+        store_url=target.store, storage_options=dict(reveal(target.storage_options)), **options
     )
     try:
         emulator = Emulator(config).start()

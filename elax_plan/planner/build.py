@@ -24,6 +24,7 @@ from elax_plan.live.model import (
 )
 from elax_plan.live.state_view import LiveState
 from elax_plan.planner.files import file_steps, same_target, total_requests
+from elax_plan.planner.indexer import indexer_facts
 from elax_plan.planner.post_steps import post_steps, verification_reason
 from elax_plan.planner.preconditions import preconditions
 from elax_plan.spec import PlanSpec, redact
@@ -77,6 +78,7 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
             "vector_dims": spec.target.vector_dims,
         },
         namespace=_namespace_facts(live.namespace),
+        indexer=indexer_facts(spec),
         observed_at=datetime.fromtimestamp(live.observed_at, UTC).isoformat(),
         files=files,
         preconditions=checks,
@@ -121,6 +123,11 @@ def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals)
             f"concurrency {spec.ingest.concurrency}: the real elacsym can lose a write when "
             "appends to one namespace overlap (hazard H1); elax-plan detects duplicate "
             "wal_sequence answers and re-sends both chunks."
+        )
+    if spec.indexer.mode == "none" and writes:
+        warnings.append(
+            "indexer.mode none: nobody indexes during this run, so writes are not paused on "
+            "WAL lag and verification neither waits for the index nor checks parts."
         )
     if totals.gone:
         warnings.append(

@@ -54,19 +54,25 @@ def _reachable_check(target: TargetLive) -> Check:
 
 
 def _indexer_check(spec: PlanSpec, ns: NamespaceLive, writes: bool, resuming: bool) -> Check:
-    """The indexer's lag is judged only for a fresh start that writes."""
+    """The indexer's lag is judged only for a fresh start that writes and waits for it."""
     lag, limit = ns.wal_lag, spec.preconditions.max_initial_wal_lag
-    if resuming:
+    mode = spec.indexer.mode
+    if mode == "none":
+        ok, detail = True, "not checked: indexer.mode is none"
+    elif resuming:
         ok, detail = True, "resuming an interrupted run: the throttle waits for the indexer"
     elif not writes:
         ok, detail = True, "nothing to write"
+    elif lag > limit and mode == "command":
+        ok, detail = True, "apply runs the indexer command before its first write"
     else:
         ok = lag <= limit
         detail = (
             ""
             if ok
             else "the indexer is behind; wait for it to catch up (is an indexer or "
-            "`elax-cli compact` running?) before starting a backfill"
+            "`elax-cli compact` running?) before starting a backfill, or set "
+            "indexer.mode: command so that elax-plan runs the compaction itself"
         )
     return Check(
         "indexer_caught_up",

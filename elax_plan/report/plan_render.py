@@ -105,6 +105,8 @@ def render_text(doc: Mapping[str, Any], colour: bool = False) -> str:
         )
     else:
         lines.append("  namespace: does not exist yet (created by the first write)")
+    ix = doc["indexer"]
+    lines.append(f"  indexer:   {ix['mode']}: {ix['detail']}")
     lines.append(f"  observed:  {doc['observed_at']}")
     lines.append("")
     files = doc["files"]
@@ -181,6 +183,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             if ns["exists"]
             else "| namespace | does not exist yet |"
         ),
+        f"| indexer | {_code(doc['indexer']['mode'])}: {_cell(doc['indexer']['detail'])} |",
         f"| observed | {doc['observed_at']} |",
         "",
         "#### Source files",

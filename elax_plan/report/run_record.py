@@ -25,7 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from elax_plan.execution_plan import format_bytes, format_count
 
-RECORD_VERSION = "1.0"
+RECORD_VERSION = "1.1"  # 1.1: indexer
 CHART_POINTS = 40
 SUMMARY_LIMIT = 60_000
 
@@ -55,6 +55,27 @@ def _throttle_actions(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
             open_action["lag_after"] = e.get("lag")
             open_action = None
     return actions
+
+
+def _indexer(plan_doc: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Who indexed, as the plan said, and each run of the command apply drove."""
+    indexer = plan_doc.get("indexer") or {}
+    return {
+        "mode": indexer.get("mode", "external"),
+        "detail": indexer.get("detail", ""),
+        "compactions": [
+            {
+                "at": _iso(e["ts"]),
+                "trigger": e["trigger"],
+                "duration_s": e["duration_s"],
+                "exit_code": e["exit_code"],
+                "stdout": e["stdout"],
+                "stderr": e["stderr"],
+            }
+            for e in events
+            if e["event"] == "compaction"
+        ],
+    }
 
 
 def _downsample(
@@ -142,6 +163,7 @@ def build_run_record(
         "workload": _workload(plan_doc, stats),
         "ingest": _ingest(stats, max(0.0, (writes_finished or finished) - started)),
         "throttle": _throttle(_throttle_actions(events), finished),
+        "indexer": _indexer(plan_doc, events),
         "retries": {"total": sum(retries.values()), "by_cause": dict(sorted(retries.items()))},
         "rejects": dict(rejects),
         "verification": [dict(c) for c in checks],

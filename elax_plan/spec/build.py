@@ -23,6 +23,7 @@ from elax_plan.spec.model import (
     AttributesSpec,
     Bm25Query,
     FilterSpec,
+    IndexerSpec,
     IngestSpec,
     Metric,
     PlanSpec,
@@ -93,13 +94,15 @@ def build_plan(
     data: Mapping[str, Any], *, source_path: Path, digest: str, base_dir: Path
 ) -> PlanSpec:
     """The ``PlanSpec`` for validated data (relative local paths resolved against ``base_dir``)."""
+    target = _target(data["target"], base_dir)
     return PlanSpec(
         version=int(data["version"]),
         name=data["name"],
         description=data.get("description") or None,
-        target=_target(data["target"], base_dir),
+        target=target,
         source=_source(data["source"], base_dir),
         ingest=_ingest(data["ingest"]),
+        indexer=_indexer(data["indexer"], embedded=target.embedded),
         throttle=_throttle(data["throttle"]),
         preconditions=_preconditions(data["preconditions"]),
         verify=_verify(data["verify"]),
@@ -172,6 +175,15 @@ def _ingest(raw: Mapping[str, Any]) -> IngestSpec:
             initial=parse_duration(retry["initial"]),
             max=parse_duration(retry["max"]),
         ),
+    )
+
+
+def _indexer(raw: Mapping[str, Any], *, embedded: bool) -> IndexerSpec:
+    command = raw.get("command")
+    return IndexerSpec(
+        mode=raw.get("mode") or ("command" if embedded else "external"),
+        command=tuple(command) if command is not None else None,
+        timeout=parse_duration(raw["timeout"]),
     )
 
 

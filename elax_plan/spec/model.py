@@ -147,6 +147,29 @@ class ThrottleSpec(_Spec):
     stall_timeout: float
 
 
+IndexerMode = Literal["command", "external", "none"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class IndexerSpec(_Spec):
+    """``indexer``: who advances ``indexed_wal`` (the real elacsym has no indexer daemon).
+
+    ``mode`` is resolved (``command`` for an embedded target, else ``external``, when the
+    file leaves it out). ``command`` is the argv with ``{namespace}`` still in it; ``None``
+    with mode ``command`` means the embedded emulator compacts in-process.
+    """
+
+    mode: IndexerMode
+    command: tuple[str, ...] | None
+    timeout: float
+
+    def argv(self, namespace: str) -> list[str] | None:
+        """The command to run for ``namespace``, or ``None`` when compaction is in-process."""
+        if self.command is None:
+            return None
+        return [arg.replace("{namespace}", namespace) for arg in self.command]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class PreconditionsSpec(_Spec):
     """``preconditions``: ``store_budget`` in bytes, ``None`` for no budget check."""
@@ -307,6 +330,7 @@ class PlanSpec(_Spec):
     target: TargetSpec
     source: SourceSpec
     ingest: IngestSpec
+    indexer: IndexerSpec
     throttle: ThrottleSpec
     preconditions: PreconditionsSpec
     verify: VerifySpec

@@ -52,6 +52,8 @@ def make(
         stop=NoWaitEvent(),
         on_event=lambda kind, data: events.append((kind, data)),
         clock=clock,
+        compact=kw.get("compact"),
+        pause_on_lag=kw.get("pause_on_lag", True),
     )
     return throttle, events
 
@@ -97,3 +99,44 @@ def test_progress_resets_the_stall_clock() -> None:
     throttle, _ = make(readings, stall_timeout=2.0)
     throttle.before_submit(in_flight=0)
     assert throttle.pauses == 1 and not throttle.paused
+
+
+def test_command_mode_runs_the_indexer_only_with_no_write_in_flight() -> None:
+    """indexer.mode command: at the lag limit the pipeline is told to let its writes land
+    (wants_quiet) while any is in flight; then one pause runs the indexer once and resumes."""
+    ran: list[str] = []
+    # The reading after the compaction shows the index caught up.
+    throttle, events = make([(10, 10), (14, 10), (14, 14)], compact=ran.append)
+    throttle.before_submit(in_flight=0)
+    for _ in range(4):
+        throttle.on_ack()
+    assert throttle.wants_quiet(in_flight=1)  # 0 polled + 4 acks + 1 in flight + 1 > 4
+    assert not throttle.wants_quiet(in_flight=0)  # nothing to wait for: decide now
+    assert ran == []
+    throttle.before_submit(in_flight=0)
+    assert ran == ["lag"]
+    assert throttle.pauses == 1 and not throttle.paused
+    assert [k for k, _ in events].count("throttle_resume") == 1
+
+
+def test_command_mode_stall_says_the_command_did_not_help() -> None:
+    ran: list[str] = []
+    throttle, _ = make([(20, 10)], compact=ran.append, stall_timeout=3.0)
+    with pytest.raises(IndexerStalled, match="The indexer command ran"):
+        throttle.before_submit(in_flight=0)
+    assert ran == ["lag"]  # once per pause, not once per poll
+
+
+def test_external_mode_stall_names_command_mode() -> None:
+    throttle, _ = make([(20, 10)], stall_timeout=3.0)
+    with pytest.raises(IndexerStalled, match=r"indexer\.mode: command"):
+        throttle.before_submit(in_flight=0)
+
+
+def test_mode_none_samples_the_lag_and_never_pauses() -> None:
+    throttle, events = make([(50, 0)], pause_on_lag=False)
+    for _ in range(20):
+        throttle.before_submit(in_flight=1)
+        throttle.on_ack()
+    assert throttle.pauses == 0
+    assert next(d["lag"] for k, d in events if k == "lag") == 50

@@ -108,12 +108,28 @@ def test_embedded_is_reachable_without_network_or_store(tmp_path: Path) -> None:
     assert not store.exists()
 
 
+def test_embedded_emulator_has_no_indexer_daemon_and_compacts_on_request(tmp_path: Path) -> None:
+    """Like the real node, the embedded emulator never indexes by itself; compact_in_process
+    (what `indexer.mode: command` runs for embedded) does, and says what `elax-cli` says."""
+    store = (tmp_path / "store").as_uri()
+    before = _indexer_threads()
+    with open_client(target_spec("embedded", store)) as client:
+        assert client.post("/v2/namespaces/products", json=DOC).json() == {"wal_sequence": 1}
+        assert _indexer_threads() == before
+        assert read_namespace(store, {}, "products").indexed_wal == 0
+        line = client.compact_in_process("products")
+        assert line == "compacted namespace 'products' to 1 parts (indexed_wal=1)"
+    assert read_namespace(store, {}, "products").indexed_wal == 1
+
+
 def test_embedded_client_round_trip_and_close_stops_emulator(tmp_path: Path) -> None:
     """open_client(embedded) writes through the emulator; the write lands in target.store."""
     store = (tmp_path / "store").as_uri()
     target = target_spec("embedded", store)
     before = _indexer_threads()
-    with open_client(target, emulator_options={"stall_indexer": True}) as client:
+    # A background indexer (what a test may opt into) is a thread: close must stop it.
+    options = {"indexer": "background", "stall_indexer": True}
+    with open_client(target, emulator_options=options) as client:
         assert client.embedded
         assert client.post("/v2/namespaces/products", json=DOC).json() == {"wal_sequence": 1}
         hits = client.post("/v2/namespaces/products/query", json={"vector": [0.5, 0.25]})

@@ -68,6 +68,7 @@ def test_schema_covers_every_section_of_spec_section_3() -> None:
         "target",
         "source",
         "ingest",
+        "indexer",
         "throttle",
         "preconditions",
         "verify",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from elax_plan.spec.model import RESERVED_PLAN_NAMES
+from elax_plan.spec.model import EMBEDDED, RESERVED_PLAN_NAMES
 from elax_plan.spec.units import format_duration, format_size, parse_duration, parse_size
 from elax_plan.spec.validate.checker import Checker, path_text, value_at
 from elax_plan.spec.validate.location_rules import location_checks
@@ -43,6 +43,7 @@ def semantic_issues(
     durations = _duration_checks(checker, d)
     _throttle_checks(checker, d, durations)
     _ingest_checks(checker, d)
+    _indexer_checks(checker, d)
     source_checks(checker, d)
     _verify_checks(checker, d)
     location_checks(checker, d, base_dir, allow_memory_state=allow_memory_state)
@@ -122,6 +123,7 @@ _DURATIONS: tuple[tuple[NodePath, float, float], ...] = (
     (("throttle", "poll_interval"), MIN_POLL_INTERVAL_SECONDS, MAX_DURATION_SECONDS),
     (("throttle", "stall_timeout"), 0, MAX_DURATION_SECONDS),
     (("verify", "index_timeout"), 0, MAX_DURATION_SECONDS),
+    (("indexer", "timeout"), 0, MAX_DURATION_SECONDS),
 )
 
 
@@ -195,6 +197,25 @@ def _throttle_checks(checker: Checker, d: dict[str, Any], durations: dict[NodePa
             ("throttle", "stall_timeout"),
             "throttle.stall_timeout is shorter than throttle.poll_interval; a stall could be "
             "declared before the lag is polled once. Raise stall_timeout",
+        )
+
+
+def _indexer_checks(checker: Checker, d: dict[str, Any]) -> None:
+    mode = value_at(d, ("indexer", "mode"))
+    command = value_at(d, ("indexer", "command"))
+    embedded = value_at(d, ("target", "url")) == EMBEDDED
+    if mode == "command" and command is None and not embedded:
+        checker.add(
+            ("indexer", "command"),
+            "indexer.mode: command needs indexer.command, the argv that indexes the namespace "
+            "on the node's data root (e.g. [elax-cli, --root, /var/lib/elacsym, compact, "
+            '"{namespace}"]); or use mode: external when something else runs it',
+        )
+    elif command is not None and mode not in ("command", None):
+        checker.add(
+            ("indexer", "command"),
+            f"indexer.command is only run with mode: command (this plan says {mode}); set "
+            "mode: command or remove the command",
         )
 
 
