@@ -15,6 +15,7 @@
     │   ├── WriteRejected       a write refused for good, or its retries ran out
     │   ├── IndexerStalled      paused on WAL lag and the indexer made no progress
     │   ├── IndexerFailed       the indexer command (indexer.mode: command) failed or timed out
+    │   ├── NotTheDataRoot      target.store does not show the writes the node acknowledged
     │   └── WritesOverwritten   acknowledged, checkpointed writes overwritten (hazard H1)
     ├── StateError              the state store / ledger / lease cannot be used          (exit 1)
     │   ├── StateUnavailable    … transiently                                (retryable)
@@ -69,6 +70,11 @@ class ElaxError(Exception):
         if self.hint:
             parts.append(self.hint)
         return " ".join(p.rstrip() for p in parts)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for any exception: an ``ElaxError``'s message, else its type and text."""
+    return exc.message if isinstance(exc, ElaxError) else f"{type(exc).__name__}: {exc}"
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -196,6 +202,10 @@ class IndexerStalled(TargetError):
 
 class IndexerFailed(TargetError):
     """The indexer command apply runs (``indexer.mode: command``) failed or timed out."""
+
+
+class NotTheDataRoot(TargetError):
+    """``target.store`` does not show a write the node acknowledged: it is not its data root."""
 
 
 class WritesOverwritten(TargetError):

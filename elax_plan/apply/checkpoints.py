@@ -24,7 +24,16 @@ from elax_plan.apply.pipeline import FileRun
 from elax_plan.apply.readers import ResumePoint
 from elax_plan.apply.run_files import RunEvents
 from elax_plan.execution_plan import FileStep
-from elax_plan.state import Ack, FileEntry, FileStatus, Ledger, LedgerWriter, RunFiles
+from elax_plan.state import (
+    Ack,
+    FileEntry,
+    FileStatus,
+    Ledger,
+    LedgerWriter,
+    RunFiles,
+    RunState,
+    Verification,
+)
 
 CHECKPOINT_INTERVAL = 5.0
 # A finished file is checkpointed at once unless the last save was less than this many times
@@ -97,6 +106,44 @@ def file_run(step: FileStep, entry: FileEntry) -> FileRun:
         wal_first=entry.wal_first if resumed else None,
         wal_last=entry.wal_last if resumed else None,
         acks=list(entry.acks) if resumed else [],
+    )
+
+
+def run_state(
+    previous: RunState, run_id: str, started: float, writes: bool, lost_upserts: int
+) -> RunState:
+    """The ledger's run entry for a run that starts now, after ``previous``.
+
+    A run that resumes, or writes nothing, verifies (again) what the last run acknowledged;
+    rows the start proof found lost (``lost_upserts``) are written again, not counted twice."""
+    carried = bool(previous.current_run_id) or not writes
+    return RunState(
+        current_run_id=run_id,
+        last_run_id=previous.last_run_id,
+        started=started,
+        first_acked_wal_sequence=previous.first_acked_wal_sequence if carried else None,
+        last_acked_wal_sequence=previous.last_acked_wal_sequence,
+        upserts_acked=max(0, previous.upserts_acked - lost_upserts) if carried else 0,
+        resends=previous.resends if carried else 0,
+        verification=Verification("pending"),
+    )
+
+
+def resend_run(entry: FileEntry) -> FileRun:
+    """A file to write again in this run from its ledger entry's resume point (its rows were
+    overwritten on the server after they were acknowledged)."""
+    start = ResumePoint.from_dict(dict(entry.resume or {}))
+    return FileRun(
+        url=entry.url,
+        fingerprint=entry.fingerprint,
+        size=entry.size,
+        start=start,
+        committed=start,
+        rows=entry.rows,
+        bytes=entry.bytes,
+        wal_first=entry.wal_first,
+        wal_last=entry.wal_last,
+        acks=list(entry.acks),
     )
 
 
@@ -178,6 +225,15 @@ class Checkpointer:
 
     def update_run(self, **changes: Any) -> None:
         self.ledger = self.ledger.with_run(dataclasses.replace(self.ledger.run, **changes))
+
+    def unread(self, file_runs: Sequence[FileRun]) -> None:
+        """Put the files this run read but acknowledged nothing of back where it started
+        them, and save: the next apply reads them again instead of taking them for done."""
+        for fr in file_runs:
+            if fr.read and not fr.acked:
+                fr.committed, fr.tail, fr.done = fr.start, None, False
+                self.update(fr)
+        self.save()
 
     def save(self) -> Ledger:
         with self.lock:

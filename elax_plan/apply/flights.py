@@ -9,6 +9,7 @@ checkpointer turns a ``FileRun`` into a ledger entry.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -113,6 +114,10 @@ class FileRun:
         return self.rows - self.start_rows
 
 
+# Kept from the first pass when lost rows are re-sent: the ids are the same rows again.
+_NOT_SUMMED = frozenset({"max_acked_seq", "unique_ids", "duplicate_rows", "duplicate_ids"})
+
+
 @dataclass
 class PipelineStats:
     rows_read: int = 0  # rows read from the source in this run, valid or not
@@ -131,6 +136,23 @@ class PipelineStats:
     last_acked_seq: int | None = None
     min_acked_seq: int | None = None
     max_acked_seq: int = 0
+    resent_files: int = 0  # files written again in this run: the WAL lost their rows
+
+    def plus(self, later: PipelineStats) -> PipelineStats:
+        """This run's totals after ``later``, a pipeline that re-sent lost rows."""
+        mins = [s for s in (self.min_acked_seq, later.min_acked_seq) if s is not None]
+        summed = {
+            f.name: getattr(self, f.name) + getattr(later, f.name)
+            for f in dataclasses.fields(self)
+            if f.type == "int" and f.name not in _NOT_SUMMED
+        }
+        return dataclasses.replace(
+            self,
+            **summed,
+            last_acked_seq=later.last_acked_seq or self.last_acked_seq,
+            min_acked_seq=min(mins) if mins else None,
+            max_acked_seq=max(self.max_acked_seq, later.max_acked_seq),
+        )
 
 
 def check_accounts(files: Iterable[FileRun]) -> None:

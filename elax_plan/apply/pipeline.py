@@ -13,8 +13,8 @@ could have collided with is still out. A later request can still reuse a
 settled chunk's sequence when a racing append set ``wal_highwater`` back (the
 server sets it, it does not raise it): that chunk's bytes are gone by then, so
 its file is marked to be written again from the chunk's start
-(``FileRun.redo_from``, saved at once), and the run ends with
-``WritesOverwritten``; the next apply resumes the file there.
+(``FileRun.redo_from``, saved at once, the file left partial), and apply re-sends
+it from there after this pipeline ends (``ApplyRun.deliver``).
 
 The last chunk of a file does not go out alone: it waits for the last chunks of
 the files after it, and they share one request while the body stays within the
@@ -54,7 +54,7 @@ from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import InvalidRow, MappedRow, RowMapper
 from elax_plan.apply.throttle import Throttle
 from elax_plan.apply.writer import PayloadTooLarge, Writer
-from elax_plan.errors import ElaxError, WritesOverwritten
+from elax_plan.errors import ElaxError
 from elax_plan.retry import Interrupted
 from elax_plan.state import Ack
 
@@ -93,6 +93,7 @@ class Pipeline:
         on_event: EventSink,
         on_checkpoint: Callable[[FileRun], None],
         on_progress: Callable[[PipelineStats], None] = lambda _: None,
+        on_first_ack: Callable[[int], None] = lambda _: None,
         drain_timeout: float = 10.0,
     ) -> None:
         self.files = list(files)
@@ -108,6 +109,7 @@ class Pipeline:
         self.on_event = on_event
         self.on_checkpoint = on_checkpoint
         self.on_progress = on_progress
+        self.on_first_ack = on_first_ack
         self.drain_timeout = drain_timeout
         self.stats = PipelineStats()
         self.ids = IdTracker()
@@ -150,19 +152,6 @@ class Pipeline:
             self._count_ids()
         if self._failure is not None:
             raise self._failure
-        redo = [fr for fr in self.files if fr.redo_from is not None]
-        if redo:
-            raise WritesOverwritten(
-                f"{self.stats.overwritten} acknowledged write(s) were overwritten on the server "
-                "by a later write that got the same wal_sequence (hazard H1: a racing append "
-                f"set wal_highwater back). {len(redo)} file(s) are marked to be written again "
-                "from there: "
-                + ", ".join(_redo_place(fr) for fr in redo[:5])
-                + ("…" if len(redo) > 5 else "")
-                + ".",
-                hint="Run `elax-plan apply` again: it re-sends those rows (upserts are "
-                "idempotent). To avoid the race, set ingest.concurrency to 1.",
-            )
         if not self.stop.is_set():
             check_accounts(self.files)
         return self.stats
@@ -300,10 +289,16 @@ class Pipeline:
         self.stats.bytes_acked += flight.size
         self.stats.last_acked_seq = seq
         self.stats.max_acked_seq = max(self.stats.max_acked_seq, seq)
-        if self.stats.min_acked_seq is None or seq < self.stats.min_acked_seq:
+        first = self.stats.min_acked_seq is None
+        if first or seq < self.stats.min_acked_seq:  # type: ignore[operator]
             self.stats.min_acked_seq = seq
         self.on_progress(self.stats)
         self._advance_all()
+        if first:
+            try:
+                self.on_first_ack(seq)
+            except ElaxError as exc:
+                self._failure = self._failure or exc
 
     def _too_large(self, flight: Flight) -> None:
         if len(flight.chunks) > 1:
@@ -493,16 +488,6 @@ class Pipeline:
             self._in_flight.update(f.index for f in self._pending.values())
             self._pending.clear()
         self._advance_all()
-
-
-def _redo_place(fr: FileRun) -> str:
-    point = fr.redo_from
-    assert point is not None
-    return (
-        f"{fr.url} from row {point.row + 1}"
-        if point.row
-        else f"{fr.url} from line {point.line + 1}"
-    )
 
 
 def _position(point: ResumePoint) -> tuple[int, int, int]:

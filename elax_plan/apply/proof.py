@@ -4,7 +4,9 @@ Owns turning a ``DeliveryProof`` into ledger entries — proven writes keep
 their WAL object's stamp, a file whose rows the WAL lost goes back to partial
 from its first lost write (its later acknowledged writes are dropped: they
 are sent again) — and into the run's events and the ``WritesOverwritten``
-error that names the files. It reads and writes nothing itself.
+error that names the files; and ``store_shows``, the first proof of all: after the
+first acknowledgement ``target.store`` must show it, or it is not the node's data root.
+It reads and writes nothing itself.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from elax_plan.apply.checkpoints import acks_before
-from elax_plan.errors import WritesOverwritten
+from elax_plan.errors import NotTheDataRoot, WritesOverwritten
 from elax_plan.live.delivery import DeliveryProof
+from elax_plan.live.model import NamespaceLive
+from elax_plan.spec import TargetSpec, display_url
 from elax_plan.state import FileEntry
 
 
@@ -63,14 +67,37 @@ def report(proof: DeliveryProof, events: Callable[[str, dict[str, Any]], None]) 
         )
 
 
-def overwritten_error(proof: DeliveryProof) -> WritesOverwritten:
-    """The run's error when the proof found lost rows: which files, why, what next."""
-    lost = list(proof.lost.values())
-    named = "; ".join(f"{w.url} (WAL-{w.seq}: {w.reason})" for w in lost[:5])
+def overwritten_error(files: list[str], rounds: int) -> WritesOverwritten:
+    """The run's error when rows kept being lost after re-sending them ``rounds`` times."""
+    named = ", ".join(files[:5])
     return WritesOverwritten(
-        f"The WAL no longer holds rows the server acknowledged, in {len(lost)} file(s): "
-        f"{named}{'…' if len(lost) > 5 else ''}.",
-        detail="Those files are marked to be written again from the first lost write.",
-        hint="Run `elax-plan apply` again: it re-sends those rows (upserts are idempotent). "
-        "Keep other writers and compactions off the namespace while it writes.",
+        f"The WAL kept losing rows the server acknowledged: after {rounds} proofs and "
+        f"re-sends in this run, {len(files)} file(s) still miss rows: {named}"
+        f"{'…' if len(files) > 5 else ''}.",
+        detail="Another writer or a compaction running beside the writes keeps overwriting "
+        "them (hazards H1, H2); those files are marked to be written again from their first "
+        "lost write.",
+        hint="Keep other writers and compactions off the namespace while it writes, then run "
+        "`elax-plan apply` again: it re-sends those rows (upserts are idempotent).",
+    )
+
+
+def store_shows(
+    ns: NamespaceLive, seq: int, wal: Callable[[], bytes | None], target: TargetSpec
+) -> None:
+    """After the first acknowledgement, ``target.store`` must show it — its router at or past
+    the sequence, or (a racing append set the router back, H1/H2, which the delivery proof
+    handles) its ``WAL-<seq>`` object: else it is not the node's data root, and the
+    throttle, the proof and the checks would all read another namespace than the node's."""
+    if ns.wal_highwater >= seq or (ns.exists and wal() is not None):
+        return
+    raise NotTheDataRoot(
+        f"target.store is not this node's data root: the node acknowledged a write as "
+        f"wal_sequence {seq}, but {display_url(target.store)} shows wal_highwater "
+        f"{ns.wal_highwater} for namespace '{target.namespace}' and no WAL-{seq}"
+        + ("" if ns.exists else " (no router.json there)")
+        + ".",
+        detail="The write is checkpointed; nothing was lost.",
+        hint="Point target.store at the node's data root (its local disk, a mounted volume or "
+        "sftp://), then run `elax-plan apply` again.",
     )

@@ -12,9 +12,9 @@ runs one method per phase over one run context:
   (``checkpoints``), events and summary in the run's files (``run_files``).
 - ``account``: a run that read rows and acknowledged none fails here (the
   pipeline has checked that every row read was acknowledged or rejected).
-- ``prove``: every acknowledged write is read back from the WAL (``proof``).
-- ``index``: with ``indexer.mode: command``, the indexer runs once after the last
-  write (``indexer``; the throttle runs it during the writes).
+- ``deliver``: every acknowledged write is proven against the WAL (``proof``), and
+  rows it lost are written again in this run.
+- ``index``: ``indexer.mode: command`` indexes once after the last write (``indexer``).
 - ``verify``: the plan's check steps, each by its kind's executor (``verify``).
 - ``trim``: the plan's WAL-trim step, if any, once verification passed.
 - ``finish``: the verdict in the ledger, the summary, the outcome.
@@ -38,6 +38,8 @@ from elax_plan.apply.checkpoints import (
     Checkpointer,
     entry_for,
     file_run,
+    resend_run,
+    run_state,
     upgraded_fingerprints,
 )
 from elax_plan.apply.context import ApplyHooks, ApplyOptions, ApplyOutcome, RunContext
@@ -60,6 +62,7 @@ from elax_plan.errors import (
     PreconditionFailed,
     StalePlan,
     StateError,
+    describe,
 )
 from elax_plan.execution_plan import ExecutionPlan, stale_reasons
 from elax_plan.live.delivery import prove_delivery
@@ -75,7 +78,6 @@ from elax_plan.state import (
     Ledger,
     LedgerStore,
     RunFiles,
-    RunState,
     TargetIdentity,
     Verification,
     acquire,
@@ -134,6 +136,10 @@ class _Written:
     complete: bool  # every file step written, no failure, no stop
 
 
+# Proofs of a run's writes, each after re-sending what the last one found lost.
+DELIVERY_ROUNDS = 20
+
+
 class ApplyRun:
     """One run of one execution plan; the phases in order (see the module docstring)."""
 
@@ -164,7 +170,9 @@ class ApplyRun:
             if not written.complete:
                 return self.stopped(written)
             self.account(written)
-            self.prove(written)
+            written = self.deliver(client, written)
+            if not written.complete:
+                return self.stopped(written)
             self.index(written)
             checks = self.verify(client, written.stats)
             unfinished = self.ctx.stop.is_set() or any(c.incomplete for c in checks)
@@ -230,7 +238,9 @@ class ApplyRun:
         self.started = time.time()
         self.previous = ledger.run
         self.writing = [s for s in self.plan.files if s.writes]
-        ledger = ledger.with_run(self._run_state(ledger.run))
+        lost = self.proof.lost_upserts if self.proof is not None else 0
+        run = run_state(ledger.run, self.run_id, self.started, bool(self.writing), lost)
+        ledger = ledger.with_run(run)
         ledger = upgraded_fingerprints(self.plan.files, ledger)
         self.file_runs: list[FileRun] = []
         for step in self.writing:
@@ -248,22 +258,6 @@ class ApplyRun:
         ctx.hooks.on_start(self.doc)
         log.info("apply started", files=len(self.writing), rows=self.plan.totals.rows)
 
-    def _run_state(self, previous: RunState) -> RunState:
-        # A run that resumes, or writes nothing, verifies (again) what the last run acknowledged.
-        carried = bool(previous.current_run_id) or not self.writing
-        # Rows the start proof found lost are written again: not counted twice.
-        lost = self.proof.lost_upserts if self.proof is not None else 0
-        return RunState(
-            current_run_id=self.run_id,
-            last_run_id=previous.last_run_id,
-            started=self.started,
-            first_acked_wal_sequence=previous.first_acked_wal_sequence if carried else None,
-            last_acked_wal_sequence=previous.last_acked_wal_sequence,
-            upserts_acked=max(0, previous.upserts_acked - lost) if carried else 0,
-            resends=previous.resends if carried else 0,
-            verification=Verification("pending"),
-        )
-
     # --- write ----------------------------------------------------------------------------
 
     def read_namespace(self) -> NamespaceLive:
@@ -274,15 +268,14 @@ class ApplyRun:
     def build_pipeline(self, client: TargetClient) -> Pipeline:
         """The pipeline that carries out the plan's file steps."""
         ctx, spec = self.ctx, self.ctx.spec
+        name = spec.target.namespace
 
         def read_router() -> RouterReading:
             ns = self.read_namespace()
             return RouterReading(ns.wal_highwater, ns.indexed_wal)
 
         mode = self.plan.indexer["mode"]
-        self.compactor = compactor_for(
-            self.plan.indexer, spec.target.namespace, client, ctx.stop, self.events
-        )
+        self.compactor = compactor_for(self.plan.indexer, name, client, ctx.stop, self.events)
         self.throttle = Throttle(
             read_router,
             max_wal_lag=spec.throttle.max_wal_lag,
@@ -304,13 +297,8 @@ class ApplyRun:
         mapper = RowMapper(
             src.id_field, src.vector_field, a.include, a.rename, spec.target.vector_dims
         )
-        writer = Writer(
-            client,
-            spec.target.namespace,
-            ctx.retry_policy,
-            stop=ctx.stop,
-            on_retry=lambda data: self.events("retry", data),
-        )
+        on_retry = lambda data: self.events("retry", data)  # noqa: E731
+        writer = Writer(client, name, ctx.retry_policy, stop=ctx.stop, on_retry=on_retry)
         throttle = self.throttle
         return Pipeline(
             self.file_runs,
@@ -332,6 +320,9 @@ class ApplyRun:
             on_event=self.events,
             on_checkpoint=self.checkpoints.update,
             on_progress=lambda s: ctx.hooks.on_progress(s, throttle),
+            on_first_ack=lambda seq: proof_of.store_shows(
+                self.read_namespace(), seq, lambda: self.reader.read_wal(name, seq), spec.target
+            ),
             drain_timeout=ctx.options.drain_timeout,
         )
 
@@ -342,7 +333,8 @@ class ApplyRun:
             "rows_acked": pipeline.stats.rows_acked,
             "bytes_acked": pipeline.stats.bytes_acked,
         }
-        self.report = RunReport(
+        # One report for the run: a pass that re-sends lost rows adds to the first one's.
+        self.report = getattr(self, "report", None) or RunReport(
             (self.ctx.spec.summary.path, self.ctx.options.summary_out),
             self.doc,
             self.run_id,
@@ -367,7 +359,7 @@ class ApplyRun:
         written = _Written(pipeline.stats, time.time(), self._wrote_everything)
         if failure is not None:
             self.report.write(
-                "failed", written.stats, written.finished_at, [], None, _describe(failure)
+                "failed", written.stats, written.finished_at, [], None, describe(failure)
             )
             raise failure
         return written
@@ -411,7 +403,7 @@ class ApplyRun:
         code, message = interrupted_writes(location)
         return ApplyOutcome(code, self.run_id, self.doc, written.stats, message=message)
 
-    # --- account --------------------------------------------------------------------------
+    # --- account and deliver --------------------------------------------------------------
 
     def account(self, written: _Written) -> None:
         """Fail (exit 1) a run that read rows and acknowledged none, before verifying anything.
@@ -423,26 +415,42 @@ class ApplyRun:
         stats = written.stats
         if not stats.rows_read or stats.rows_acked:
             return
-        for fr in self.file_runs:
-            if fr.read and not fr.acked:
-                fr.committed, fr.tail, fr.done = fr.start, None, False
-                self.checkpoints.update(fr)
-        self.checkpoints.save()
+        self.checkpoints.unread(self.file_runs)
         error = nothing_written(stats, self.run_files.location(self.run_files.REJECTS))
         self.report.write("failed", stats, written.finished_at, [], None, error.message)
         raise error
 
-    # --- prove ----------------------------------------------------------------------------
+    def deliver(self, client: TargetClient, written: _Written) -> _Written:
+        """Prove the acknowledged writes (``live.delivery``); re-send from each file's first lost
+        write and prove again, ``DELIVERY_ROUNDS`` times at most, then ``WritesOverwritten``."""
+        listed = {s.url for s in self.plan.files if s.action != "gone"}
+        for round_ in range(1, DELIVERY_ROUNDS + 1):
+            if not self.prove():
+                return written  # stopping: the next apply proves these writes first
+            files = self.checkpoints.ledger.files
+            again = [e for url, e in files.items() if e.status == "partial" and url in listed]
+            if not again:
+                return written
+            if round_ == DELIVERY_ROUNDS:
+                error = proof_of.overwritten_error([e.url for e in again], DELIVERY_ROUNDS)
+                self.report.write(
+                    "failed", written.stats, written.finished_at, [], None, error.message
+                )
+                raise error
+            self.events("resend", {"round": round_, "files": [e.url for e in again]})
+            self.file_runs = [resend_run(e) for e in again]
+            more = self.write(client)
+            more.stats.resent_files = len(again)
+            written = _Written(written.stats.plus(more.stats), more.finished_at, more.complete)
+            if not more.complete:
+                return written
+        return written
 
-    def prove(self, written: _Written) -> None:
-        """Prove every acknowledged write against the WAL (``live.delivery``) before verifying.
-
-        Files whose rows the WAL lost go back to partial from the first lost write, and the
-        run ends with ``WritesOverwritten`` naming them: the next apply re-sends those rows.
-        """
+    def prove(self) -> bool:
+        """One delivery proof; lost files go back to partial in the ledger. False: stopping."""
         spec = self.ctx.spec
         if self.ctx.stop.is_set():
-            return  # stopping: the next apply proves these writes before it writes anything
+            return False
         ledger = self.checkpoints.save()
         acks = {url: entry.acks for url, entry in ledger.files.items() if entry.acks}
         try:
@@ -451,20 +459,14 @@ class ApplyRun:
                 self.reader, spec.target.namespace, acks, skip_through=skip, retrier=self.retrier
             )
         except Interrupted:
-            return  # stopping: the next apply proves these writes before it writes anything
+            return False
         self.checkpoints.replace_entries(proof_of.proven_entries(ledger.files, proof))
-        # Lost rows are written again and acknowledged again: the parts check must not count
-        # them twice.
+        # Lost rows are written again and acknowledged again: not counted twice.
         upserts = max(0, ledger.run.upserts_acked - proof.lost_upserts)
         self.checkpoints.update_run(upserts_acked=upserts)
         self.checkpoints.save()
         proof_of.report(proof, self.events)
-        if not proof.ok:
-            error = proof_of.overwritten_error(proof)
-            self.report.write("failed", written.stats, written.finished_at, [], None, error.message)
-            raise error
-
-    # --- index ----------------------------------------------------------------------------
+        return True
 
     def index(self, written: _Written) -> None:
         """``indexer.mode: command``: index once after the last write (or before verifying an
@@ -589,10 +591,6 @@ class ApplyRun:
         at = RunFilesAt(location, files.location(files.REJECTS), files.location(files.DUPLICATES))
         code, message = closing(outcome, stats, checks, self.policy.count, at)
         return ApplyOutcome(code, self.run_id, self.doc, stats, message, self.report.record)
-
-
-def _describe(exc: BaseException) -> str:
-    return exc.message if isinstance(exc, ElaxError) else f"{type(exc).__name__}: {exc}"
 
 
 __all__ = ["ApplyHooks", "ApplyOptions", "ApplyOutcome", "ApplyRun", "RunContext", "apply_plan"]

@@ -192,9 +192,42 @@ class NamespaceLive:
 
 
 @dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What the server accepts, from two harmless queries (``live.target.probe``).
+
+    ``rank_by`` and ``consistency`` are ``None`` when the probe could not tell; ``family``
+    is the elacsym tip the answers match (CONTRACT §0): ``72e6998`` (no ``rank_by``, so
+    BM25 queries are 422), ``ac782e1`` (``rank_by``, unserialised appends), ``c152c2d``
+    (``consistency`` parsed, appends serialised), or ``unknown``.
+    """
+
+    rank_by: bool | None
+    consistency: bool | None
+    family: str
+    detail: str = ""
+
+    @property
+    def serialises_appends(self) -> bool:
+        return self.family == "c152c2d"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "rank_by": self.rank_by,
+            "consistency": self.consistency,
+            "detail": self.detail,
+        }
+
+
+UNPROBED = Capabilities(None, None, "unknown", "not probed: the target did not answer")
+
+
+@dataclass(frozen=True, slots=True)
 class TargetLive:
-    """Whether the elacsym API answered (``GET /metrics``), and what it said if not."""
+    """Whether the elacsym API answered (``GET /metrics``), what it said if not, and what
+    it accepts."""
 
     url: str  # as shown to people: no credentials
     reachable: bool
     detail: str = ""
+    capabilities: Capabilities = UNPROBED

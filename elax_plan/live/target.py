@@ -21,7 +21,7 @@ import httpx
 
 from elax_plan import __version__
 from elax_plan.errors import IndexerFailed, TargetError
-from elax_plan.live.model import TargetLive
+from elax_plan.live.model import Capabilities, TargetLive
 from elax_plan.spec.model import TargetSpec
 from elax_plan.spec.secrets import display_url, redact, reveal
 
@@ -169,11 +169,20 @@ def check_target(target: TargetSpec) -> TargetLive:
     """
     url = display_url(target.url)
     if target.embedded:
-        return TargetLive(url=url, reachable=True, detail="embedded emulator")
+        return TargetLive(
+            url=url, reachable=True, detail="embedded emulator", capabilities=EMBEDDED_CAPABILITIES
+        )
     metrics_url = f"{url}/metrics"
     try:
         with open_client(target) as client:
             response = client.get("/metrics")
+            if response.status_code == 200:
+                return TargetLive(
+                    url=url,
+                    reachable=True,
+                    detail="GET /metrics answered 200",
+                    capabilities=probe(client, target.namespace),
+                )
     except TargetError as exc:
         return TargetLive(url=url, reachable=False, detail=exc.message)
     except httpx.TimeoutException as exc:
@@ -188,11 +197,39 @@ def check_target(target: TargetSpec) -> TargetLive:
         )
     except httpx.HTTPError as exc:
         return TargetLive(url=url, reachable=False, detail=_transport_detail(metrics_url, exc))
-    if response.status_code == 200:
-        return TargetLive(url=url, reachable=True, detail="GET /metrics answered 200")
     return TargetLive(
         url=url, reachable=False, detail=_status_detail(metrics_url, response, target)
     )
+
+
+# The embedded emulator answers as ac782e1 (its default compat); probing it would start it.
+EMBEDDED_CAPABILITIES = Capabilities(True, False, "ac782e1", "the embedded emulator (ac782e1)")
+# Two reads the three tips answer differently (CONTRACT §0, §3.1): 72e6998 requires `vector`
+# (422 to a rank_by-only body), c152c2d parses `consistency` (422 to an unknown level), and
+# ac782e1 accepts both. top_k 0 makes them cheap; neither writes anything.
+_PROBE_QUERY = {"rank_by": ["elax_plan_probe", "BM25", "probe"], "top_k": 0}
+_PROBE_CONSISTENCY = {**_PROBE_QUERY, "consistency": {"level": "elax-plan-probe"}}
+
+
+def probe(client: httpx.Client, namespace: str) -> Capabilities:
+    """What the server at ``client`` accepts; never raises (``unknown`` when it cannot tell)."""
+    path = f"/v2/namespaces/{namespace}/query"
+    try:
+        first = client.post(path, json=_PROBE_QUERY)
+        if first.status_code == 422 and "vector" in first.text:
+            return Capabilities(False, False, "72e6998", "a query without `vector` is 422")
+        if first.status_code != 200:
+            return Capabilities(
+                None, None, "unknown", f"a rank_by query answered {first.status_code}"
+            )
+        second = client.post(path, json=_PROBE_CONSISTENCY)
+    except httpx.HTTPError as exc:
+        return Capabilities(None, None, "unknown", f"the probe query failed: {type(exc).__name__}")
+    if second.status_code == 422 and "consistency" in second.text:
+        return Capabilities(True, True, "c152c2d", "rank_by accepted; consistency parsed")
+    if second.status_code == 200:
+        return Capabilities(True, False, "ac782e1", "rank_by accepted; consistency ignored")
+    return Capabilities(True, None, "unknown", f"a consistency probe answered {second.status_code}")
 
 
 def ensure_reachable(live: TargetLive) -> TargetLive:

@@ -27,7 +27,7 @@ from elax_plan.planner.files import file_steps, same_target, total_requests
 from elax_plan.planner.indexer import indexer_facts
 from elax_plan.planner.post_steps import post_steps, verification_reason
 from elax_plan.planner.preconditions import preconditions
-from elax_plan.spec import PlanSpec, redact
+from elax_plan.spec import PlanSpec, is_node_local, redact
 
 
 def spec_digest(spec: PlanSpec) -> str:
@@ -76,6 +76,7 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
             "namespace": spec.target.namespace,
             "metric": spec.target.distance_metric,
             "vector_dims": spec.target.vector_dims,
+            "server": live.target.capabilities.to_json(),
         },
         namespace=_namespace_facts(live.namespace),
         indexer=indexer_facts(spec),
@@ -118,11 +119,12 @@ def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals)
             f"({ledger.target.get('store')} / {ledger.target.get('namespace')}); "
             "every file is planned as new."
         )
-    if spec.ingest.concurrency > 1 and writes:
+    if not spec.target.embedded and not is_node_local(spec.target.store):
         warnings.append(
-            f"concurrency {spec.ingest.concurrency}: the real elacsym can lose a write when "
-            "appends to one namespace overlap (hazard H1); elax-plan detects duplicate "
-            "wal_sequence answers and re-sends both chunks."
+            f"target.store is {spec.target.store.split('://', 1)[0]}://…: elacsym keeps "
+            "router.json and the WAL on the node's local disk (CONTRACT §4.1), so point "
+            "target.store at its data root (a local path, a mounted volume or sftp://); "
+            "apply stops after its first write if the store does not show it."
         )
     if spec.indexer.mode == "none" and writes:
         warnings.append(

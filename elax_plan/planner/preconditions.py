@@ -11,6 +11,7 @@ from elax_plan.execution_plan import (
     format_count,
 )
 from elax_plan.live.model import (
+    Capabilities,
     NamespaceLive,
     TargetLive,
 )
@@ -36,6 +37,13 @@ def preconditions(
     dims = _dims_check(spec, live.namespace_record)
     if dims is not None:
         checks.append(dims)
+    server = live.target.capabilities
+    appends = _appends_check(spec, server, writes)
+    if appends is not None:
+        checks.append(appends)
+    bm25 = _bm25_check(spec, server)
+    if bm25 is not None:
+        checks.append(bm25)
     budget = _store_budget_check(spec, files)
     if budget is not None:
         checks.append(budget)
@@ -153,6 +161,50 @@ def _dims_check(spec: PlanSpec, record: NamespaceRecord | None) -> Check | None:
         str(record.vector_dims),
         str(dims),
         "" if ok else "the namespace holds vectors of other dims; fix vector_dims",
+    )
+
+
+def _appends_check(spec: PlanSpec, server: Capabilities, writes: bool) -> Check | None:
+    """``ingest.concurrency`` above 1 only where appends are serialised (hazard H1)."""
+    n = spec.ingest.concurrency
+    if n <= 1 or not writes:
+        return None
+    asserted = spec.target.serialises_appends
+    ok = asserted or server.serialises_appends
+    return Check(
+        "appends_serialised",
+        f"the node serialises appends (ingest.concurrency {n})",
+        ok,
+        "target.serialises_appends: true"
+        if asserted
+        else f"looks like {server.family} ({server.detail})",
+        "serialised (c152c2d, or asserted)",
+        ""
+        if ok
+        else "elacsym 72e6998 and ac782e1 append without a lock: two overlapping writes can "
+        "share a wal_sequence and one is lost, or a WAL file is torn (hazard H1). Set "
+        "ingest.concurrency: 1, or target.serialises_appends: true if this node serialises "
+        "appends",
+    )
+
+
+def _bm25_check(spec: PlanSpec, server: Capabilities) -> Check | None:
+    """BM25 smoke queries need ``rank_by``, which 72e6998 does not have."""
+    bm25 = [q.name for q in spec.verify.smoke_queries if q.kind == "bm25"]
+    if not bm25 or server.rank_by is not False:
+        return None
+    return Check(
+        "bm25_supported",
+        "the target accepts BM25 queries (rank_by)",
+        False,
+        f"no rank_by: looks like {server.family} ({server.detail})",
+        "rank_by accepted",
+        f"elacsym {server.family} has no rank_by, so the BM25 smoke "
+        + ("query " if len(bm25) == 1 else "queries ")
+        + ", ".join(f"'{n}'" for n in bm25)
+        + " would be 422 there; remove "
+        + ("it" if len(bm25) == 1 else "them")
+        + " or upgrade the node",
     )
 
 

@@ -71,6 +71,13 @@ def _file_estimate(f: Mapping[str, Any]) -> str:
     )
 
 
+def _server(server: Mapping[str, Any]) -> str:
+    """Which elacsym tip the probe recognised, and from what."""
+    family = server["family"]
+    looks = "not recognised" if family == "unknown" else f"looks like elacsym {family}"
+    return f"{looks} ({server['detail']})" if server["detail"] else looks
+
+
 def _files(n: int) -> str:
     return "file" if n == 1 else "files"
 
@@ -96,6 +103,7 @@ def render_text(doc: Mapping[str, Any], colour: bool = False) -> str:
     ]
     dims = f", {t['vector_dims']} dims" if t.get("vector_dims") else ""
     lines.append(f"  target:    {t['url']} namespace {t['namespace']} ({t['metric']}{dims})")
+    lines.append(f"  server:    {_server(t['server'])}")
     lines.append(f"  store:     {t['store']}")
     if ns["exists"]:
         lines.append(
@@ -175,6 +183,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         "| | |",
         "|---|---|",
         f"| target | {_code(t['url'])} namespace {_code(t['namespace'])} ({t['metric']}{dims}) |",
+        f"| server | {_cell(_server(t['server']))} |",
         f"| store | {_code(t['store'])} |",
         (
             f"| namespace | epoch {ns['epoch']}, wal_highwater {ns['wal_highwater']}, "

@@ -78,6 +78,40 @@ def _indexer(plan_doc: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -
     }
 
 
+def _delivery(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The delivery proofs of the run, every acknowledged write the WAL lost, and each pass
+    that wrote those rows again."""
+    return {
+        "proofs": sum(1 for e in events if e["event"] == "delivery_proof"),
+        "overwritten": [
+            {
+                "file": e["file"],
+                "wal_sequence": e["wal_sequence"],
+                "from": dict(e["from"]),
+                "reason": e["reason"],
+            }
+            for e in events
+            if e["event"] == "overwritten"
+        ]
+        + [
+            {
+                "file": f["file"],
+                "wal_sequence": e["wal_sequence"],
+                "from": dict(f["from"]),
+                "reason": "a later write was acknowledged with the same wal_sequence",
+            }
+            for e in events
+            if e["event"] == "overwritten_after_checkpoint"
+            for f in e["files"]
+        ],
+        "resent": [
+            {"round": e["round"], "files": list(e["files"])}
+            for e in events
+            if e["event"] == "resend"
+        ],
+    }
+
+
 def _downsample(
     points: list[tuple[float, float]], n: int = CHART_POINTS
 ) -> list[tuple[float, float]]:
@@ -164,6 +198,7 @@ def build_run_record(
         "ingest": _ingest(stats, max(0.0, (writes_finished or finished) - started)),
         "throttle": _throttle(_throttle_actions(events), finished),
         "indexer": _indexer(plan_doc, events),
+        "delivery": _delivery(events),
         "retries": {"total": sum(retries.values()), "by_cause": dict(sorted(retries.items()))},
         "rejects": dict(rejects),
         "verification": [dict(c) for c in checks],
@@ -278,6 +313,15 @@ def _place(where: Mapping[str, Any]) -> str:
     return f"{where['file']}: row {where.get('row')}"
 
 
+def _resume_point(point: Mapping[str, Any]) -> str:
+    """A resume point (0-based ``line`` of NDJSON, ``row`` of Parquet) as a person counts."""
+    if point.get("line") is not None:
+        return f"line {int(point['line']) + 1:,}"
+    if point.get("row") is not None:
+        return f"row {int(point['row']) + 1:,}"
+    return "the start"
+
+
 def _json(value: Any, indent: int | None = None) -> str:
     # Not jinja's tojson: that escapes <, >, & and ' for HTML, which a markdown code block
     # would show as \u003c…; keys sorted so a rendering is stable.
@@ -299,6 +343,7 @@ def _environment() -> SandboxedEnvironment:
     env.filters["series"] = _mermaid_series
     env.filters["json"] = _json
     env.filters["place"] = _place
+    env.filters["resume_point"] = _resume_point
     return env
 
 

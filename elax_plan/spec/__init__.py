@@ -16,7 +16,13 @@ from elax_plan.spec.build import normalise_metric
 from elax_plan.spec.interpolate import parse_var_assignments
 from elax_plan.spec.issues import PlanInvalid, PlanIssue
 from elax_plan.spec.loader import load_plan, parse_plan
-from elax_plan.spec.locations import is_local, is_within, local_path, resolve_location
+from elax_plan.spec.locations import (
+    is_local,
+    is_node_local,
+    is_within,
+    local_path,
+    resolve_location,
+)
 from elax_plan.spec.model import (
     AnnParams,
     AttributesSpec,
@@ -76,6 +82,7 @@ __all__ = [
     "format_duration",
     "format_size",
     "is_local",
+    "is_node_local",
     "is_within",
     "load_plan",
     "local_path",

@@ -139,6 +139,7 @@ def _target(raw: Mapping[str, Any], base_dir: Path) -> TargetSpec:
             if raw.get("assume_existing_metric")
             else None
         ),
+        serialises_appends=bool(raw.get("serialises_appends")),
     )
 
 

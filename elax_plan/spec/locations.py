@@ -28,6 +28,16 @@ def is_local(url: str) -> bool:
     return scheme_of(url) == "file"
 
 
+# Where a node's data root can be read from another process: its own disk (or a mounted
+# volume, which is a local path too) or over SSH. Object stores hold only part assets.
+NODE_LOCAL_SCHEMES = frozenset({"file", "sftp", "ssh"})
+
+
+def is_node_local(url: str) -> bool:
+    """Whether ``url`` can be a node's data root (CONTRACT §4.1): local, mounted or sftp."""
+    return scheme_of(url) in NODE_LOCAL_SCHEMES
+
+
 def local_path(url: str, base_dir: Path) -> Path:
     """The absolute local path for a plain path or ``file://`` URL, relative to ``base_dir``."""
     match = _SCHEME_RE.match(url)

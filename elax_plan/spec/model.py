@@ -88,6 +88,8 @@ class TargetSpec(_Spec):
     timeout: float
     # What the operator asserts existing documents were written with (no record of them).
     assume_existing_metric: Metric | None = None
+    # The operator asserts the node serialises WAL appends (hazard H1 cannot happen).
+    serialises_appends: bool = False
 
     @property
     def embedded(self) -> bool:

@@ -132,6 +132,8 @@ SUMMARY_SECTIONS = (
     "## Workload",
     "## Ingest",
     "## Throttling",
+    "## Indexer",
+    "## Delivery",
     "## Retries",
     "## Rejected rows",
     "## Verification",

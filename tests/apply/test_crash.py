@@ -68,6 +68,8 @@ def test_kill_9_at_random_moments_then_resume(
             state=(root / "state").as_uri(),
             extra="ingest:\n  chunk_bytes: 2KiB\n  concurrency: 2\n"
             "throttle:\n  max_wal_lag: 6\n  resume_wal_lag: 2\n  poll_interval: 10ms\n",
+            # The emulator serialises appends unless --race-appends (H1 is tested elsewhere).
+            target_extra="  serialises_appends: true\n",
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "elax_plan", "apply", str(plan), "--auto-approve"],

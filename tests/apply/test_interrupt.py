@@ -26,7 +26,8 @@ EXIT_WITHIN_S = 15.0
 
 class FrozenServer:
     """Accepts connections and never answers; with ``answer_metrics`` it answers
-    ``GET /metrics`` (so a plan finds the target reachable) and freezes on anything else."""
+    ``GET /metrics`` (so a plan finds the target reachable) and the probe's queries, and freezes
+    on anything else."""
 
     def __init__(self, *, answer_metrics: bool) -> None:
         self.answer_metrics = answer_metrics
@@ -62,9 +63,26 @@ class FrozenServer:
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
                 line = head.split(b"\r\n", 1)[0].decode()
                 self.requests.append(line)
-                if not line.startswith("GET /metrics"):
+                length = next(
+                    (
+                        int(h.split(b":", 1)[1])
+                        for h in head.split(b"\r\n")[1:]
+                        if h.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                while len(buffer) < length:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                buffer = buffer[length:]
+                if line.startswith("GET /metrics"):
+                    body = b"# elacsym\n"
+                elif line.startswith("POST") and "/query " in line:
+                    body = b'{"hits":[]}'  # plan's capability probe: an ac782e1 answer
+                else:
                     return  # frozen: the connection stays open, nothing is answered
-                body = b"# elacsym\n"
                 conn.sendall(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"
                     + f"content-length: {len(body)}\r\n\r\n".encode()
@@ -148,7 +166,10 @@ def test_ctrl_c_while_a_write_hangs_stops_saves_and_releases(
     proc = _start(plan, stderr)
     try:
         wait_until(
-            lambda: any(r.startswith("POST") for r in server.requests) or proc.poll() is not None,
+            lambda: (
+                any(r.startswith("POST") and "/query " not in r for r in server.requests)
+                or proc.poll() is not None
+            ),
             what="a write to reach the frozen target",
         )
         assert proc.poll() is None, stderr.read_text()
