@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import orjson
@@ -164,6 +165,36 @@ def test_a_stray_wal_file_fails_loading_and_the_load_is_retried(tmp_path: Path) 
         stray.unlink()
         assert ids_of(c, "docs") == {"0", "1", "2"}
         assert c.post("/v2/namespaces/docs", json=body(range(3, 4))).json() == {"wal_sequence": 2}
+
+
+@pytest.mark.parametrize("indexer", ["none", "background"])
+@pytest.mark.parametrize("layout", ["store", "data-root"])
+def test_a_namespace_that_failed_to_load_loads_on_a_later_request_in_every_mode(
+    tmp_path: Path, layout: str, indexer: Literal["none", "background"]
+) -> None:
+    """A torn WAL file fails the load with a 500; once the file is repaired the very same
+    emulator loads the namespace on the next request, whatever the layout and indexer (the
+    real node keeps nothing of a failed load, so it tries again)."""
+    root = tmp_path / "root"
+
+    def config() -> EmulatorConfig:
+        if layout == "data-root":
+            return EmulatorConfig(data_root=str(root), indexer=indexer)
+        return EmulatorConfig(root.as_uri(), indexer=indexer)
+
+    with Emulator(config()) as e, client_for(e) as c:
+        for b in range(3):
+            c.post("/v2/namespaces/docs", json=body(range(b * 3, b * 3 + 3)))
+    wal = wal_path(root, "docs", 2)
+    good = wal.read_bytes()
+    wal.write_bytes(good[: len(good) // 2])  # a crash in the middle of write_all
+    with Emulator(config()) as e, client_for(e) as c:
+        for _ in range(2):  # a second request fails the same way: nothing half-loaded is kept
+            r = c.post("/v2/namespaces/docs/query", json={"vector": [1.0, 1.0]})
+            assert r.status_code == 500 and "WAL" in r.json()["error"], r.text
+        wal.write_bytes(good)
+        assert ids_of(c, "docs") == {str(i) for i in range(9)}
+        assert c.post("/v2/namespaces/docs", json=body(range(9, 10))).json() == {"wal_sequence": 4}
 
 
 def test_compact_errors_print_like_elax_cli(tmp_path: Path) -> None:
