@@ -93,7 +93,7 @@ class NamespaceOptions:
     real_store: bool = False
     recover_from_parts: bool = False
     race_appends: bool = False
-    race_model: RaceModelName = "overwrite"
+    race_model: RaceModelName = "real"
     serialised: bool = False  # c152c2d serialises appends: no races inside one node
     regress_highwater_after: int | None = None
     seed: int | None = None

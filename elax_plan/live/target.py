@@ -126,6 +126,7 @@ def open_client(
     config = EmulatorConfig(
         store_url=target.store,
         storage_options=dict(reveal(target.storage_options)),
+        indexer="background",  # until indexer.mode: command (issue 14) compacts in-process
         **dict(emulator_options or {}),
     )
     try:

@@ -109,11 +109,12 @@ def test_embedded_is_reachable_without_network_or_store(tmp_path: Path) -> None:
 
 
 def test_embedded_client_round_trip_and_close_stops_emulator(tmp_path: Path) -> None:
-    """open_client(embedded) writes through the emulator; the write lands in target.store."""
+    """open_client(embedded) writes through the emulator; the write lands in target.store.
+    The embedded emulator runs its background indexer (until issue 14 compacts in-process)."""
     store = (tmp_path / "store").as_uri()
     target = target_spec("embedded", store)
     before = _indexer_threads()
-    with open_client(target, emulator_options={"stall_indexer": True}) as client:
+    with open_client(target) as client:
         assert client.embedded
         assert client.post("/v2/namespaces/products", json=DOC).json() == {"wal_sequence": 1}
         hits = client.post("/v2/namespaces/products/query", json={"vector": [0.5, 0.25]})
