@@ -117,14 +117,16 @@ def _storage_option(value: str) -> tuple[str, object]:
     default=256,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Upserts the indexer puts in one part before it starts the next.",
+    help="Upserts the background indexer puts in one part before it starts the next "
+    "(`emulator compact` uses elax-cli's 256).",
 )
 @click.option(
     "--max-active-parts",
     default=4,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Once a namespace has more parts than this, the indexer compacts them into one.",
+    help="Once a namespace has more parts than this, the background indexer compacts them "
+    "into one (`emulator compact`: 4, as elax-cli).",
 )
 @click.option(
     "--metrics",
