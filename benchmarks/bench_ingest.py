@@ -47,7 +47,9 @@ from elax_plan.apply.chunker import Chunker
 from elax_plan.apply.readers import open_source
 from elax_plan.apply.rows import InvalidRow, RowMapper
 
-EMULATOR_FLAGS = ("--max-active-parts", "100000")
+# The plan throttles on WAL lag and waits for the index: a background indexer stands in for
+# the operator's indexer fleet (the real server has none).
+EMULATOR_FLAGS = ("--indexer", "background", "--max-active-parts", "100000")
 CHUNK_BYTES = 1 << 20
 MAX_REQUEST_BYTES = 2 << 20
 CONCURRENCY = 2

@@ -98,7 +98,9 @@ def main() -> None:
         source = root / "src.ndjson"
         size = write_source(source, args.rows * scale)
         store = (root / "store").as_uri()
-        emulator, url = start_emulator(store, "--max-active-parts", "100000")
+        emulator, url = start_emulator(
+            store, "--indexer", "background", "--max-active-parts", "100000"
+        )
         try:
             rss = peak_rss_mb(root, url, store, source, f"mem{scale}")
         finally:

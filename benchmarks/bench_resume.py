@@ -130,7 +130,7 @@ def measure(megabytes: int, repeats: int, seed: int = 5) -> dict[str, Any]:
             work = root / f"run-{k}"
             work.mkdir()
             store = work / "store"
-            with running_emulator(store.as_uri()) as url:
+            with running_emulator(store.as_uri(), "--indexer", "background") as url:
                 plan = write_plan(work, url, store.as_uri(), source)
                 record_interrupted_run(plan, offsets[at], at)
                 wal = store / "namespaces" / NAMESPACE / "wal"

@@ -163,9 +163,12 @@ def serve_emulator() -> Iterator[Callable[..., RunningEmulator]]:
 
 @pytest.fixture
 def emu(serve_emulator: Callable[..., RunningEmulator], tmp_path: Path) -> RunningEmulator:
-    """An emulator on a fresh file:// store with a fast indexer."""
+    """An emulator on a fresh file:// store with a fast background indexer (an operator's
+    indexer fleet: the real server has none, but plans that wait for the index need one)."""
     return serve_emulator(
-        EmulatorConfig(store_url=(tmp_path / "store").as_uri(), index_interval=0.02)
+        EmulatorConfig(
+            store_url=(tmp_path / "store").as_uri(), indexer="background", index_interval=0.02
+        )
     )
 
 

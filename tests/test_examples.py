@@ -1,5 +1,9 @@
 """The plans in plans/ run: the quickstart from a clean directory, the examples against an
-emulator and the moto S3 server."""
+emulator and the moto S3 server.
+
+The examples wait for the index; the real server has no indexer, so their emulators run
+``indexer="background"`` in place of the operator's indexer fleet (``indexer.mode:
+external``)."""
 
 from __future__ import annotations
 
@@ -90,7 +94,7 @@ def test_wal_trim_example_runs(
     tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
 ) -> None:
     """plans/examples/wal-trim.yaml applies against an emulator (nothing is old enough to trim)."""
-    emu = serve_emulator(EmulatorConfig((tmp_path / "elacsym-data").as_uri()))
+    emu = serve_emulator(EmulatorConfig((tmp_path / "elacsym-data").as_uri(), indexer="background"))
     (tmp_path / "exports").mkdir()
     vectors = clustered(300, 16, 1)
     lines = [
@@ -135,7 +139,7 @@ def test_migration_example_runs_against_s3(
     config.write_text("[profile migration]\nregion = us-east-1\n")
     creds = tmp_path / "aws-credentials"
     creds.write_text("[migration]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
-    emu = serve_emulator(EmulatorConfig((tmp_path / "store").as_uri()))
+    emu = serve_emulator(EmulatorConfig((tmp_path / "store").as_uri(), indexer="background"))
     env = {
         "ELACSYM_URL": emu.url,
         "ELACSYM_DATA_ROOT": (tmp_path / "store").as_uri(),
@@ -176,7 +180,7 @@ def test_s3_parquet_example_runs(
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, row_group_size=100)
     fs.pipe("datasets/products/2026-11/part-0.parquet", sink.getvalue().to_pybytes())
-    emu = serve_emulator(EmulatorConfig((tmp_path / "store").as_uri()))
+    emu = serve_emulator(EmulatorConfig((tmp_path / "store").as_uri(), indexer="background"))
     env = {
         "ELACSYM_URL": emu.url,
         "ELACSYM_DATA_ROOT": (tmp_path / "store").as_uri(),

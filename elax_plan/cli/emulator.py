@@ -81,16 +81,17 @@ def _storage_option(value: str) -> tuple[str, object]:
 @click.option(
     "--indexer",
     type=click.Choice(["none", "background"]),
-    default="background",
+    default="none",
     show_default=True,
     help="none: like the real server, indexed_wal moves only when `elax-plan emulator "
-    "compact` runs (and appends re-read router.json). background: the design's indexer.",
+    "compact` runs (and appends re-read router.json). background: the design's indexer "
+    "daemon, standing in for an operator's indexer fleet.",
 )
 @click.option(
     "--reread-router",
     is_flag=True,
     help="Re-read router.json on every append and list wal/ as the real store does "
-    "(implied by --indexer none and by --data-root).",
+    "(implied by --indexer none, the default, and by --data-root).",
 )
 @click.option(
     "--recover-from-parts",
@@ -111,29 +112,30 @@ def _storage_option(value: str) -> tuple[str, object]:
     show_default=True,
     help="Pause between background indexer runs.",
 )
-@click.option("--stall-indexer", is_flag=True, help="Never index: WAL lag only grows.")
 @click.option(
     "--rows-per-part",
     default=256,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Upserts the indexer puts in one part before it starts the next.",
+    help="Upserts the background indexer puts in one part before it starts the next "
+    "(`emulator compact` uses elax-cli's 256).",
 )
 @click.option(
     "--max-active-parts",
     default=4,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Once a namespace has more parts than this, the indexer compacts them into one.",
+    help="Once a namespace has more parts than this, the background indexer compacts them "
+    "into one (`emulator compact`: 4, as elax-cli).",
 )
 @click.option(
     "--metrics",
     "metrics_mode",
     type=click.Choice(["rich", "real"]),
-    default="rich",
+    default="real",
     show_default=True,
-    help="real: GET /metrics answers the real node's 3-line stub. The rich series are "
-    "always at /_emulator/metrics.",
+    help="real: GET /metrics answers the real node's 3-line stub; rich: the emulator's "
+    "series there too. They are always at /_emulator/metrics.",
 )
 @click.option(
     "--compat",
@@ -188,7 +190,6 @@ def emulator_command(
     recover_from_parts: bool,
     index_rows_per_s: float | None,
     index_interval: float,
-    stall_indexer: bool,
     rows_per_part: int,
     max_active_parts: int,
     metrics_mode: str,
@@ -200,12 +201,13 @@ def emulator_command(
     crash_during_append: int | None,
     seed: int | None,
 ) -> None:
-    """Run a local elacsym emulator (API, storage layout, indexer).
+    """Run a local elacsym emulator (API, storage layout, optional indexer).
 
     It serves the elacsym HTTP API of CONTRACT.md on HOST:PORT and keeps the
     real storage layout (namespaces/<ns>/wal/, router.json, parts/) under
     --store, or under --data-root with part assets on --object-store. A second
-    emulator on the same store serves the same data. `elax-plan emulator
+    emulator on the same store serves the same data. Like the real server it
+    has no indexer daemon unless --indexer background: `elax-plan emulator
     compact` indexes a data root as `elax-cli compact` does. It is a stand-in
     for tests and rehearsals, not a production database. Stop it with Ctrl-C
     or SIGTERM.
@@ -231,7 +233,6 @@ def emulator_command(
             recover_from_parts=recover_from_parts,
             index_rows_per_s=index_rows_per_s,
             index_interval=index_interval,
-            stall_indexer=stall_indexer,
             rows_per_part=rows_per_part,
             max_active_parts=max_active_parts,
             metrics="real" if metrics_mode == "real" else "rich",
@@ -239,7 +240,6 @@ def emulator_command(
             fail_rate=fail_rate,
             latency=latency,
             race_appends=race_appends,
-            race_model="real",
             regress_highwater_after=regress_highwater_after,
             crash_during_append=crash_during_append,
             seed=seed,

@@ -6,8 +6,8 @@ transports that serve it in-process. Request checks run in axum's order:
 route, content type (415), body size (413), JSON syntax (400, plain text),
 shape (422, plain text), then the handler (400/412/500 with ``{"error": …}``).
 ``GET`` routes answer ``HEAD`` too. Besides the real routes, ``/_emulator/metrics``
-always serves the emulator's own series; ``/metrics`` serves them too unless
-``metrics="real"``, which answers the real node's three-line stub.
+always serves the emulator's own series; ``/metrics`` answers the real node's
+three-line stub unless ``metrics="rich"`` serves the series there too.
 """
 
 from __future__ import annotations
@@ -165,7 +165,6 @@ class Emulator:
             self.stores,
             interval=config.index_interval,
             rows_per_s=config.index_rows_per_s,
-            stalled=config.stall_indexer,
             rows_per_part=config.rows_per_part,
             max_active_parts=config.max_active_parts,
         )

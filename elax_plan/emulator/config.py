@@ -6,7 +6,7 @@ URL. The real one (``data_root``, optionally ``object_store``) keeps WAL,
 on the object store, as CONTRACT §4.1 says.
 
 "Real store" behaviour is switched on by any of ``data_root``, ``indexer="none"``
-or ``reread_router=True``: every append re-reads ``router.json`` from disk
+(the default) or ``reread_router=True``: every append re-reads ``router.json`` from disk
 (so a ``compact`` beside it can set ``wal_highwater`` back, hazard H2), WAL
 files are created with truncate and no rename, ``router.json`` goes through the
 one shared ``router.json.tmp``, catch-up reads list the WAL directory, a load
@@ -34,18 +34,20 @@ class EmulatorConfig:
     - ``store_url`` (original layout) or ``data_root`` (+ ``object_store``): exactly one.
       ``data_root`` must be a local directory (a path or ``file://`` URL);
       ``object_store`` is any fsspec URL and defaults to the data root.
-    - ``indexer``: ``"background"`` (today's default) runs the design's indexer daemon;
-      ``"none"`` is the real server: ``indexed_wal`` moves only when
-      ``elax-plan emulator compact`` runs. The default becomes ``"none"`` when the
-      test suite migrates to the real behaviour.
+    - ``indexer``: ``"none"`` (default) is the real server: ``indexed_wal`` moves only
+      when ``elax-plan emulator compact`` runs. ``"background"`` runs the design's indexer
+      daemon (paced by ``index_rows_per_s`` and ``index_interval``), standing in for an
+      operator's indexer fleet.
     - ``recover_from_parts``: rebuild a namespace from its parts plus the WAL after
       ``indexed_wal`` (the one opt-in exception; the real node replays the WAL alone).
-    - ``metrics``: ``"rich"`` (default for now) or ``"real"``: ``GET /metrics`` answers
-      the real stub byte for byte. The rich series are always at ``/_emulator/metrics``.
+    - ``metrics``: ``"real"`` (default): ``GET /metrics`` answers the real stub byte for
+      byte; ``"rich"`` serves the emulator's series there too. The rich series are always
+      at ``/_emulator/metrics``.
     - ``compat``: which elacsym tip to answer as (CONTRACT §0).
-    - ``race_appends`` with ``race_model``: ``"overwrite"`` (default for now) lets
-      concurrent appends share a sequence and overwrite each other; ``"real"`` also
-      tears WAL files and answers 500 after writing, seeded by ``seed`` (CONTRACT §7 H1).
+    - ``race_appends`` with ``race_model``: ``"real"`` (default) lets overlapping appends
+      share a sequence and overwrite each other, tear WAL files, or answer 500 after
+      writing, seeded by ``seed`` (CONTRACT §7 H1); ``"overwrite"`` produces only the
+      first outcome (two 200s for one sequence), with thread timing deciding.
     - ``crash_during_append``: the N-th append writes half its WAL file and kills the
       process; only ``serve()`` (the ``elax-plan emulator`` process) accepts it.
     """
@@ -55,20 +57,19 @@ class EmulatorConfig:
     data_root: str | None = None
     object_store: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    indexer: IndexerMode = "background"
+    indexer: IndexerMode = "none"
     reread_router: bool = False
     recover_from_parts: bool = False
     index_rows_per_s: float | None = None
     index_interval: float = 0.2
-    stall_indexer: bool = False
     rows_per_part: int = 256
     max_active_parts: int = 4
-    metrics: MetricsMode = "rich"
+    metrics: MetricsMode = "real"
     compat: Compat = "ac782e1"
     fail_rate: float = 0.0
     latency: float = 0.0
     race_appends: bool = False
-    race_model: RaceModel = "overwrite"
+    race_model: RaceModel = "real"
     regress_highwater_after: int | None = None
     crash_during_append: int | None = None
     seed: int | None = None

@@ -10,7 +10,9 @@ through ``Namespace.publish_index`` under the namespace lock. Parts are built by
 ``parts.py``, which ``elax-plan emulator compact`` (the real server's only
 indexer) uses too.
 
-Runs only with ``indexer="background"``; the real server has no such daemon.
+Its thread runs only with ``indexer="background"`` (or once a test calls
+``start()``, an indexer fleet coming up); the real server has no such daemon.
+``run_once`` may also be called directly, one pass at a time.
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ class Indexer:
         *,
         interval: float = 0.2,
         rows_per_s: float | None = None,
-        stalled: bool = False,
         rows_per_part: int = 256,
         max_active_parts: int = 4,
     ) -> None:
@@ -57,7 +58,6 @@ class Indexer:
         self.stores = stores
         self.interval = interval
         self.rows_per_s = rows_per_s
-        self.stalled = stalled
         self.rows_per_part = rows_per_part
         self.max_active_parts = max_active_parts
         self.stats = IndexerStats()
@@ -88,16 +88,15 @@ class Indexer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if not self.stalled:
-                for ns in self.namespaces:
-                    if self._stop.is_set():
-                        break
-                    try:
-                        self.run_once(ns)
-                    except EmulatorError as exc:
-                        log.warning("indexer skipped namespace %s: %s", ns.name, exc.message)
-                    except Exception:
-                        log.exception("indexer run failed for namespace %s", ns.name)
+            for ns in self.namespaces:
+                if self._stop.is_set():
+                    break
+                try:
+                    self.run_once(ns)
+                except EmulatorError as exc:
+                    log.warning("indexer skipped namespace %s: %s", ns.name, exc.message)
+                except Exception:
+                    log.exception("indexer run failed for namespace %s", ns.name)
             self.ticks += 1
             self._wake.wait(self.interval)
             self._wake.clear()

@@ -4,20 +4,22 @@ Owns the in-memory documents (rebuilt from the WAL on first touch, as the real
 node does), this process's view of ``router.json``, WAL appends and
 strong-read catch-up. Two behaviours, chosen by ``NamespaceOptions.real_store``:
 
-- original: the router held in memory is authoritative, files are written
-  atomically, a namespace whose WAL cannot be replayed stays broken. Appends
-  and indexer router updates run under the namespace's lock, so there are none
-  of the real code's races unless ``race_appends`` asks for H1, or
-  ``regress_highwater_after`` for a racing append's late router update.
+- original: the router held in memory is authoritative and files are written
+  atomically. Appends and indexer router updates run under the namespace's
+  lock, so there are none of the real code's races unless ``race_appends``
+  asks for H1, or ``regress_highwater_after`` for a racing append's late
+  router update.
 - real store: every append re-reads ``router.json`` from disk (a ``compact``
   beside it can set ``wal_highwater`` back: H2), creates its WAL file with
   truncate and writes ``router.json`` through the shared ``router.json.tmp``;
-  loading lists the WAL directory (gaps tolerated, a stray file name is a 500)
-  and a failed load is retried on the next request; catch-up reads list the
-  directory too. Error messages are the real node's top-level messages.
+  loading lists the WAL directory (gaps tolerated, a stray file name is a 500);
+  catch-up reads list the directory too. Error messages are the real node's
+  top-level messages.
 
-Both rebuild a namespace from its WAL alone; ``recover_from_parts`` restores
-the parts first and replays only the WAL after ``indexed_wal``.
+Both rebuild a namespace from its WAL alone (``recover_from_parts`` restores
+the parts first and replays only the WAL after ``indexed_wal``), and both retry
+a failed load on the next request: the real node keeps nothing of a namespace
+it could not load.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class NamespaceOptions:
     real_store: bool = False
     recover_from_parts: bool = False
     race_appends: bool = False
-    race_model: RaceModelName = "overwrite"
+    race_model: RaceModelName = "real"
     serialised: bool = False  # c152c2d serialises appends: no races inside one node
     regress_highwater_after: int | None = None
     seed: int | None = None
@@ -142,7 +144,6 @@ class Namespace:
         self.index = SearchIndex(self.documents)
         self.recent: OrderedDict[int, WalBatch] = OrderedDict()
         self.loaded = False
-        self.broken: str | None = None
         self.write_count = 0
         self.query_count = 0
         self.races = RaceModel(self.options.seed, name)
@@ -167,13 +168,14 @@ class Namespace:
                     raise
                 self.loaded = True
                 return
-            if self.broken is not None:
-                raise ServerError(self.broken)
             try:
                 self._load()
             except (WalDecodeError, ValueError, KeyError, ServerError) as exc:
-                self.broken = f"failed to load namespace {self.name}: {exc}"
-                raise ServerError(self.broken) from exc
+                self._reset()  # as the real node: nothing kept, the next request loads again
+                raise ServerError(f"failed to load namespace {self.name}: {exc}") from exc
+            except BaseException:
+                self._reset()
+                raise
             self.applied_wal = self.router.wal_highwater
             self.loaded = True
 

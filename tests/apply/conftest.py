@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,11 @@ Setup = Callable[..., tuple[RunningEmulator, Path, Dataset]]
 @pytest.fixture
 def setup(tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]) -> Setup:
     """Factory: an emulator with the given config (store under tmp_path), a dataset in
-    tmp_path/src and tmp_path/plan.yaml writing it into namespace "docs"."""
+    tmp_path/src and tmp_path/plan.yaml writing it into namespace "docs".
+
+    The emulator runs a fast background indexer unless ``indexer="none"`` is given: these
+    plans throttle on WAL lag and wait for the index, as they would beside an operator's
+    indexer fleet (the real server has no indexer of its own)."""
 
     def make(
         extra: str = "",
@@ -26,9 +31,8 @@ def setup(tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]) -> Set
         **config: object,
     ) -> tuple[RunningEmulator, Path, Dataset]:
         store = tmp_path / "store"
-        emu = serve_emulator(
-            EmulatorConfig(store.as_uri(), **{"index_interval": 0.02, **config})  # type: ignore[arg-type]
-        )
+        options: dict[str, Any] = {"indexer": "background", "index_interval": 0.02, **config}
+        emu = serve_emulator(EmulatorConfig(store.as_uri(), **options))
         data = dataset or make_dataset(tmp_path / "src")
         plan = write_plan(
             tmp_path / "plan.yaml",

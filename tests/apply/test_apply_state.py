@@ -41,8 +41,8 @@ def test_second_apply_is_refused_naming_the_holder_and_lock_id(
 ) -> None:
     """While one apply holds the lease, another exits 1 with holder and lock id; one writes."""
     emu, plan, data = setup(
-        stall_indexer=True,
-        # Small chunks: several writes, so the first apply is held by the stalled indexer.
+        indexer="none",
+        # Small chunks: several writes, so the first apply is held: no indexer runs.
         extra="ingest:\n  chunk_bytes: 4KiB\n"
         "throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
     )
@@ -63,7 +63,7 @@ def test_second_apply_is_refused_naming_the_holder_and_lock_id(
     assert first.returncode == 130, err
     assert "resume" in err
     assert not lock.exists(), "the lease is released on SIGTERM"
-    emu.emulator.indexer.stalled = False
+    emu.emulator.indexer.start()  # the operator's indexer fleet comes up
     done = run_cli("apply", str(plan), "--auto-approve")
     assert done.returncode == 0, done.stdout + done.stderr
     assert_exact(tmp_path / "store", "docs", data)
@@ -72,8 +72,8 @@ def test_second_apply_is_refused_naming_the_holder_and_lock_id(
 def test_lease_of_a_killed_apply_is_taken_over_at_once(setup: Setup, tmp_path: Path) -> None:
     """kill -9 leaves lock.json behind; the next apply on this host takes it over immediately."""
     emu, plan, data = setup(
-        stall_indexer=True,
-        # Small chunks: several writes, so the first apply is held by the stalled indexer.
+        indexer="none",
+        # Small chunks: several writes, so the first apply is held: no indexer runs.
         extra="ingest:\n  chunk_bytes: 4KiB\n"
         "throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n",
     )
@@ -83,7 +83,7 @@ def test_lease_of_a_killed_apply_is_taken_over_at_once(setup: Setup, tmp_path: P
     first.send_signal(signal.SIGKILL)
     first.communicate(timeout=30)
     assert lock.exists()
-    emu.emulator.indexer.stalled = False
+    emu.emulator.indexer.start()  # the operator's indexer fleet comes up
     done = run_cli("apply", str(plan), "--auto-approve")
     assert done.returncode == 0, done.stderr
     assert_exact(tmp_path / "store", "docs", data)

@@ -565,7 +565,7 @@ def plan_for(
 ) -> Path:
     """An emulator (store under tmp_path) and tmp_path/plan.yaml writing ``source`` to "docs"."""
     store = tmp_path / "store"
-    emu = serve_emulator(EmulatorConfig(store.as_uri(), index_interval=0.02))
+    emu = serve_emulator(EmulatorConfig(store.as_uri(), indexer="background", index_interval=0.02))
     return write_plan(
         tmp_path / "plan.yaml",
         url=emu.url,

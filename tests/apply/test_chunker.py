@@ -215,7 +215,7 @@ def test_end_to_end_bodies_parse_back_and_the_server_stores_them(tmp_path: Path)
     assert chunks[-1].resume.offset == path.stat().st_size
 
     store = (tmp_path / "store").as_uri()
-    with Emulator(EmulatorConfig(store, stall_indexer=True, max_body_bytes=40_000)) as emulator:
+    with Emulator(EmulatorConfig(store, max_body_bytes=40_000)) as emulator:
         client = httpx.Client(transport=EmbeddedTransport(emulator), base_url="http://embedded")
         with client:
             for seq, chunk in enumerate(chunks, start=1):

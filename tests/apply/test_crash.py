@@ -55,6 +55,7 @@ def test_kill_9_at_random_moments_then_resume(
         emu = serve_emulator(
             EmulatorConfig(
                 store.as_uri(),
+                indexer="background",
                 index_interval=0.01,
                 index_rows_per_s=4000 if slow else None,
                 regress_highwater_after=regress,

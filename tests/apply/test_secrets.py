@@ -38,7 +38,9 @@ def test_sentinel_secrets_appear_in_no_output_state_or_summary(
     for path in data.files:
         fs.put_file(str(path), f"{bucket}/source/{path.name}")
     fs.pipe_file(f"{bucket}/source/part-009.ndjson", b'{"id": "bad", "vector": [1]}\n')
-    emu = serve_emulator(EmulatorConfig((tmp_path / "store").as_uri(), index_interval=0.02))
+    emu = serve_emulator(
+        EmulatorConfig((tmp_path / "store").as_uri(), indexer="background", index_interval=0.02)
+    )
     s3 = s3_server.endpoint_url
     plan = write_plan(
         tmp_path / "plan.yaml",

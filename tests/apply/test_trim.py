@@ -111,7 +111,11 @@ def trim_env(
             "    key: ${ELAX_TEST_S3_KEY}\n    secret: ${ELAX_TEST_S3_SECRET}\n"
         )
         fs, root = fsspec.core.url_to_fs(store_url, skip_instance_cache=True, **options)
-    emu = serve_emulator(EmulatorConfig(store_url, storage_options=options, index_interval=0.02))
+    emu = serve_emulator(
+        EmulatorConfig(
+            store_url, storage_options=options, indexer="background", index_interval=0.02
+        )
+    )
     data = make_dataset(tmp_path / "src", files=2, rows=150, dims=8)
     plan = write_plan(
         tmp_path / "plan.yaml",

@@ -152,7 +152,8 @@ def test_store_or_data_root_exactly_one(args: tuple[str, ...]) -> None:
 
 
 def test_emulator_help_documents_the_new_options_and_compact() -> None:
-    """`emulator --help` lists the real-store options and the compact subcommand."""
+    """`emulator --help` lists the real-store options and the compact subcommand, and shows
+    the real server's behaviour as the defaults."""
     done = _emulator("--help")
     assert done.returncode == 0
     for option in (
@@ -168,6 +169,11 @@ def test_emulator_help_documents_the_new_options_and_compact() -> None:
         "compact",
     ):
         assert option in done.stdout, option
+    text = " ".join(done.stdout.split())
+    # The real server's behaviour is the default; the design's indexer is the opt-in.
+    assert "daemon, standing in for an operator's indexer fleet. [default: none]" in text
+    assert "They are always at /_emulator/metrics. [default: real]" in text
+    assert "--stall-indexer" not in text
     compact = _emulator("compact", "--help")
     assert compact.returncode == 0 and "--data-root" in compact.stdout
 

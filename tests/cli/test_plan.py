@@ -22,9 +22,10 @@ SCHEMA = json.loads(
 
 @pytest.fixture
 def plan_file(tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]) -> Path:
-    """A plan for 2 local NDJSON files into an emulator over a socket."""
+    """A plan for 2 local NDJSON files into an emulator over a socket, with a background
+    indexer (the plan waits for the index, as beside an operator's indexer fleet)."""
     store = tmp_path / "store"
-    emu = serve_emulator(EmulatorConfig(store.as_uri(), index_interval=0.02))
+    emu = serve_emulator(EmulatorConfig(store.as_uri(), indexer="background", index_interval=0.02))
     make_dataset(tmp_path / "src")
     return write_plan(
         tmp_path / "plan.yaml",
@@ -103,7 +104,7 @@ def test_s3_source_and_state(
     for f in data.files:
         fs.put_file(str(f), f"{bucket}/src/{f.name}")
     store = tmp_path / "store"
-    emu = serve_emulator(EmulatorConfig(store.as_uri()))
+    emu = serve_emulator(EmulatorConfig(store.as_uri(), indexer="background"))
     opts = (
         f"  storage_options:\n    endpoint_url: {s3_server.endpoint_url}\n"
         "    key: ${AWS_ACCESS_KEY_ID}\n    secret: ${AWS_SECRET_ACCESS_KEY}\n"
@@ -195,7 +196,7 @@ def test_a_source_glob_over_the_state_folder_leaves_the_state_out(
     """source.uri covering state.uri: the plan's own state and run files (events.ndjson, …)
     are never planned as source; the plan warns, naming what it left out."""
     store = tmp_path / "store"
-    emu = serve_emulator(EmulatorConfig(store.as_uri(), index_interval=0.02))
+    emu = serve_emulator(EmulatorConfig(store.as_uri(), indexer="background", index_interval=0.02))
     data = tmp_path / "data"
     make_dataset(data / "src")
     plan = write_plan(

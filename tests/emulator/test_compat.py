@@ -1,7 +1,7 @@
 """One black-box contract, three versions: the same cases against `elax-plan emulator --compat X`.
 
 Each case is a few HTTP requests against a fresh namespace of a real emulator
-process (`--data-root`, `--indexer none`, `--metrics real`), and names the
+process (`--data-root`; no indexer and the real `/metrics`, the defaults), and names the
 answer of the last one per version (CONTRACT §0–§3): 72e6998 has no rank_by
 and requires `vector`; ac782e1 is the reference; c152c2d (PR #11) rejects
 `deletes: null` and empty batches, reads upsert_rows / patch_rows, write
@@ -50,9 +50,7 @@ def server(
     """A real emulator process answering as one compat version."""
     compat = str(request.param)
     root = tmp_path_factory.mktemp(f"compat-{compat}")
-    proc = EmulatorProcess(
-        "--data-root", str(root), "--indexer", "none", "--metrics", "real", "--compat", compat
-    )
+    proc = EmulatorProcess("--data-root", str(root), "--compat", compat)
     try:
         with httpx.Client(base_url=proc.url, timeout=30) as client:
             yield Server(compat, client)
@@ -266,7 +264,7 @@ def test_every_case_tells_the_versions_apart_or_holds_for_all() -> None:
 
 
 def test_metrics_is_the_real_stub_with_head(server: Server) -> None:
-    """--metrics real: GET /metrics is the 3-line stub byte for byte; HEAD has its headers only."""
+    """By default GET /metrics is the 3-line stub byte for byte; HEAD has its headers only."""
     send(server.client, "metrics", ("write", {"upserts": [doc("a")]}))
     r = server.client.get("/metrics")
     assert r.status_code == 200
@@ -286,7 +284,7 @@ def test_pr11_column_writes_delete_by_filter_and_their_wal_round_trip(tmp_path: 
     """c152c2d: upsert_columns, patch_columns and delete_by_filter apply in RAM, are written
     to the WAL in serde's shape, replay identically after a restart, and compact reads them."""
     root = tmp_path / "root"
-    config = EmulatorConfig(data_root=str(root), indexer="none", compat="c152c2d")
+    config = EmulatorConfig(data_root=str(root), compat="c152c2d")
     write = {
         "upsert_columns": [
             {

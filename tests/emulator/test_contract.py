@@ -276,20 +276,37 @@ def test_empty_namespace_is_400(emu: RunningEmulator) -> None:
 def test_metrics_stub_then_counters_and_lag_gauge(
     serve_emulator: Callable[..., RunningEmulator], tmp_path: Path
 ) -> None:
-    """/metrics is Prometheus text: a stub gauge at first, then counters and the WAL-lag gauge."""
-    emu = serve_emulator(EmulatorConfig((tmp_path / "s").as_uri(), stall_indexer=True))
-    r = emu.client.get("/metrics")
+    """/_emulator/metrics is Prometheus text: a stub gauge at first, then counters and the
+    WAL-lag gauge; GET /metrics stays the real stub throughout."""
+    emu = serve_emulator(EmulatorConfig((tmp_path / "s").as_uri()))
+    r = emu.client.get("/_emulator/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"] == "text/plain; version=0.0.4"
     assert "elax_metrics_up 1" in r.text
     emu.write("docs", {"upserts": [doc(1)]})
     emu.write("docs", {"upserts": [{"id": ""}]})
     emu.write("docs", {"upserts": [doc(2)]})
-    text = emu.client.get("/metrics").text
+    assert emu.client.get("/metrics").content == (
+        b"# HELP elax_metrics_up Exporter health indicator\n"
+        b"# TYPE elax_metrics_up gauge\n"
+        b"elax_metrics_up 1\n"
+    )
+    text = emu.client.get("/_emulator/metrics").text
     assert 'elax_api_requests_total{route="write",status="200"} 2' in text
     assert 'elax_api_requests_total{route="write",status="400"} 1' in text
     assert 'elax_core_write_requests_total{namespace="docs"} 2' in text
     assert 'elax_emulator_wal_lag_batches{namespace="docs"} 2' in text
+
+
+def test_metrics_rich_serves_the_series_at_metrics_too(
+    serve_emulator: Callable[..., RunningEmulator], tmp_path: Path
+) -> None:
+    """metrics="rich" (opt-in) answers GET /metrics with what /_emulator/metrics says."""
+    emu = serve_emulator(EmulatorConfig((tmp_path / "s").as_uri(), metrics="rich"))
+    emu.write("docs", {"upserts": [doc(1)]})
+    text = emu.client.get("/metrics").text
+    assert 'elax_core_write_requests_total{namespace="docs"} 1' in text
+    assert text == emu.client.get("/_emulator/metrics").text
 
 
 def test_out_of_range_float_reproduces_h4_without_losing_data(
@@ -348,8 +365,12 @@ def test_latency_is_added_to_api_calls(
 def test_race_appends_reproduces_lost_writes(
     serve_emulator: Callable[..., RunningEmulator], tmp_path: Path
 ) -> None:
-    """--race-appends: concurrent writes can be acknowledged with the same sequence (H1)."""
-    emu = serve_emulator(EmulatorConfig((tmp_path / "s").as_uri(), race_appends=True))
+    """--race-appends, overwrite model: concurrent writes can be acknowledged with the same
+    sequence (H1), and nothing else happens (the real model's torn files and 500s are in
+    test_races.py)."""
+    emu = serve_emulator(
+        EmulatorConfig((tmp_path / "s").as_uri(), race_appends=True, race_model="overwrite")
+    )
     acked: list[int] = []
     lock = threading.Lock()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,8 +14,9 @@ from tests.conftest import RunningEmulator, wait_until
 
 
 @pytest.fixture
-def stalled(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(EmulatorConfig((tmp_path / "s").as_uri(), stall_indexer=True)) as e:
+def idle(tmp_path: Path) -> Iterator[Emulator]:
+    """No indexer daemon (the default): the tests run the indexer one pass at a time."""
+    with Emulator(EmulatorConfig((tmp_path / "s").as_uri())) as e:
         yield e
 
 
@@ -40,55 +42,55 @@ def test_lag_returns_to_zero_and_part_rows_add_up(emu: RunningEmulator) -> None:
     assert sum(p.rows for p in ns.router.parts) == upserts
 
 
-def test_merge_when_more_than_four_parts(stalled: Emulator) -> None:
+def test_merge_when_more_than_four_parts(idle: Emulator) -> None:
     """Five parts are merged into one with compacted_from; old manifests and assets are removed."""
-    ns = stalled.namespaces.get("docs")
-    with httpx.Client(transport=EmbeddedTransport(stalled), base_url="http://e") as c:
+    ns = idle.namespaces.get("docs")
+    with httpx.Client(transport=EmbeddedTransport(idle), base_url="http://e") as c:
         for b in range(4):
             put(c, "docs", range(b * 10, b * 10 + 10))
-            stalled.indexer.run_once(ns)
+            idle.indexer.run_once(ns)
         assert len(ns.router.parts) == 4
         old = [p.id for p in ns.router.parts]
         epoch = ns.router.epoch
         put(c, "docs", range(40, 50))
-        stalled.indexer.run_once(ns)
+        idle.indexer.run_once(ns)
     (merged,) = ns.router.parts
     assert merged.compacted_from[:4] == tuple(old) and len(merged.compacted_from) == 5
     assert (merged.wal_start, merged.wal_end, merged.rows) == (1, 5, 50)
     assert ns.router.indexed_wal == 5
     # append +1, index run +1, compaction +1
     assert ns.router.epoch == epoch + 3
-    names = stalled.store.list_files("namespaces/docs/parts")
+    names = idle.store.list_files("namespaces/docs/parts")
     assert names == [f"{merged.id}.json"]
-    assert stalled.store.list_dirs("namespaces/docs/parts") == [merged.id]
+    assert idle.store.list_dirs("namespaces/docs/parts") == [merged.id]
 
 
-def test_epoch_and_updated_at_rules(stalled: Emulator) -> None:
+def test_epoch_and_updated_at_rules(idle: Emulator) -> None:
     """Epoch +1 per append and per indexer run that saw a batch; nothing without new batches."""
-    ns = stalled.namespaces.get("docs")
-    with httpx.Client(transport=EmbeddedTransport(stalled), base_url="http://e") as c:
+    ns = idle.namespaces.get("docs")
+    with httpx.Client(transport=EmbeddedTransport(idle), base_url="http://e") as c:
         put(c, "docs", range(3))
         assert ns.router.epoch == 1
         first_update = ns.router.updated_at
         put(c, "docs", range(3, 6))
         assert ns.router.epoch == 2 and ns.router.wal_highwater == 2
-        assert stalled.indexer.run_once(ns)
+        assert idle.indexer.run_once(ns)
         assert ns.router.epoch == 3 and ns.router.indexed_wal == 2
         assert ns.router.updated_at >= first_update
-        assert not stalled.indexer.run_once(ns)
+        assert not idle.indexer.run_once(ns)
         assert ns.router.epoch == 3
 
 
-def test_trailing_empty_batch_never_advances_indexed_wal(stalled: Emulator) -> None:
+def test_trailing_empty_batch_never_advances_indexed_wal(idle: Emulator) -> None:
     """Hazard H3: an empty batch at the end leaves indexed_wal behind and each run bumps epoch."""
-    ns = stalled.namespaces.get("docs")
-    with httpx.Client(transport=EmbeddedTransport(stalled), base_url="http://e") as c:
+    ns = idle.namespaces.get("docs")
+    with httpx.Client(transport=EmbeddedTransport(idle), base_url="http://e") as c:
         put(c, "docs", range(3))
         c.post("/v2/namespaces/docs", json={})
-    stalled.indexer.run_once(ns)
+    idle.indexer.run_once(ns)
     assert (ns.router.indexed_wal, ns.router.wal_highwater) == (1, 2)
     epoch = ns.router.epoch
-    assert stalled.indexer.run_once(ns)
+    assert idle.indexer.run_once(ns)
     assert ns.router.epoch == epoch + 1 and ns.router.indexed_wal == 1
 
 
@@ -97,7 +99,12 @@ def test_paced_indexer_lets_lag_build_then_drain(
 ) -> None:
     """--index-rows-per-s limits indexing speed: lag is visible, then returns to 0."""
     emu = serve_emulator(
-        EmulatorConfig((tmp_path / "s").as_uri(), index_rows_per_s=2000, index_interval=0.02)
+        EmulatorConfig(
+            (tmp_path / "s").as_uri(),
+            indexer="background",
+            index_rows_per_s=2000,
+            index_interval=0.02,
+        )
     )
     for b in range(10):
         put(emu.client, "docs", range(b * 200, b * 200 + 200))
@@ -107,15 +114,15 @@ def test_paced_indexer_lets_lag_build_then_drain(
     assert sum(p.rows for p in ns.router.parts) == 2000
 
 
-def test_stalled_indexer_never_indexes(
-    serve_emulator: Callable[..., RunningEmulator], tmp_path: Path
-) -> None:
-    """--stall-indexer: the loop keeps ticking but indexed_wal stays at 0."""
-    emu = serve_emulator(
-        EmulatorConfig((tmp_path / "s").as_uri(), stall_indexer=True, index_interval=0.01)
-    )
-    put(emu.client, "docs", range(10))
-    start = emu.emulator.indexer.ticks
-    wait_until(lambda: emu.emulator.indexer.ticks >= start + 5, what="indexer ticks")
-    ns = emu.emulator.namespaces.get("docs")
-    assert (ns.router.indexed_wal, ns.router.wal_highwater, ns.router.parts) == (0, 1, ())
+def test_no_indexer_runs_by_default(tmp_path: Path) -> None:
+    """Like the real server, the emulator starts no indexer thread unless asked: indexed_wal
+    stays at 0 however many writes land."""
+    with Emulator(EmulatorConfig((tmp_path / "s").as_uri())) as e:
+        assert e.config.indexer == "none"
+        assert "elacsym-indexer" not in {t.name for t in threading.enumerate()}
+        with httpx.Client(transport=EmbeddedTransport(e), base_url="http://e") as c:
+            for b in range(20):
+                put(c, "docs", range(b * 10, b * 10 + 10))
+        ns = e.namespaces.get("docs")
+        assert (ns.router.indexed_wal, ns.router.wal_highwater, ns.router.parts) == (0, 20, ())
+        assert e.indexer.ticks == 0

@@ -65,7 +65,7 @@ def test_race_appends_produces_all_three_outcomes(
     """--race-appends at concurrency 4 (seeded): two 200s for one sequence, torn WAL files and
     500s after the write all happen; a restarted emulator then answers 500 for the namespace."""
     root = tmp_path / "root"
-    args = ("--data-root", str(root), "--indexer", "none", "--race-appends", "--seed", "11")
+    args = ("--data-root", str(root), "--race-appends", "--seed", "11")
     server = EmulatorProcess(*args)
     processes.append(server)
     answers: list[tuple[int, dict[str, object]]] = []
@@ -122,12 +122,7 @@ def test_race_appends_produces_all_three_outcomes(
 def test_c152c2d_serialises_appends_even_with_race_appends(tmp_path: Path) -> None:
     """PR #11 serialises appends inside a node: --race-appends has no effect there."""
     config = EmulatorConfig(
-        data_root=str(tmp_path / "r"),
-        indexer="none",
-        compat="c152c2d",
-        race_appends=True,
-        race_model="real",
-        seed=1,
+        data_root=str(tmp_path / "r"), compat="c152c2d", race_appends=True, seed=1
     )
     acked: list[int] = []
     lock = threading.Lock()
@@ -154,9 +149,7 @@ def test_crash_during_append_leaves_a_truncated_wal_file(
     """--crash-during-append 3: the third append writes half its WAL file and the process
     dies by SIGKILL; router.json still says 2, and a restart answers 500 for the namespace."""
     root = tmp_path / "root"
-    server = EmulatorProcess(
-        "--data-root", str(root), "--indexer", "none", "--crash-during-append", "3"
-    )
+    server = EmulatorProcess("--data-root", str(root), "--crash-during-append", "3")
     processes.append(server)
     with httpx.Client(base_url=server.url, timeout=30) as c:
         for i in range(2):
@@ -170,7 +163,7 @@ def test_crash_during_append_leaves_a_truncated_wal_file(
     with pytest.raises(orjson.JSONDecodeError):
         orjson.loads(third)
     assert read_router(root, "n")["wal_highwater"] == 2
-    restarted = EmulatorProcess("--data-root", str(root), "--indexer", "none")
+    restarted = EmulatorProcess("--data-root", str(root))
     processes.append(restarted)
     r = httpx.post(f"{restarted.url}/v2/namespaces/n", json={"upserts": [{"id": "3"}]})
     assert r.status_code == 500

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import orjson
@@ -55,17 +56,18 @@ def ids_of(client: httpx.Client, ns: str) -> set[str]:
 @pytest.fixture
 def real(tmp_path: Path) -> Iterator[Emulator]:
     """An in-process emulator on a data root with no indexer."""
-    with Emulator(EmulatorConfig(data_root=str(tmp_path / "root"), indexer="none")) as e:
+    with Emulator(EmulatorConfig(data_root=str(tmp_path / "root"))) as e:
         yield e
 
 
-def test_indexer_none_keeps_indexed_wal_until_compact_runs(
+def test_no_indexer_by_default_keeps_indexed_wal_until_compact_runs(
     tmp_path: Path, processes: list[EmulatorProcess]
 ) -> None:
-    """--indexer none: 100 writes leave indexed_wal at 0; compact moves it to the last
-    non-empty batch, prints elax-cli's line, and a second run changes nothing."""
+    """No indexer by default (no --indexer background): 100 writes leave indexed_wal at 0;
+    compact moves it to the last non-empty batch, prints elax-cli's line, and a second run
+    changes nothing."""
     root = tmp_path / "root"
-    p = EmulatorProcess("--data-root", str(root), "--indexer", "none")
+    p = EmulatorProcess("--data-root", str(root))
     processes.append(p)
     assert p.line.endswith(f"(data root: {root})")
     upserts = 0
@@ -112,7 +114,7 @@ def test_part_assets_go_to_the_object_store_and_the_rest_stays_on_the_data_root(
     object store (CONTRACT §4.1)."""
     root, objects = tmp_path / "root", tmp_path / "objects"
     objects.mkdir()
-    config = EmulatorConfig(data_root=str(root), object_store=objects.as_uri(), indexer="none")
+    config = EmulatorConfig(data_root=str(root), object_store=objects.as_uri())
     with Emulator(config) as e, client_for(e) as c:
         for b in range(6):
             c.post("/v2/namespaces/docs", json=body(range(b * 300, b * 300 + 300)))
@@ -151,7 +153,7 @@ def test_a_stray_wal_file_fails_loading_and_the_load_is_retried(tmp_path: Path) 
     """After a restart a stray name in wal/ answers 500 to writes and queries; once it is
     gone the next request loads the namespace (a failed load is not remembered)."""
     root = tmp_path / "root"
-    config = EmulatorConfig(data_root=str(root), indexer="none")
+    config = EmulatorConfig(data_root=str(root))
     with Emulator(config) as e, client_for(e) as c:
         c.post("/v2/namespaces/docs", json=body(range(3)))
     stray = root / "namespaces" / "docs" / "wal" / "notes.txt"
@@ -166,10 +168,40 @@ def test_a_stray_wal_file_fails_loading_and_the_load_is_retried(tmp_path: Path) 
         assert c.post("/v2/namespaces/docs", json=body(range(3, 4))).json() == {"wal_sequence": 2}
 
 
+@pytest.mark.parametrize("indexer", ["none", "background"])
+@pytest.mark.parametrize("layout", ["store", "data-root"])
+def test_a_namespace_that_failed_to_load_loads_on_a_later_request_in_every_mode(
+    tmp_path: Path, layout: str, indexer: Literal["none", "background"]
+) -> None:
+    """A torn WAL file fails the load with a 500; once the file is repaired the very same
+    emulator loads the namespace on the next request, whatever the layout and indexer (the
+    real node keeps nothing of a failed load, so it tries again)."""
+    root = tmp_path / "root"
+
+    def config() -> EmulatorConfig:
+        if layout == "data-root":
+            return EmulatorConfig(data_root=str(root), indexer=indexer)
+        return EmulatorConfig(root.as_uri(), indexer=indexer)
+
+    with Emulator(config()) as e, client_for(e) as c:
+        for b in range(3):
+            c.post("/v2/namespaces/docs", json=body(range(b * 3, b * 3 + 3)))
+    wal = wal_path(root, "docs", 2)
+    good = wal.read_bytes()
+    wal.write_bytes(good[: len(good) // 2])  # a crash in the middle of write_all
+    with Emulator(config()) as e, client_for(e) as c:
+        for _ in range(2):  # a second request fails the same way: nothing half-loaded is kept
+            r = c.post("/v2/namespaces/docs/query", json={"vector": [1.0, 1.0]})
+            assert r.status_code == 500 and "WAL" in r.json()["error"], r.text
+        wal.write_bytes(good)
+        assert ids_of(c, "docs") == {str(i) for i in range(9)}
+        assert c.post("/v2/namespaces/docs", json=body(range(9, 10))).json() == {"wal_sequence": 4}
+
+
 def test_compact_errors_print_like_elax_cli(tmp_path: Path) -> None:
     """A stray WAL file makes `emulator compact` exit 1 with anyhow's Error / Caused by."""
     root = tmp_path / "root"
-    with Emulator(EmulatorConfig(data_root=str(root), indexer="none")) as e, client_for(e) as c:
+    with Emulator(EmulatorConfig(data_root=str(root))) as e, client_for(e) as c:
         c.post("/v2/namespaces/docs", json=body(range(3)))
     (root / "namespaces" / "docs" / "wal" / "WAL-x.json").write_text("{}")
     done = run_compact(root, "docs")
@@ -198,7 +230,7 @@ def test_a_trimmed_wal_loses_documents_unless_recovering_from_parts(
     """The node rebuilds from the WAL alone: after trimming indexed WAL files a restart
     loses their documents; --recover-from-parts restores them from the parts."""
     root = tmp_path / "root"
-    config = EmulatorConfig(data_root=str(root), indexer="none")
+    config = EmulatorConfig(data_root=str(root))
     with Emulator(config) as e, client_for(e) as c:
         c.post("/v2/namespaces/docs", json=body(range(0, 300)))
         c.post("/v2/namespaces/docs", json={**body(range(300, 310)), "deletes": ["5"]})
@@ -206,7 +238,7 @@ def test_a_trimmed_wal_loses_documents_unless_recovering_from_parts(
         c.post("/v2/namespaces/docs", json=body(range(310, 320)))
     for seq in (1, 2):
         wal_path(root, "docs", seq).unlink()
-    restarted = EmulatorConfig(data_root=str(root), indexer="none", recover_from_parts=recover)
+    restarted = EmulatorConfig(data_root=str(root), recover_from_parts=recover)
     with Emulator(restarted) as e, client_for(e) as c:
         ids = ids_of(c, "docs")
         if recover:
@@ -234,7 +266,7 @@ def test_appends_reread_router_json(real: Emulator, tmp_path: Path) -> None:
 def test_catch_up_lists_the_wal_directory_and_tolerates_gaps(tmp_path: Path) -> None:
     """A strong read on a second node applies every newer WAL file it lists, gaps and all."""
     root = tmp_path / "root"
-    config = EmulatorConfig(data_root=str(root), indexer="none")
+    config = EmulatorConfig(data_root=str(root))
     with Emulator(config) as a, Emulator(config) as b, client_for(a) as ca, client_for(b) as cb:
         ca.post("/v2/namespaces/docs", json=body(range(1)))
         assert ids_of(cb, "docs") == {"0"}
@@ -252,10 +284,10 @@ def test_compact_beside_writes_sets_wal_highwater_back(
     tmp_path: Path, processes: list[EmulatorProcess]
 ) -> None:
     """Hazard H2 for real: `emulator compact` processes racing a writer against an
-    `emulator --indexer none` process set wal_highwater back, so an acknowledged WAL file
-    is overwritten, within a bounded number of tries."""
+    `emulator` process (no indexer, the default) set wal_highwater back, so an acknowledged
+    WAL file is overwritten, within a bounded number of tries."""
     root = tmp_path / "root"
-    server = EmulatorProcess("--data-root", str(root), "--indexer", "none")
+    server = EmulatorProcess("--data-root", str(root))
     processes.append(server)
     acked: list[tuple[int, str]] = []  # (wal_sequence, first id), in order
     stop = threading.Event()

@@ -19,11 +19,10 @@ def client_for(emulator: Emulator) -> httpx.Client:
 
 
 @pytest.fixture
-def stalled(store_location: StoreLocation) -> Iterator[Emulator]:
-    """An emulator whose indexer only runs when a test calls it."""
-    config = EmulatorConfig(
-        store_location.url, dict(store_location.storage_options), stall_indexer=True
-    )
+def idle(store_location: StoreLocation) -> Iterator[Emulator]:
+    """An emulator with no indexer daemon (the default): its indexer runs only when a test
+    calls it."""
+    config = EmulatorConfig(store_location.url, dict(store_location.storage_options))
     with Emulator(config) as emulator:
         yield emulator
 
@@ -41,10 +40,10 @@ def write(client: httpx.Client, ns: str, ids: range, dims: int = 4) -> int:
 
 
 def test_wal_files_and_router_are_laid_out_as_contract(
-    stalled: Emulator, store_location: StoreLocation
+    idle: Emulator, store_location: StoreLocation
 ) -> None:
     """WAL-{seq:020}.json files in wal/, compact router.json with the contract's key order."""
-    with client_for(stalled) as c:
+    with client_for(idle) as c:
         write(c, "docs", range(0, 3))
         write(c, "docs", range(3, 5))
     fs = store_location.filesystem()
@@ -77,16 +76,16 @@ def test_wal_files_and_router_are_laid_out_as_contract(
 
 
 def test_indexer_writes_parts_manifests_and_assets(
-    stalled: Emulator, store_location: StoreLocation
+    idle: Emulator, store_location: StoreLocation
 ) -> None:
     """A run cuts parts at 256 upserts on batch boundaries and writes manifest + assets."""
-    with client_for(stalled) as c:
+    with client_for(idle) as c:
         write(c, "docs", range(0, 200))
         write(c, "docs", range(200, 300))
         write(c, "docs", range(300, 350))
         c.post("/v2/namespaces/docs", json={"deletes": ["1", "2"]})
-    ns = stalled.namespaces.get("docs")
-    assert stalled.indexer.run_once(ns)
+    ns = idle.namespaces.get("docs")
+    assert idle.indexer.run_once(ns)
     fs = store_location.filesystem()
     router = orjson.loads(fs.cat_file(store_location.path("namespaces/docs/router.json")))
     assert router["indexed_wal"] == 4 and router["wal_highwater"] == 4
@@ -114,9 +113,9 @@ def test_indexer_writes_parts_manifests_and_assets(
     assert orjson.loads(fs.cat_file(tomb)) == ["1", "2"]
 
 
-def test_restart_serves_the_same_data(stalled: Emulator, store_location: StoreLocation) -> None:
+def test_restart_serves_the_same_data(idle: Emulator, store_location: StoreLocation) -> None:
     """A second emulator on the same store rebuilds the namespace from the WAL."""
-    with client_for(stalled) as c:
+    with client_for(idle) as c:
         write(c, "docs", range(0, 20))
         c.post("/v2/namespaces/docs", json={"deletes": ["3"]})
         before = c.post("/v2/namespaces/docs/query", json={"vector": [5.0] * 4, "top_k": 30})
@@ -129,13 +128,11 @@ def test_restart_serves_the_same_data(stalled: Emulator, store_location: StoreLo
 
 
 def test_strong_read_sees_another_nodes_writes(
-    stalled: Emulator, store_location: StoreLocation
+    idle: Emulator, store_location: StoreLocation
 ) -> None:
     """A node that loaded a namespace earlier sees another node's write only with min_wal_sequence."""
-    config = EmulatorConfig(
-        store_location.url, dict(store_location.storage_options), stall_indexer=True
-    )
-    with Emulator(config) as other, client_for(stalled) as c, client_for(other) as c2:
+    config = EmulatorConfig(store_location.url, dict(store_location.storage_options))
+    with Emulator(config) as other, client_for(idle) as c, client_for(other) as c2:
         write(c, "docs", range(0, 2))
         assert (
             len(c2.post("/v2/namespaces/docs/query", json={"vector": [1.0] * 4}).json()["hits"])
@@ -151,12 +148,12 @@ def test_strong_read_sees_another_nodes_writes(
 
 
 def test_foreign_file_in_wal_dir_breaks_the_namespace(
-    stalled: Emulator, store_location: StoreLocation
+    idle: Emulator, store_location: StoreLocation
 ) -> None:
     """Any file in wal/ not named WAL-<digits>.json makes a fresh node answer 500 for it."""
-    with client_for(stalled) as c:
+    with client_for(idle) as c:
         write(c, "docs", range(0, 2))
-    stalled.store.write("namespaces/docs/wal/notes.txt", b"x")
+    idle.store.write("namespaces/docs/wal/notes.txt", b"x")
     config = EmulatorConfig(store_location.url, dict(store_location.storage_options))
     with Emulator(config) as second, client_for(second) as c2:
         r = c2.post("/v2/namespaces/docs/query", json={"vector": [1.0] * 4})

@@ -104,7 +104,11 @@ def _setup(
         "secret": secrets["LEAK_TARGET_SECRET"],
     }
     store = f"s3://{store_bucket}/store"
-    emu = serve_emulator(EmulatorConfig(store, storage_options=target_options, index_interval=0.02))
+    emu = serve_emulator(
+        EmulatorConfig(
+            store, storage_options=target_options, indexer="background", index_interval=0.02
+        )
+    )
     buckets: tuple[str, ...] = (store_bucket,)
     state_options: dict[str, Any] = {}
     if state_kind == "s3":

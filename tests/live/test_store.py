@@ -33,7 +33,6 @@ def written(store_location: StoreLocation) -> Iterator[tuple[StoreLocation, Emul
     config = EmulatorConfig(
         store_url=store_location.url,
         storage_options=store_location.storage_options,
-        stall_indexer=True,
         rows_per_part=4,
     )
     with Emulator(config) as emulator:

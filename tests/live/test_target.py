@@ -128,8 +128,7 @@ def test_embedded_client_round_trip_and_close_stops_emulator(tmp_path: Path) -> 
     target = target_spec("embedded", store)
     before = _indexer_threads()
     # A background indexer (what a test may opt into) is a thread: close must stop it.
-    options = {"indexer": "background", "stall_indexer": True}
-    with open_client(target, emulator_options=options) as client:
+    with open_client(target, emulator_options={"indexer": "background"}) as client:
         assert client.embedded
         assert client.post("/v2/namespaces/products", json=DOC).json() == {"wal_sequence": 1}
         hits = client.post("/v2/namespaces/products/query", json={"vector": [0.5, 0.25]})
