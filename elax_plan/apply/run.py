@@ -30,6 +30,7 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -159,7 +160,7 @@ class ApplyRun:
         self.plan, self.doc, self.epoch_at_start = plan, doc, epoch_at_start
         self.open_ledger()
         t = self.ctx.spec.target
-        with open_client(t, emulator_options=self.ctx.options.emulator_options) as client:
+        with open_client(t, emulator_options=self._emulator_options()) as client:
             written = self.write(client)
             if not written.complete:
                 return self.stopped(written)
@@ -170,6 +171,14 @@ class ApplyRun:
             unfinished = self.ctx.stop.is_set() or any(c.incomplete for c in checks)
             trim = self.trim(written, checks) if overall(checks) and not unfinished else None
             return self.finish(written, checks, trim, unfinished)
+
+    def _emulator_options(self) -> dict[str, Any]:
+        """The embedded emulator's options: a plan that asserts its node recovers from its
+        parts (so it may trim the WAL) gets an emulator that does."""
+        options = dict(self.ctx.options.emulator_options)
+        if self.ctx.spec.wal_trim.node_recovers_from_parts:
+            options["recover_from_parts"] = True
+        return options
 
     def decide(self, saved: ExecutionPlan | None) -> tuple[ExecutionPlan, int]:
         """The plan to carry out (the saved one, or a fresh one as shown) and the epoch now."""
@@ -446,7 +455,7 @@ class ApplyRun:
         ledger = self.checkpoints.save()
         acks = {url: entry.acks for url, entry in ledger.files.items() if entry.acks}
         try:
-            skip = self.read_namespace().indexed_wal if spec.wal_trim.enabled else 0
+            skip = self.read_namespace().indexed_wal if spec.wal_trim.allowed else 0
             proof = prove_delivery(
                 self.reader, spec.target.namespace, acks, skip_through=skip, retrier=self.retrier
             )
@@ -516,8 +525,8 @@ class ApplyRun:
     def trim(self, written: _Written, checks: list[CheckResult]) -> TrimResult | None:
         """The plan's WAL-trim step, if it has one; a failed trim still leaves a summary."""
         step = self.plan.post_step("wal_trim")
-        if step is None:
-            return None
+        if step is None or not self.ctx.spec.wal_trim.allowed:
+            return None  # (a saved plan's step needs the plan file to allow it too)
         try:
             t = self.ctx.spec.target
             result = trim_wal(
