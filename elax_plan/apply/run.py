@@ -30,7 +30,6 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -160,7 +159,7 @@ class ApplyRun:
         self.plan, self.doc, self.epoch_at_start = plan, doc, epoch_at_start
         self.open_ledger()
         t = self.ctx.spec.target
-        with open_client(t, emulator_options=self._emulator_options()) as client:
+        with open_client(t, emulator_options=self.ctx.emulator_options) as client:
             written = self.write(client)
             if not written.complete:
                 return self.stopped(written)
@@ -171,14 +170,6 @@ class ApplyRun:
             unfinished = self.ctx.stop.is_set() or any(c.incomplete for c in checks)
             trim = self.trim(written, checks) if overall(checks) and not unfinished else None
             return self.finish(written, checks, trim, unfinished)
-
-    def _emulator_options(self) -> dict[str, Any]:
-        """The embedded emulator's options: a plan that asserts its node recovers from its
-        parts (so it may trim the WAL) gets an emulator that does."""
-        options = dict(self.ctx.options.emulator_options)
-        if self.ctx.spec.wal_trim.node_recovers_from_parts:
-            options["recover_from_parts"] = True
-        return options
 
     def decide(self, saved: ExecutionPlan | None) -> tuple[ExecutionPlan, int]:
         """The plan to carry out (the saved one, or a fresh one as shown) and the epoch now."""
