@@ -46,7 +46,7 @@ from elax_plan.apply.outcome import RunFilesAt, closing, interrupted_writes, not
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
-from elax_plan.apply.run_files import RunEvents, RunReport
+from elax_plan.apply.run_files import RunEvents, RunReport, WalGauge
 from elax_plan.apply.samples import sampler
 from elax_plan.apply.throttle import RouterReading, Throttle
 from elax_plan.apply.trim import TrimResult, trim_wal
@@ -351,6 +351,7 @@ class ApplyRun:
             self.events,
             self.policy,
             pipeline.ids,
+            WalGauge(self.reader, self.ctx.spec.target.namespace),
         )
         failure: BaseException | None = None
         try:

@@ -136,7 +136,7 @@ SUMMARY_SECTIONS = (
     "## Rejected rows",
     "## Verification",
     "## Recall",
-    "## WAL trim",
+    "## WAL\n",
     "## Charts",
 )
 

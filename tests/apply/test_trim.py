@@ -154,6 +154,14 @@ def test_trim_moves_or_deletes_exactly_the_eligible_objects(trim_env: TrimEnv, m
     originals = env.objects("wal")
     n = len(originals)
     assert sorted(originals) == list(range(1, n + 1)) and n > KEEP_LAST + 2
+    total = sum(len(b) for b in originals.values())
+    assert first.record is not None
+    assert first.record["wal"] == {
+        "namespace": "docs",
+        "start": {"objects": 0, "bytes": 0},
+        "end": {"objects": n, "bytes": total},
+        "growth": {"objects": n, "bytes": total},
+    }
     before = env.everything()
 
     env.set_trim(mode)
@@ -184,6 +192,10 @@ def test_trim_moves_or_deletes_exactly_the_eligible_objects(trim_env: TrimEnv, m
     }
     remaining = env.objects("wal")
     assert remaining == {s: originals[s] for s in range(n - KEEP_LAST + 1, n + 1)}
+    assert trimmed.record["wal"]["growth"] == {"objects": KEEP_LAST - n, "bytes": -size}
+    assert f"| growth | −{n - KEEP_LAST} | −{format_bytes(size)} |" in render_summary(
+        trimmed.record
+    )
     archived = env.objects("wal-archive")
     if mode == "archive":
         assert archived == {s: originals[s] for s in eligible}, "copies are byte for byte"
