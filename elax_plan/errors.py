@@ -16,7 +16,8 @@
     │   ├── IndexerStalled      paused on WAL lag and the indexer made no progress
     │   ├── IndexerFailed       the indexer command (indexer.mode: command) failed or timed out
     │   ├── NotTheDataRoot      target.store does not show the writes the node acknowledged
-    │   └── WritesOverwritten   acknowledged, checkpointed writes overwritten (hazard H1)
+    │   ├── WritesOverwritten   acknowledged, checkpointed writes overwritten (hazard H1)
+    │   └── WalRestoreConflict  `wal restore` found wal/ holding other bytes for an archived object
     ├── StateError              the state store / ledger / lease cannot be used          (exit 1)
     │   ├── StateUnavailable    … transiently                                (retryable)
     │   ├── Conflict            a compare-and-swap write lost
@@ -210,6 +211,10 @@ class NotTheDataRoot(TargetError):
 
 class WritesOverwritten(TargetError):
     """Acknowledged, checkpointed writes were overwritten on the server (hazard H1)."""
+
+
+class WalRestoreConflict(TargetError):
+    """``wal restore`` would replace a WAL object with different bytes; nothing was replaced."""
 
 
 # --- state -----------------------------------------------------------------------------------

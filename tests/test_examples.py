@@ -93,8 +93,14 @@ def clustered(n: int, dims: int, seed: int) -> np.ndarray:
 def test_wal_trim_example_runs(
     tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
 ) -> None:
-    """plans/examples/wal-trim.yaml applies against an emulator (nothing is old enough to trim)."""
-    emu = serve_emulator(EmulatorConfig((tmp_path / "elacsym-data").as_uri(), indexer="background"))
+    """plans/examples/wal-trim.yaml applies against an emulator that recovers from its parts,
+    as the example asserts (nothing is old enough to trim). The served emulator models an
+    indexer fleet (the example leaves indexer.mode external for a remote URL)."""
+    emu = serve_emulator(
+        EmulatorConfig(
+            (tmp_path / "elacsym-data").as_uri(), indexer="background", recover_from_parts=True
+        )
+    )
     (tmp_path / "exports").mkdir()
     vectors = clustered(300, 16, 1)
     lines = [

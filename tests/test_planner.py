@@ -15,6 +15,7 @@ Without it a missing or different expected file fails the test.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -338,6 +339,20 @@ def test_wal_trim_counts_only_eligible_objects() -> None:
     assert trim["params"]["objects"] == 4
     assert (trim["params"]["first_sequence"], trim["params"]["last_sequence"]) == (1, 4)
     assert "rebuild" in trim["warning"]
+
+
+def test_no_trim_step_without_the_recovery_assertion() -> None:
+    """A PlanSpec with wal_trim enabled but no node_recovers_from_parts (built around the
+    validation, e.g. by library code) plans no trim: the node would lose those documents."""
+    case = CASES / "wal-trim-after-finished-run"
+    spec = load_plan(case / "plan.yaml", env={})
+    unasserted = dataclasses.replace(
+        spec, wal_trim=dataclasses.replace(spec.wal_trim, node_recovers_from_parts=False)
+    )
+    assert unasserted.wal_trim.enabled and not unasserted.wal_trim.allowed
+    live = live_state(json.loads((case / "live.json").read_text()))
+    doc = build_plan(unasserted, live).to_json()
+    assert [s for s in doc["post_steps"] if s["kind"] == "wal_trim"] == []
 
 
 def test_planner_is_deterministic() -> None:

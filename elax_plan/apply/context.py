@@ -74,6 +74,15 @@ class RunContext:
     stop: threading.Event
 
     @property
+    def emulator_options(self) -> dict[str, Any]:
+        """The embedded emulator's options: a plan that asserts its node recovers from its
+        parts (so it may trim the WAL) gets an emulator that does."""
+        options = dict(self.options.emulator_options)
+        if self.spec.wal_trim.node_recovers_from_parts:
+            options["recover_from_parts"] = True
+        return options
+
+    @property
     def retry_policy(self) -> RetryPolicy:
         r = self.spec.ingest.retry
         return RetryPolicy(r.attempts, r.initial, r.max)

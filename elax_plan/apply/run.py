@@ -48,7 +48,7 @@ from elax_plan.apply.outcome import RunFilesAt, closing, interrupted_writes, not
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.rows import RowMapper
-from elax_plan.apply.run_files import RunEvents, RunReport
+from elax_plan.apply.run_files import RunEvents, RunReport, WalGauge
 from elax_plan.apply.samples import sampler
 from elax_plan.apply.throttle import RouterReading, Throttle
 from elax_plan.apply.trim import TrimResult, trim_wal
@@ -165,7 +165,7 @@ class ApplyRun:
         self.plan, self.doc, self.epoch_at_start = plan, doc, epoch_at_start
         self.open_ledger()
         t = self.ctx.spec.target
-        with open_client(t, emulator_options=self.ctx.options.emulator_options) as client:
+        with open_client(t, emulator_options=self.ctx.emulator_options) as client:
             written = self.write(client)
             if not written.complete:
                 return self.stopped(written)
@@ -343,6 +343,7 @@ class ApplyRun:
             self.events,
             self.policy,
             pipeline.ids,
+            WalGauge(self.reader, self.ctx.spec.target.namespace),
         )
         failure: BaseException | None = None
         try:
@@ -454,7 +455,7 @@ class ApplyRun:
         ledger = self.checkpoints.save()
         acks = {url: entry.acks for url, entry in ledger.files.items() if entry.acks}
         try:
-            skip = self.read_namespace().indexed_wal if spec.wal_trim.enabled else 0
+            skip = self.read_namespace().indexed_wal if spec.wal_trim.allowed else 0
             proof = prove_delivery(
                 self.reader, spec.target.namespace, acks, skip_through=skip, retrier=self.retrier
             )
@@ -518,8 +519,8 @@ class ApplyRun:
     def trim(self, written: _Written, checks: list[CheckResult]) -> TrimResult | None:
         """The plan's WAL-trim step, if it has one; a failed trim still leaves a summary."""
         step = self.plan.post_step("wal_trim")
-        if step is None:
-            return None
+        if step is None or not self.ctx.spec.wal_trim.allowed:
+            return None  # (a saved plan's step needs the plan file to allow it too)
         try:
             t = self.ctx.spec.target
             result = trim_wal(

@@ -2,7 +2,8 @@
 
 Owns ``RunEvents`` (timestamped events — lag samples, throttle actions,
 retries, overwritten writes — buffered and flushed to ``events.ndjson`` with
-each checkpoint) and ``RunReport`` (the run record and its markdown summary,
+each checkpoint), ``WalGauge`` (the namespace's WAL size when the writes start
+and when the record is written) and ``RunReport`` (the run record and its markdown summary,
 stored with the run and copied to ``summary.path`` / ``--summary-out``, and the
 ids read more than once, written to ``duplicates.ndjson`` when the run ends).
 Both only record what the run did; neither decides anything. The record is
@@ -26,7 +27,9 @@ from elax_plan.apply.pipeline import PipelineStats
 from elax_plan.apply.rejects import RejectPolicy
 from elax_plan.apply.trim import TrimResult
 from elax_plan.apply.verify import CheckResult
-from elax_plan.report.run_record import build_run_record, render_summary
+from elax_plan.errors import ElaxError
+from elax_plan.live.store import StoreReader
+from elax_plan.report.run_record import WalSize, build_run_record, render_summary
 from elax_plan.spec import redact_bytes, redact_value
 from elax_plan.state import RunFiles
 
@@ -67,6 +70,30 @@ class RunEvents:
             files.append_events(batch)
 
 
+class WalGauge:
+    """The namespace's WAL (objects, bytes) read when made and again at each ``sizes()``.
+
+    One listing, no object read. A listing that fails is logged and shown as unknown: it
+    must never cost the run its summary.
+    """
+
+    def __init__(self, reader: StoreReader, namespace: str) -> None:
+        self.reader = reader
+        self.namespace = namespace
+        self.start = self.read()
+
+    def read(self) -> WalSize | None:
+        try:
+            wal = self.reader.list_wal(self.namespace)
+        except ElaxError as exc:
+            log.warning("WAL not listed", namespace=self.namespace, error=exc.message)
+            return None
+        return {"objects": len(wal), "bytes": sum(o.size for o in wal)}
+
+    def sizes(self) -> tuple[str, WalSize | None, WalSize | None]:
+        return self.namespace, self.start, self.read()
+
+
 class RunReport:
     """Builds, stores and writes the run record and its markdown summary."""
 
@@ -80,6 +107,7 @@ class RunReport:
         events: RunEvents,
         policy: RejectPolicy,
         ids: IdTracker | None = None,
+        wal: WalGauge | None = None,
     ) -> None:
         self.summary_paths = summary_paths
         self.doc = doc
@@ -89,6 +117,7 @@ class RunReport:
         self.events = events
         self.policy = policy
         self.ids = ids or IdTracker()
+        self.wal = wal
         self.record: dict[str, Any] | None = None
         self._duplicates_written = False
 
@@ -134,6 +163,7 @@ class RunReport:
             error=error,
             state_location=self.run_files.location("summary.json"),
             duplicates=self.duplicates(),
+            wal=self.wal.sizes() if self.wal is not None else None,
         )
         record = redact_value(record)
         markdown = render_summary(record)

@@ -13,6 +13,7 @@ from elax_plan.cli import emulator as _emulator  # noqa: F401  (registers the co
 from elax_plan.cli import plan as _plan  # noqa: F401  (registers the command)
 from elax_plan.cli import state_commands as _state  # noqa: F401  (registers the commands)
 from elax_plan.cli import validate as _validate  # noqa: F401  (registers the command)
+from elax_plan.cli import wal as _wal  # noqa: F401  (registers the command)
 from elax_plan.cli._group import main
 
 __all__ = ["main"]

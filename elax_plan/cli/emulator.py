@@ -91,13 +91,13 @@ def _storage_option(value: str) -> tuple[str, object]:
     "--reread-router",
     is_flag=True,
     help="Re-read router.json on every append and list wal/ as the real store does "
-    "(implied by --indexer none, the default, and by --data-root).",
+    "(implied by --indexer none, the default, by --data-root and by --recover-from-parts).",
 )
 @click.option(
     "--recover-from-parts",
     is_flag=True,
     help="Rebuild a namespace from its parts plus the WAL after indexed_wal (the real node "
-    "replays the WAL alone, so a trimmed WAL loses documents).",
+    "replays the WAL alone, so a trimmed WAL loses documents); implies --reread-router.",
 )
 @click.option(
     "--index-rows-per-s",

@@ -6,7 +6,9 @@ URL. The real one (``data_root``, optionally ``object_store``) keeps WAL,
 on the object store, as CONTRACT §4.1 says.
 
 "Real store" behaviour is switched on by any of ``data_root``, ``indexer="none"``
-(the default) or ``reread_router=True``: every append re-reads ``router.json`` from disk
+(the default), ``reread_router=True`` or ``recover_from_parts=True`` (part-based recovery
+is a way of loading the real store; the original layout would silently ignore it): every
+append re-reads ``router.json`` from disk
 (so a ``compact`` beside it can set ``wal_highwater`` back, hazard H2), WAL
 files are created with truncate and no rename, ``router.json`` goes through the
 one shared ``router.json.tmp``, catch-up reads list the WAL directory, a load
@@ -114,7 +116,12 @@ class EmulatorConfig:
     @property
     def real_store(self) -> bool:
         """Whether namespaces behave as the real store does (see the module docstring)."""
-        return self.data_root is not None or self.reread_router or self.indexer == "none"
+        return (
+            self.data_root is not None
+            or self.reread_router
+            or self.indexer == "none"
+            or self.recover_from_parts
+        )
 
     @property
     def layout_description(self) -> str:

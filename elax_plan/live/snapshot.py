@@ -112,14 +112,14 @@ def observe(
     reader = StoreReader(spec.target.store, spec.target.storage_options)
 
     def read_namespace() -> NamespaceLive:
-        return reader.read_namespace(spec.target.namespace, with_wal=spec.wal_trim.enabled)
+        return reader.read_namespace(spec.target.namespace, with_wal=spec.wal_trim.allowed)
 
     namespace = retrier.call(read_namespace, what="router") if retrier else read_namespace()
     proof = None
     if ledger is not None and _same_target(spec, ledger):
         acks = {url: entry.acks for url, entry in ledger.files.items() if entry.acks}
         # A WAL trimmed on purpose (only objects at or below indexed_wal) is not a loss.
-        skip = namespace.indexed_wal if spec.wal_trim.enabled else 0
+        skip = namespace.indexed_wal if spec.wal_trim.allowed else 0
         proof = prove_delivery(
             reader, spec.target.namespace, acks, skip_through=skip, retrier=retrier
         )

@@ -136,9 +136,11 @@ def post_steps(spec: PlanSpec, live: LiveState, verify: bool) -> list[PostStep]:
 def _wal_trim_step(spec: PlanSpec, live: LiveState, runs: bool) -> PostStep | None:
     """The trim step: shown when objects are eligible now, and whenever the run goes ahead
     (its writes and verification can make more eligible by the time the trim runs), so a
-    reviewed plan never hides a trim."""
+    reviewed plan never hides a trim. Never planned unless the plan asserts that the node
+    recovers from its parts (validation refuses ``enabled`` without it; this holds for a
+    ``PlanSpec`` built any other way too)."""
     trim = spec.wal_trim
-    if not trim.enabled:
+    if not trim.allowed:
         return None
     ns = live.namespace
     eligible = eligible_wal_objects(
@@ -179,14 +181,31 @@ def _wal_trim_step(spec: PlanSpec, live: LiveState, runs: bool) -> PostStep | No
             "first_sequence": eligible[0].sequence if eligible else None,
             "last_sequence": eligible[-1].sequence if eligible else None,
         },
-        warning="elacsym nodes rebuild a namespace from its WAL (every released version): "
-        "after a restart they need these objects"
-        + (
-            "; archived ones can be moved back from wal-archive/"
-            if trim.mode == "archive"
-            else "; deleted ones are gone for good"
-        ),
+        warning=_trim_warning(spec),
     )
+
+
+def _trim_warning(spec: PlanSpec) -> str:
+    """Whose word the trim rests on, and what undoes it."""
+    if spec.target.embedded:
+        basis = (
+            "the embedded emulator recovers from its parts (wal_trim.node_recovers_from_parts); "
+            "every released elacsym version rebuilds from the WAL alone and would need these "
+            "objects"
+        )
+    else:
+        basis = (
+            "the plan asserts that the node recovers from its parts "
+            "(wal_trim.node_recovers_from_parts), which only `elax-plan emulator "
+            "--recover-from-parts` does: a released elacsym node rebuilds from the WAL alone and "
+            "loses these documents at its next restart"
+        )
+    undo = (
+        "; archived ones can be moved back with `elax-plan wal restore`"
+        if spec.wal_trim.mode == "archive"
+        else "; deleted ones are gone for good"
+    )
+    return basis + undo
 
 
 def plural_objects(n: int) -> str:

@@ -1,8 +1,8 @@
 """The run record (``runs/<run_id>/summary.json``) and its markdown rendering.
 
 Pure. ``build_run_record`` turns what one apply saw — the execution plan JSON,
-the pipeline numbers, the event stream, the verification verdicts and the WAL
-trim — into one JSON document (described by ``schemas/run-record.schema.json``);
+the pipeline numbers, the event stream, the verification verdicts, the WAL's
+size at the start and end of the run and the WAL trim — into one JSON document (described by ``schemas/run-record.schema.json``);
 ``render_summary`` renders only that document with a sandboxed jinja2
 template (strict undefined), so a summary can always be rendered again later
 (``elax-plan summary``) from the stored record.
@@ -25,11 +25,13 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from elax_plan.execution_plan import format_bytes, format_count
 
-RECORD_VERSION = "1.1"  # 1.1: indexer
+RECORD_VERSION = "1.2"  # 1.1: indexer; 1.2: wal (size and growth)
 CHART_POINTS = 40
 SUMMARY_LIMIT = 60_000
 
 Outcome = str  # "succeeded" | "verification_failed" | "failed" | "interrupted"
+WalSize = Mapping[str, int]  # {"objects": n, "bytes": n}
+WalSizes = tuple[str, WalSize | None, WalSize | None]  # namespace, at the start, at the end
 
 
 def _iso(ts: float | None) -> str | None:
@@ -175,8 +177,12 @@ def build_run_record(
     error: str | None = None,
     state_location: str | None = None,
     duplicates: Mapping[str, Any] | None = None,
+    wal: WalSizes | None = None,
 ) -> dict[str, Any]:
     """The JSON run record of one apply.
+
+    ``wal``: the namespace and its WAL's ``{"objects", "bytes"}`` at the start and the end
+    of the run (each ``None`` when the listing failed).
 
     ``duplicates``: ids read more than once in this run — ``rows`` (rows whose id an earlier
     row had), ``ids``, ``location`` (the run's duplicates.ndjson) and ``examples`` (the first
@@ -203,6 +209,7 @@ def build_run_record(
         "rejects": dict(rejects),
         "verification": [dict(c) for c in checks],
         "recall": _recall(checks),
+        "wal": _wal(wal),
         "wal_trim": dict(trim) if trim is not None else None,
         "charts": _charts(events, started),
         "state_location": state_location,
@@ -210,6 +217,26 @@ def build_run_record(
     if duplicates is not None:
         record["duplicates"] = dict(duplicates)
     return record
+
+
+def _wal(wal: WalSizes | None) -> dict[str, Any] | None:
+    """The WAL's size at the start and end of the run and what the run added (no released
+    elacsym deletes WAL objects, and every node replays all of them when it loads the
+    namespace: its growth is what an operator plans space and restart time for)."""
+    if wal is None:
+        return None
+    namespace, start, end = wal
+    growth = (
+        {k: int(end[k]) - int(start[k]) for k in ("objects", "bytes")}
+        if start is not None and end is not None
+        else None
+    )
+    return {
+        "namespace": namespace,
+        "start": dict(start) if start is not None else None,
+        "end": dict(end) if end is not None else None,
+        "growth": growth,
+    }
 
 
 def _workload(plan_doc: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str, Any]:

@@ -271,4 +271,5 @@ def _wal_trim(raw: Mapping[str, Any]) -> WalTrimSpec:
         mode=raw["mode"],
         older_than=parse_duration(raw["older_than"]),
         keep_last=raw["keep_last"],
+        node_recovers_from_parts=raw["node_recovers_from_parts"],
     )

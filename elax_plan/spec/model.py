@@ -299,12 +299,25 @@ class VerifySpec(_Spec):
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class WalTrimSpec(_Spec):
-    """``wal_trim``: off unless ``enabled``."""
+    """``wal_trim``: off unless ``enabled``, and only for a node that recovers from its parts.
+
+    ``node_recovers_from_parts`` is the operator's assertion that the target rebuilds a
+    namespace from its parts (plus the WAL after them) at restart. No released elacsym
+    version does (each replays the WAL alone, CONTRACT §4.1, §5); only ``elax-plan emulator
+    --recover-from-parts`` and the embedded emulator, which the assertion starts that way.
+    Validation refuses ``enabled`` without it.
+    """
 
     enabled: bool
     mode: Literal["archive", "delete"]
     older_than: float
     keep_last: int
+    node_recovers_from_parts: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        """Whether a trim may run: enabled, on a node asserted to recover from its parts."""
+        return self.enabled and self.node_recovers_from_parts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)

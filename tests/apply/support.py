@@ -138,7 +138,7 @@ SUMMARY_SECTIONS = (
     "## Rejected rows",
     "## Verification",
     "## Recall",
-    "## WAL trim",
+    "## WAL\n",
     "## Charts",
 )
 

@@ -1,5 +1,9 @@
 """WAL trim (SPEC §5 step 7) against file:// and S3 (moto server), in both modes.
 
+Trimming is only allowed on a node that recovers from its parts, so the emulator runs
+with ``recover_from_parts`` and the plans assert ``node_recovers_from_parts: true``; a
+plan without the assertion is refused by ``validate`` and ``plan`` (last tests).
+
 The eligible set is made exact: ``older_than: 1ms`` (every indexed object is
 old enough by the time the trim runs) and ``keep_last: 3`` (the newest three
 stay), so exactly sequences 1..N-3 must move (archive) or go (delete), with
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
+import httpx
 import jsonschema
 import orjson
 import pytest
@@ -23,7 +28,7 @@ import pytest
 from elax_plan.apply.run import ApplyOptions, apply_plan
 from elax_plan.apply.trim import trim_wal
 from elax_plan.apply.wal_store import WalStoreWriter
-from elax_plan.emulator import EmulatorConfig
+from elax_plan.emulator import EmbeddedTransport, Emulator, EmulatorConfig
 from elax_plan.execution_plan import format_bytes
 from elax_plan.report.run_record import render_summary
 from elax_plan.spec import load_plan
@@ -55,8 +60,8 @@ class TrimEnv:
         trim = (
             ""
             if mode is None
-            else f"wal_trim:\n  enabled: true\n  mode: {mode}\n  older_than: 1ms\n"
-            f"  keep_last: {KEEP_LAST}\n"
+            else f"wal_trim:\n  enabled: true\n  node_recovers_from_parts: true\n"
+            f"  mode: {mode}\n  older_than: 1ms\n  keep_last: {KEEP_LAST}\n"
         )
         self.plan.write_text(self.base_text + trim)
 
@@ -113,7 +118,11 @@ def trim_env(
         fs, root = fsspec.core.url_to_fs(store_url, skip_instance_cache=True, **options)
     emu = serve_emulator(
         EmulatorConfig(
-            store_url, storage_options=options, indexer="background", index_interval=0.02
+            store_url,
+            storage_options=options,
+            indexer="background",
+            index_interval=0.02,
+            recover_from_parts=True,
         )
     )
     data = make_dataset(tmp_path / "src", files=2, rows=150, dims=8)
@@ -149,6 +158,14 @@ def test_trim_moves_or_deletes_exactly_the_eligible_objects(trim_env: TrimEnv, m
     originals = env.objects("wal")
     n = len(originals)
     assert sorted(originals) == list(range(1, n + 1)) and n > KEEP_LAST + 2
+    total = sum(len(b) for b in originals.values())
+    assert first.record is not None
+    assert first.record["wal"] == {
+        "namespace": "docs",
+        "start": {"objects": 0, "bytes": 0},
+        "end": {"objects": n, "bytes": total},
+        "growth": {"objects": n, "bytes": total},
+    }
     before = env.everything()
 
     env.set_trim(mode)
@@ -160,7 +177,7 @@ def test_trim_moves_or_deletes_exactly_the_eligible_objects(trim_env: TrimEnv, m
     step = next(line for line in shown.stdout.splitlines() if f"{verb} WAL" in line)
     assert step.lstrip().startswith("-"), step
     assert f"{n - KEEP_LAST} WAL objects ({format_bytes(size)}), sequences 1–{n - 3}" in step
-    assert "rebuild a namespace from its WAL" in shown.stdout
+    assert "rebuilds from the WAL alone" in shown.stdout
     destructive = "1 destructive step" if mode == "delete" else "0 destructive steps"
     assert destructive in shown.stdout
 
@@ -179,6 +196,10 @@ def test_trim_moves_or_deletes_exactly_the_eligible_objects(trim_env: TrimEnv, m
     }
     remaining = env.objects("wal")
     assert remaining == {s: originals[s] for s in range(n - KEEP_LAST + 1, n + 1)}
+    assert trimmed.record["wal"]["growth"] == {"objects": KEEP_LAST - n, "bytes": -size}
+    assert f"| growth | −{n - KEEP_LAST} | −{format_bytes(size)} |" in render_summary(
+        trimmed.record
+    )
     archived = env.objects("wal-archive")
     if mode == "archive":
         assert archived == {s: originals[s] for s in eligible}, "copies are byte for byte"
@@ -265,3 +286,86 @@ def test_wal_store_writer_touches_only_the_named_wal_object(tmp_path: Path) -> N
         store.delete("docs", 2)
     with pytest.raises(FileNotFoundError):
         store.archive("docs", 2)
+
+
+def test_a_trimmed_namespace_survives_a_restart_of_a_node_that_recovers_from_parts(
+    trim_env: TrimEnv,
+) -> None:
+    """What the assertion buys: after the trim, a restarted recovering node serves every
+    document, although most of the WAL is gone from wal/."""
+    env = trim_env
+    env.set_trim("delete")
+    done = env.apply()
+    assert done.exit_code == 0, done.message
+    assert len(env.objects("wal")) == KEEP_LAST
+    restarted = EmulatorConfig(
+        env.store_url,
+        storage_options=dict(env.emu.emulator.config.storage_options),
+        indexer="none",
+        recover_from_parts=True,
+    )
+    with (
+        Emulator(restarted) as e,
+        httpx.Client(transport=EmbeddedTransport(e), base_url="http://embedded") as c,
+    ):
+        r = c.post(
+            "/v2/namespaces/docs/query",
+            json={"vector": [1.0] * 8, "top_k": 1000, "ann_params": {"use_ivf": False}},
+        )
+        assert r.status_code == 200, r.text
+        assert {h["id"] for h in r.json()["hits"]} == set(env.data.docs)
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_trim_against_a_real_mode_target_is_refused_with_the_reason(
+    tmp_path: Path, serve_emulator: Callable[..., RunningEmulator], command: str
+) -> None:
+    """wal_trim.enabled: true without node_recovers_from_parts (a real-mode emulator, which
+    replays the WAL alone as every released elacsym does) is refused at its line, and nothing
+    is read from or written to the store."""
+    store = tmp_path / "store"
+    emu = serve_emulator(EmulatorConfig(data_root=str(store), indexer="none"))
+    make_dataset(tmp_path / "src", files=1, rows=10, dims=8)
+    plan = write_plan(
+        tmp_path / "plan.yaml",
+        url=emu.url,
+        store=store.as_uri(),
+        source=f"{tmp_path / 'src'}/*.ndjson",
+        state=(tmp_path / "state").as_uri(),
+        extra="wal_trim:\n  enabled: true\n  mode: archive\n",
+    )
+    refused = run_cli(command, str(plan))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    line = next(i for i, text in enumerate(plan.read_text().splitlines(), 1) if "enabled" in text)
+    assert f"{plan}:{line}:12: wal_trim.enabled: true is refused" in refused.stderr
+    assert "rebuilds a namespace from its WAL alone when a node restarts" in refused.stderr
+    assert "wal_trim.node_recovers_from_parts: true" in refused.stderr
+    assert not (tmp_path / "state").exists() and not (store / "namespaces").exists()
+
+
+def test_an_embedded_target_that_asserts_recovery_recovers_from_its_parts(tmp_path: Path) -> None:
+    """target.url: embedded with node_recovers_from_parts: the embedded emulator is started
+    recovering from its parts, so the next apply's emulator (a new one, loading the store
+    afresh) still finds the documents whose WAL objects the first apply deleted."""
+    make_dataset(tmp_path / "src", files=1, rows=120, dims=8)
+    plan = write_plan(
+        tmp_path / "plan.yaml",
+        url="embedded",
+        store=(tmp_path / "store").as_uri(),
+        source=f"{tmp_path / 'src'}/*.ndjson",
+        state=(tmp_path / "state").as_uri(),
+        extra="ingest:\n  chunk_bytes: 4KiB\nverify:\n  smoke_queries:\n"
+        "    - name: self-match\n      sample_vectors: 40\n      top_k: 5\n"
+        "wal_trim:\n  enabled: true\n  node_recovers_from_parts: true\n  mode: delete\n"
+        "  older_than: 1ms\n  keep_last: 1\n",
+    )
+    first = apply_plan(load_plan(plan), options=ApplyOptions(lease_renew=5.0))
+    assert first.exit_code == 0, first.message
+    assert first.record is not None and first.record["wal_trim"]["objects"] > 1
+    # A second file makes the next run write, and so verify: its smoke query samples rows
+    # of both files, and those of the first live only in the parts now.
+    make_dataset(tmp_path / "src", files=1, rows=30, dims=8, start_id=1000, prefix="more")
+    second = apply_plan(load_plan(plan), options=ApplyOptions(lease_renew=5.0))
+    assert second.exit_code == 0, second.message
+    assert second.record is not None
+    assert all(c["passed"] for c in second.record["verification"]), second.record

@@ -249,6 +249,24 @@ def test_a_trimmed_wal_loses_documents_unless_recovering_from_parts(
         assert c.post("/v2/namespaces/docs", json=body(range(1))).json() == {"wal_sequence": 4}
 
 
+def test_recover_from_parts_also_works_on_a_store_url_with_the_background_indexer(
+    tmp_path: Path,
+) -> None:
+    """`emulator --store URL --recover-from-parts` (background indexer) recovers from the parts
+    too: the flag switches on the real store's loading instead of being silently ignored."""
+    url = (tmp_path / "store").as_uri()
+    with Emulator(EmulatorConfig(store_url=url, indexer="none")) as e, client_for(e) as c:
+        c.post("/v2/namespaces/docs", json=body(range(0, 20)))
+        c.post("/v2/namespaces/docs", json=body(range(20, 30)))
+        assert e.compact("docs").router.indexed_wal == 2
+    config = EmulatorConfig(store_url=url, recover_from_parts=True)
+    assert config.real_store
+    for seq in (1, 2):
+        wal_path(tmp_path / "store", "docs", seq).unlink()
+    with Emulator(config) as e, client_for(e) as c:
+        assert ids_of(c, "docs") == {str(i) for i in range(30)}
+
+
 def test_appends_reread_router_json(real: Emulator, tmp_path: Path) -> None:
     """Each append starts from router.json on disk: set wal_highwater back and the next
     append reuses an acknowledged sequence, overwriting its WAL file."""

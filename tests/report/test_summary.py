@@ -61,6 +61,26 @@ def test_golden_record_matches_the_schema() -> None:
     VALIDATOR.validate(golden_record())
 
 
+def test_wal_section_shows_unknown_sizes_and_older_records() -> None:
+    """A WAL listing that failed shows – (and says so); a record from before 1.2, which has
+    no wal, still renders (`elax-plan summary` of an old run)."""
+    record = golden_record()
+    record["wal"] = {
+        "namespace": "docs",
+        "start": None,
+        "end": {"objects": 2, "bytes": 10},
+        "growth": None,
+    }
+    VALIDATOR.validate(record)
+    text = render_summary(record)
+    assert "| at the start | – | – |" in text and "| growth | – | – |" in text
+    assert "A WAL listing failed" in text
+    del record["wal"]
+    record["record_version"] = "1.1"
+    text = render_summary(record)
+    assert "## WAL\n\nWAL trim: not enabled.\n" in text
+
+
 def test_schema_rejects_a_record_with_a_wrong_shape() -> None:
     """The schema is not a rubber stamp: unknown keys, bad outcomes and types are refused."""
     changes: list[Callable[[dict[str, Any]], object]] = [

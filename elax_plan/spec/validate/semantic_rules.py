@@ -3,7 +3,8 @@
 Owns the checks across keys: ``chunk_bytes ≤ max_request_bytes``, sizes and durations that
 parse and lie within their bounds (the constants below: every duration at most 30d, so apply's
 clocks cannot overflow), ``resume_wal_lag < max_wal_lag``, ingest and verify consistency
-(smoke queries, filters, ANN parameters), and hands ``source`` to ``source_rules`` and the
+(smoke queries, filters, ANN parameters), WAL trim only on a node asserted to recover from
+its parts (``_wal_trim_checks``: the real node rebuilds from the WAL alone), and hands ``source`` to ``source_rules`` and the
 URLs and paths to ``location_rules``. Runs on defaulted data, after the schema check.
 """
 
@@ -46,6 +47,7 @@ def semantic_issues(
     _indexer_checks(checker, d)
     source_checks(checker, d)
     _verify_checks(checker, d)
+    _wal_trim_checks(checker, d)
     location_checks(checker, d, base_dir, allow_memory_state=allow_memory_state)
 
 
@@ -217,6 +219,31 @@ def _indexer_checks(checker: Checker, d: dict[str, Any]) -> None:
             f"indexer.command is only run with mode: command (this plan says {mode}); set "
             "mode: command or remove the command",
         )
+
+
+def _wal_trim_checks(checker: Checker, d: dict[str, Any]) -> None:
+    """``wal_trim.enabled: true`` only with ``node_recovers_from_parts: true``.
+
+    validate has no network, and nothing a node answers says how it rebuilds a namespace
+    anyway; every released elacsym version replays the WAL alone at restart (CONTRACT §4.1,
+    §5), so trimming is refused unless the plan says, in so many words, that its node
+    recovers from its parts. ``plan`` and ``apply`` load the plan through this check, so a
+    saved plan with a trim step is refused too.
+    """
+    if value_at(d, ("wal_trim", "enabled")) is not True:
+        return
+    if value_at(d, ("wal_trim", "node_recovers_from_parts")) is True:
+        return
+    checker.add(
+        ("wal_trim", "enabled"),
+        "wal_trim.enabled: true is refused: every released elacsym version (72e6998, ac782e1, "
+        "c152c2d) rebuilds a namespace from its WAL alone when a node restarts, so the "
+        "documents of trimmed WAL objects are gone after the next restart. Remove wal_trim "
+        "(the summary reports the WAL's size and growth; `elax-plan wal restore PLAN` puts "
+        "back objects an earlier run archived). Only a node that recovers from its parts may "
+        "trim — `elax-plan emulator --recover-from-parts`, or target.url: embedded — and the "
+        "plan must say so with wal_trim.node_recovers_from_parts: true",
+    )
 
 
 def _ingest_checks(checker: Checker, d: dict[str, Any]) -> None:
