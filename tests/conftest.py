@@ -138,12 +138,16 @@ def serve_emulator() -> Iterator[Callable[..., RunningEmulator]]:
     """Factory: start an emulator for a config on a free port; all are stopped after the test."""
     running: list[tuple[uvicorn.Server, threading.Thread, RunningEmulator]] = []
 
-    def start(config: EmulatorConfig) -> RunningEmulator:
+    def start(
+        config: EmulatorConfig, wrap: Callable[[AsgiApp], Any] | None = None
+    ) -> RunningEmulator:
+        """``wrap``: an ASGI app around the emulator's (e.g. one that records what arrives)."""
         sock = bind("127.0.0.1", 0)
         port = sock.getsockname()[1]
         emulator = Emulator(config).start()
+        app = AsgiApp(emulator)
         server = uvicorn.Server(
-            uvicorn.Config(AsgiApp(emulator), log_level="warning", lifespan="off")
+            uvicorn.Config(app if wrap is None else wrap(app), log_level="warning", lifespan="off")
         )
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         thread.start()

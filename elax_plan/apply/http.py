@@ -33,13 +33,21 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def post(client: httpx.Client, path: str, content: bytes) -> httpx.Response:
+def post(
+    client: httpx.Client, path: str, content: bytes, *, timeout: float | None = None
+) -> httpx.Response:
     """POST ``content`` as JSON; the response, unless the failure is transient.
 
+    ``timeout``: seconds for this request (None: the client's own, ``target.timeout``).
     Raises ``TargetUnavailable`` (retryable) for a transport error, 429 or 5xx.
     """
     try:
-        response = client.post(path, content=content, headers=JSON_HEADERS)
+        response = client.post(
+            path,
+            content=content,
+            headers=JSON_HEADERS,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+        )
     except httpx.TransportError as exc:  # connect errors, timeouts, protocol errors, resets
         cause = type(exc).__name__
         text = str(exc) or cause

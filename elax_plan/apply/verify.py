@@ -2,120 +2,58 @@
 
 ``run_checks`` walks the execution plan's check steps and runs each with the
 executor of its kind (``EXECUTORS``: wait for the index, parts and epoch, a
-smoke query, the recall gate), reading every parameter from the step itself —
-never from the plan file, so what runs is what was shown. Owns each check's
-request and its verdict with evidence: what was asked, what came back, what
-was expected, and for a failure the likely cause and what to try. Queries
-always carry ``min_wal_sequence`` = the last acknowledged sequence and use the
-portable body of CONTRACT §3.9; query vectors come from ``samples``. Transient
-failures are retried (``elax_plan.retry``); a check that still cannot run is
-incomplete, not failed. It only reads: the namespace is not changed here.
+smoke query, the recall gate in ``recall_gate``), reading every parameter from
+the step itself — never from the plan file, so what runs is what was shown.
+Owns each check's request and its verdict with evidence: what was asked, what
+came back, what was expected, and for a failure the likely cause and what to
+try; and the warm-up query the plan puts before the first query check. Queries
+always carry ``min_wal_sequence`` = the last acknowledged sequence, use the
+portable body of CONTRACT §3.9 and the step's ``verify.timeout``; query vectors
+come from ``samples``. Transient failures are retried (``elax_plan.retry``); a
+check that still cannot run is incomplete, not failed. It only reads: the
+namespace is not changed here.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
 
+from elax_plan.apply.check_context import (
+    CheckResult,
+    Executor,
+    QueryFailed,
+    VerifyContext,
+    redacted_body,
+    step_timeout,
+)
 from elax_plan.apply.http import post
-from elax_plan.apply.samples import SampledRow
+from elax_plan.apply.recall_gate import recall
 from elax_plan.errors import ElaxError, TargetUnavailable
 from elax_plan.execution_plan import PostKind, PostStep
-from elax_plan.live.model import NamespaceLive
-from elax_plan.retry import Retrier
 from elax_plan.spec import AnnParams, SmokeQuery, redact
-
-TUNE_TARGET_RECALLS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
-
-
-@dataclass
-class CheckResult:
-    """One verification step's verdict and the numbers behind it."""
-
-    key: str
-    title: str
-    passed: bool
-    detail: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    advice: str = ""
-    # No verdict on the data (the index never caught up, the check could not run): the run's
-    # verification stays pending, so the next apply runs it again, as the advice promises.
-    incomplete: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "title": self.title,
-            "passed": self.passed,
-            "detail": self.detail,
-            "evidence": self.evidence,
-            "advice": self.advice,
-            "incomplete": self.incomplete,
-        }
-
-
-@dataclass
-class VerifyContext:
-    """What every check reads: the target, the router, and what the run acknowledged."""
-
-    client: httpx.Client
-    namespace: str
-    read_namespace: Callable[[], NamespaceLive]  # already retrying transient store failures
-    sample: Callable[[int, int], list[SampledRow]]  # (n, seed) → rows sampled from the source
-    last_acked_seq: int | None
-    wal_range: tuple[int, int] | None
-    upserts_acked: int
-    resends: int
-    epoch_at_start: int
-    retrier: Retrier
-    # Waiting on ``stop`` (set by SIGINT/SIGTERM) keeps a long index timeout interruptible.
-    stop: threading.Event = field(default_factory=threading.Event)
-    clock: Callable[[], float] = time.monotonic
-    on_event: Callable[[str, dict[str, Any]], None] = lambda *_: None
-
-    @property
-    def query_path(self) -> str:
-        return f"/v2/namespaces/{quote(self.namespace, safe='')}/query"
-
-    @property
-    def recall_path(self) -> str:
-        return f"/v1/namespaces/{quote(self.namespace, safe='')}/_debug/recall"
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a JSON body, retrying transient failures; the answer object, or
-        ``QueryFailed`` with status and text for any other non-200 answer."""
-        content = orjson.dumps(body)
-        response = self.retrier.call(lambda: post(self.client, path, content), what="verify")
-        if response.status_code != 200:
-            raise QueryFailed(response.status_code, response.text[:500])
-        data = orjson.loads(response.content)
-        return data if isinstance(data, dict) else {}
-
 
 # --- the whole sequence -------------------------------------------------------------------------
 
 
-Executor = Callable[[VerifyContext, PostStep], "CheckResult"]
-
-
 def run_checks(ctx: VerifyContext, steps: Sequence[PostStep]) -> list[CheckResult]:
-    """The plan's check steps in order, each by its kind's executor; stops early after a
-    failed wait for the index, or when ``stop`` is set."""
+    """The plan's check steps in order, each by its kind's executor, the planned warm-up query
+    first; stops early after a failed wait for the index, or when ``stop`` is set."""
     results: list[CheckResult] = []
     for step in steps:
         if not step.is_check:
             continue
         if ctx.stop.is_set():
             break  # interrupted: the run records its verification as unfinished
+        planned = step.params.get("warm_up")
+        warmed = warm_up(ctx, planned) if planned else None
         result = _guarded(ctx, step)
+        if warmed is not None:
+            _note_warm_up(result, warmed)
         results.append(result)
         if step.kind == "wait_for_index" and not result.passed:
             break  # parts cannot add up before the index caught up
@@ -144,6 +82,93 @@ def _guarded(ctx: VerifyContext, step: PostStep) -> CheckResult:
             "again to verify.",
             incomplete=True,
         )
+
+
+# --- warm-up ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WarmUp:
+    """How the warm-up query went: evidence for the check after it, never a verdict."""
+
+    outcome: str  # "ok", "timeout", "failed" or "skipped"
+    seconds: float
+    timeout_s: float
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "seconds": round(self.seconds, 3),
+            "timeout_s": self.timeout_s,
+            "error": self.error,
+        }
+
+    def note(self) -> str:
+        """A clause for the check's detail; empty when the warm-up went as planned."""
+        if self.outcome == "timeout":
+            return (
+                f"the warm-up query timed out after {self.timeout_s:g}s (verify.timeout): "
+                "the IVF rebuild after the writes took longer"
+            )
+        if self.outcome == "failed":
+            return f"the warm-up query failed: {self.error}"
+        if self.outcome == "skipped":
+            return f"no warm-up query: {self.error}"
+        return ""
+
+
+def warm_up(ctx: VerifyContext, planned: Mapping[str, Any]) -> WarmUp:
+    """One vector query (top 1) with a sampled source vector before the first query check.
+
+    The first vector query after writes rebuilds the IVF under the namespace lock (CONTRACT
+    §3.5), with the metric and ann_params the plan gives it (the recall gate's, so the checks
+    find that index built): this query pays for the rebuild, so a check's numbers and its
+    timeout are about the check. Sent once, never retried and never a verdict: if it fails,
+    the checks after it (which retry) say whether the target answers; a timeout is reported
+    in the next check's detail, so a check that then fails names the likely cause.
+    """
+    timeout = float(planned["timeout_s"])
+    rows = ctx.sample(int(planned["num"]), int(planned["seed"]))
+    if not rows:
+        return WarmUp("skipped", 0.0, timeout, "no source row with a vector could be sampled")
+    vector = rows[0].vector
+    body: dict[str, Any] = {
+        "vector": vector,
+        "rank_by": ["vector", "ANN", vector],
+        "top_k": 1,
+        "metric": planned["metric"],
+    }
+    if ctx.last_acked_seq is not None:
+        body["min_wal_sequence"] = ctx.last_acked_seq
+    ann = AnnParams(params=dict(planned["ann_params"])).to_wire()
+    if ann:
+        body["ann_params"] = ann
+    start = ctx.clock()
+    try:
+        response = post(ctx.client, ctx.query_path, orjson.dumps(body), timeout=timeout)
+    except TargetUnavailable as exc:
+        timed_out = isinstance(exc.__cause__, httpx.TimeoutException)
+        outcome = "timeout" if timed_out else "failed"
+        warmed = WarmUp(outcome, ctx.clock() - start, timeout, redact(exc.message))
+    else:
+        ok = response.status_code == 200
+        error = "" if ok else f"HTTP {response.status_code}: {response.text[:200]}"
+        warmed = WarmUp("ok" if ok else "failed", ctx.clock() - start, timeout, error)
+    ctx.on_event("warm_up", warmed.to_json())
+    return warmed
+
+
+def _note_warm_up(result: CheckResult, warmed: WarmUp) -> None:
+    result.evidence["warm_up"] = warmed.to_json()
+    note = warmed.note()
+    if note:
+        result.detail += f"; {note}"
+    if warmed.outcome == "timeout" and not result.passed:
+        result.advice = (
+            f"{result.advice} The warm-up query timed out too: on a large namespace the "
+            "first query after writes rebuilds the IVF under a lock; raise verify.timeout."
+        ).strip()
 
 
 # --- wait for the index -------------------------------------------------------------------
@@ -280,16 +305,18 @@ def smoke_query(ctx: VerifyContext, step: PostStep) -> CheckResult:
     q = SmokeQuery.from_dict(step.params["query"])
     metric = str(step.params["metric"])
     key, title = step.key, step.title
+    timeout = step_timeout(step)
     try:
         if q.kind == "sample_vectors":
-            return _smoke_samples(ctx, q, metric, int(step.params["seed"]), key, title)
+            seed = int(step.params["seed"])
+            return _smoke_samples(ctx, q, metric, seed, timeout, key, title)
         body = _base_body(ctx, q, metric)
         if q.kind == "bm25" and q.bm25 is not None:
             body["rank_by"] = [q.bm25.field, "BM25", q.bm25.text]
         elif q.vector is not None:
             body["vector"] = list(q.vector)
             body["rank_by"] = ["vector", "ANN", list(q.vector)]
-        hits = ctx.post(ctx.query_path, body).get("hits", [])
+        hits = ctx.post(ctx.query_path, body, timeout).get("hits", [])
     except QueryFailed as exc:
         return CheckResult(
             key,
@@ -304,7 +331,7 @@ def smoke_query(ctx: VerifyContext, step: PostStep) -> CheckResult:
     passed = len(hits) >= q.min_hits and not missing
     shown = [{"id": h.get("id"), "score": h.get("score")} for h in hits[:10]]
     evidence = {
-        "query": _redacted_body(body),
+        "query": redacted_body(body),
         "hits": len(hits),
         "top": shown,
         "expected_min_hits": q.min_hits,
@@ -329,7 +356,13 @@ def smoke_query(ctx: VerifyContext, step: PostStep) -> CheckResult:
 
 
 def _smoke_samples(
-    ctx: VerifyContext, q: SmokeQuery, metric: str, seed: int, key: str, title: str
+    ctx: VerifyContext,
+    q: SmokeQuery,
+    metric: str,
+    seed: int,
+    timeout: float,
+    key: str,
+    title: str,
 ) -> CheckResult:
     n = q.sample_vectors or 0
     rows = ctx.sample(n, seed)
@@ -339,14 +372,14 @@ def _smoke_samples(
         body = _base_body(ctx, q, metric)
         body["vector"] = row.vector
         body["rank_by"] = ["vector", "ANN", row.vector]
-        hits = ctx.post(ctx.query_path, body).get("hits", [])
+        hits = ctx.post(ctx.query_path, body, timeout).get("hits", [])
         ids = [str(h.get("id")) for h in hits]
         if row.id not in ids:
             misses.append({"id": row.id, "top": ids[:5]})
     found = len(rows) - len(misses)
     evidence = {
         # What was asked (one of the bodies; they differ only in the vector).
-        "query": _redacted_body(body),
+        "query": redacted_body(body),
         "sampled": len(rows),
         "found": found,
         "misses": misses[:10],
@@ -381,171 +414,6 @@ def _smoke_samples(
     )
 
 
-# --- recall -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RecallGate:
-    """The recall step's parameters, as the plan carries them."""
-
-    num: int
-    top_k: int
-    min_avg_recall: float
-    ann_params: dict[str, Any]
-    tune: bool
-    seed: int
-    metric: str
-
-    @classmethod
-    def of(cls, step: PostStep) -> RecallGate:
-        p = step.params
-        return cls(
-            num=int(p["num"]),
-            top_k=int(p["top_k"]),
-            min_avg_recall=float(p["min_avg_recall"]),
-            ann_params=dict(p["ann_params"]),
-            tune=bool(p["tune"]),
-            seed=int(p["seed"]),
-            metric=str(p["metric"]),
-        )
-
-
-def _recall_call(
-    ctx: VerifyContext, gate: RecallGate, vectors: list[list[float]], ann: dict[str, Any]
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "num": len(vectors),
-        "top_k": gate.top_k,
-        "queries": vectors,
-        "metric": gate.metric,
-    }
-    if ann:
-        body["ann_params"] = ann
-    return ctx.post(ctx.recall_path, body)
-
-
-def recall(ctx: VerifyContext, step: PostStep) -> CheckResult:
-    """``_debug/recall`` with sampled source vectors against ``min_avg_recall``."""
-    r = RecallGate.of(step)
-    title = step.title
-    rows = ctx.sample(r.num, r.seed)
-    vectors = [row.vector for row in rows]
-    ann = AnnParams(params=r.ann_params).to_wire()
-    try:
-        stats = _recall_call(ctx, r, vectors, ann)
-    except QueryFailed as exc:
-        return CheckResult(
-            step.key,
-            title,
-            False,
-            f"_debug/recall failed: HTTP {exc.status}: {exc.text}",
-            {"status": exc.status},
-            "Check verify.recall.ann_params.",
-        )
-    avg = float(stats.get("avg_recall", 0.0))
-    evaluated = int(stats.get("evaluated", 0))
-    evidence: dict[str, Any] = {
-        "avg_recall": avg,
-        "min_avg_recall": r.min_avg_recall,
-        "evaluated": evaluated,
-        "queries": len(vectors),
-        "top_k": r.top_k,
-        "ann_params": ann,
-        "avg_ann_count": stats.get("avg_ann_count"),
-        "avg_exhaustive_count": stats.get("avg_exhaustive_count"),
-    }
-    if evaluated == 0:
-        return CheckResult(
-            step.key,
-            title,
-            False,
-            "_debug/recall evaluated 0 queries",
-            evidence,
-            "Check that the sampled vectors have the namespace's dims.",
-        )
-    if avg >= r.min_avg_recall:
-        return CheckResult(
-            step.key,
-            title,
-            True,
-            f"avg_recall {avg:.4f} ≥ {r.min_avg_recall} over {evaluated} queries",
-            evidence,
-        )
-    gap = r.min_avg_recall - avg
-    advice = (
-        "Follow the recall-drift runbook: raise ann_params.target_recall (the probe "
-        "fraction; the design calls it nprobe_ratio) or set nprobe, use rerank_mode: fp32, "
-        "or raise rerank_scale."
-    )
-    # Tuning only on a miss (it costs a dozen recall calls), and it only measures: the
-    # gate is judged on the plan's ann_params, so it still fails, and the advice says
-    # which setting to adopt.
-    tuned = _tune(ctx, r, vectors, ann) if r.tune else None
-    if tuned is not None:
-        evidence["tuning"] = tuned
-        if tuned["cheapest"] is not None:
-            setting = json.dumps(tuned["cheapest"], sort_keys=True)
-            advice += (
-                f" Tuning found the cheapest setting that meets the SLO: {setting}. "
-                "The gate still fails: tuning only measures, and nothing changed in "
-                "elacsym. Send these ann_params with your queries, and put them in "
-                "verify.recall.ann_params so that later runs gate on what you serve."
-            )
-        else:
-            advice += " Tuning found no passing setting up to target_recall 1.0 with fp32."
-    return CheckResult(
-        step.key,
-        title,
-        False,
-        f"avg_recall {avg:.4f} is {gap:.4f} below the SLO {r.min_avg_recall} "
-        f"over {evaluated} queries",
-        evidence,
-        advice,
-    )
-
-
-def _tune(
-    ctx: VerifyContext, r: RecallGate, vectors: list[list[float]], ann: dict[str, Any]
-) -> dict[str, Any]:
-    """Probe increasing target_recall, then fp32 rerank; the cheapest setting that passes."""
-    tried: list[dict[str, Any]] = []
-    cheapest: dict[str, Any] | None = None
-    for mode in (ann.get("rerank_mode", "erq"), "fp32"):
-        for target in TUNE_TARGET_RECALLS:
-            candidate = {k: v for k, v in ann.items() if k not in ("nprobe", "nprobe_ratio")}
-            candidate.update({"target_recall": target, "rerank_mode": mode})
-            try:
-                stats = _recall_call(ctx, r, vectors, candidate)
-            except QueryFailed as exc:
-                tried.append({"ann_params": candidate, "error": f"HTTP {exc.status}"})
-                continue
-            avg = float(stats.get("avg_recall", 0.0))
-            tried.append({"ann_params": candidate, "avg_recall": avg})
-            if avg >= r.min_avg_recall:
-                cheapest = candidate
-                break
-        if cheapest is not None or mode == "fp32":
-            break
-    return {"tried": tried, "cheapest": cheapest}
-
-
-class QueryFailed(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        self.status = status
-        self.text = text
-        super().__init__(f"HTTP {status}: {text}")
-
-
-def _redacted_body(body: dict[str, Any]) -> dict[str, Any]:
-    out = dict(body)
-    for key in ("vector",):
-        if key in out:
-            out[key] = f"[{len(out[key])} numbers]"
-    if "rank_by" in out and out["rank_by"] and out["rank_by"][1] == "ANN":
-        out["rank_by"] = [out["rank_by"][0], "ANN", f"[{len(out['rank_by'][2])} numbers]"]
-    return out
-
-
 def overall(results: Iterable[CheckResult]) -> bool:
     return all(r.passed for r in results)
 
@@ -562,6 +430,8 @@ __all__ = [
     "EXECUTORS",
     "CheckResult",
     "VerifyContext",
+    "WarmUp",
     "overall",
     "run_checks",
+    "warm_up",
 ]

@@ -1,8 +1,15 @@
 """The steps after the writes, each carrying every parameter its executor needs: wait for
 the index, parts and epoch, smoke queries, recall (``check_steps``), and the WAL trim.
+
+Query checks carry ``verify.timeout`` as their per-request timeout, the recall gate also
+``target.max_request_bytes`` (its sample is split into calls under it), and the first query
+check the warm-up query that runs before it (``warm_up``).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
 
 from elax_plan.execution_plan import (
     PostStep,
@@ -53,10 +60,49 @@ def check_steps(spec: PlanSpec) -> list[PostStep]:
                 "acknowledged; router epoch advanced",
             )
         )
-    steps.extend(_smoke_step(spec, q) for q in v.smoke_queries)
+    queries = [_smoke_step(spec, q) for q in v.smoke_queries]
     if v.recall is not None:
-        steps.append(_recall_step(spec, v.recall))
-    return steps
+        queries.append(_recall_step(spec, v.recall))
+    warm = _warm_up(spec)
+    if queries and warm is not None:
+        first = queries[0]
+        queries[0] = replace(
+            first,
+            detail=f"{first.detail}; after one warm-up vector query (timeout "
+            f"{format_duration(spec.verify.timeout)}) that absorbs the IVF rebuild: not "
+            "gating, a timeout is reported",
+            params={**first.params, "warm_up": warm},
+        )
+    return steps + queries
+
+
+def _warm_up(spec: PlanSpec) -> dict[str, Any] | None:
+    """The warm-up query's parameters, or None when no check queries vectors.
+
+    Its vector is the first of a sample a check draws anyway (the recall gate's, else the
+    first sampled smoke query's), so the warm-up reads no more of the source; its ann_params
+    and metric are those of the recall gate (else the first vector smoke query), so the
+    index it builds is the one that gate measures (the node rebuilds on other bit settings).
+    """
+    v = spec.verify
+    vector_queries = [q for q in v.smoke_queries if q.kind != "bm25"]
+    if spec.source.vector_field is None or (v.recall is None and not vector_queries):
+        return None
+    sampled = next((q for q in v.smoke_queries if q.kind == "sample_vectors"), None)
+    if v.recall is not None:
+        num, seed = v.recall.num, v.recall.seed
+    elif sampled is not None:
+        num, seed = sampled.sample_vectors or 1, smoke_seed(spec, sampled.name)
+    else:
+        num, seed = 1, smoke_seed(spec, "warm-up")
+    ann = v.recall.ann_params if v.recall is not None else vector_queries[0].ann_params
+    return {
+        "num": num,
+        "seed": seed,
+        "metric": spec.target.distance_metric,
+        "ann_params": dict(ann.params),
+        "timeout_s": v.timeout,
+    }
 
 
 def _wait_step(spec: PlanSpec) -> PostStep:
@@ -100,19 +146,24 @@ def _smoke_step(spec: PlanSpec, q: SmokeQuery) -> PostStep:
             "metric": spec.target.distance_metric,
             "query": q.to_dict(),
             "seed": smoke_seed(spec, q.name),
+            "timeout_s": spec.verify.timeout,
+            "warm_up": None,
         },
     )
 
 
 def _recall_step(spec: PlanSpec, r: RecallSpec) -> PostStep:
     metric = spec.target.distance_metric
+    budget = spec.target.max_request_bytes
     return PostStep(
         "recall",
         "recall",
         "Recall SLO",
         f"_debug/recall with {plural(r.num, 'sampled source vector')}, top {r.top_k}, "
         f"metric {metric}: avg_recall ≥ {r.min_avg_recall}"
-        + (" (tune: find the cheapest passing setting)" if r.tune else ""),
+        + (" (tune: find the cheapest passing setting)" if r.tune else "")
+        + f"; float32 vectors in calls of ≤ {format_bytes(budget)}, combined weighted by "
+        f"evaluated; timeout {format_duration(spec.verify.timeout)} per call",
         params={
             "num": r.num,
             "top_k": r.top_k,
@@ -121,6 +172,9 @@ def _recall_step(spec: PlanSpec, r: RecallSpec) -> PostStep:
             "tune": r.tune,
             "seed": r.seed,
             "metric": metric,
+            "max_request_bytes": budget,
+            "timeout_s": spec.verify.timeout,
+            "warm_up": None,
         },
     )
 

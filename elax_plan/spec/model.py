@@ -284,6 +284,9 @@ class VerifySpec(_Spec):
 
     wait_for_index: bool
     index_timeout: float
+    # One verification request's HTTP timeout in seconds (not target.timeout): the first
+    # vector query after writes rebuilds the IVF under the namespace lock (CONTRACT §3.5).
+    timeout: float
     smoke_queries: tuple[SmokeQuery, ...]
     recall: RecallSpec | None
 

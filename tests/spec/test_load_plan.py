@@ -50,7 +50,7 @@ def test_minimal_plan_gets_every_default_of_spec_section_3(tmp_path: Path) -> No
     assert (throttle.poll_interval, throttle.stall_timeout) == (1.0, 900.0)
     assert (spec.preconditions.max_initial_wal_lag, spec.preconditions.store_budget) == (1, None)
     verify = spec.verify
-    assert (verify.wait_for_index, verify.index_timeout) == (True, 1800.0)
+    assert (verify.wait_for_index, verify.index_timeout, verify.timeout) == (True, 1800.0, 300.0)
     assert (verify.smoke_queries, verify.recall) == ((), None)
     trim = spec.wal_trim
     assert (trim.enabled, trim.mode, trim.older_than, trim.keep_last) == (

@@ -125,6 +125,7 @@ _DURATIONS: tuple[tuple[NodePath, float, float], ...] = (
     (("throttle", "poll_interval"), MIN_POLL_INTERVAL_SECONDS, MAX_DURATION_SECONDS),
     (("throttle", "stall_timeout"), 0, MAX_DURATION_SECONDS),
     (("verify", "index_timeout"), 0, MAX_DURATION_SECONDS),
+    (("verify", "timeout"), 0, MAX_DURATION_SECONDS),
     (("indexer", "timeout"), 0, MAX_DURATION_SECONDS),
 )
 

@@ -148,6 +148,7 @@ DURATION_PATHS = [
     ("throttle", "poll_interval"),
     ("throttle", "stall_timeout"),
     ("verify", "index_timeout"),
+    ("verify", "timeout"),
 ]
 
 
@@ -185,10 +186,10 @@ def test_thirty_days_is_the_longest_duration_accepted(tmp_path: Path) -> None:
     """30d is accepted for every duration (and 365d for wal_trim.older_than); 31d is not."""
     extra = (
         "ingest:\n  retry: {initial: 30d, max: 30d}\nthrottle:\n  poll_interval: 30d\n"
-        "  stall_timeout: 30d\nverify:\n  index_timeout: 30d\nwal_trim:\n  older_than: 365d\n"
+        "  stall_timeout: 30d\nverify:\n  index_timeout: 30d\n  timeout: 30d\nwal_trim:\n  older_than: 365d\n"
     )
     spec = parse_plan(minimal_with(extra), base_dir=tmp_path)
-    assert spec.throttle.stall_timeout == 30 * 86400
+    assert spec.throttle.stall_timeout == spec.verify.timeout == 30 * 86400
     assert spec.wal_trim.older_than == 365 * 86400
     issues = issues_of(minimal_with("wal_trim:\n  older_than: 366d\n"), tmp_path)
     assert issues == [
