@@ -21,9 +21,9 @@
     ├── StateError              the state store / ledger / lease cannot be used          (exit 1)
     │   ├── StateUnavailable    … transiently                                (retryable)
     │   ├── Conflict            a compare-and-swap write lost
-    │   ├── LeaseHeld           another run holds the lease
+    │   ├── LeaseHeld           another run holds the plan's (or namespace's) lease
     │   ├── LeaseLost           our lease was taken over or could not be renewed
-    │   └── LeaseCorrupt        lock.json is no lease (`unlock PLAN corrupt` removes it)
+    │   └── LeaseCorrupt        a lock file is no lease (`unlock PLAN [--namespace] corrupt`)
     ├── SourceError             a source file cannot be listed, opened or read           (exit 1)
     ├── InvalidRowError         a source row is invalid and the policy stops the run     (exit 1)
     ├── NothingWritten          the run read rows and wrote none (every row rejected)    (exit 1)
@@ -258,7 +258,8 @@ class Conflict(StateError):
 
 
 class LeaseHeld(StateError):
-    """Another run holds the plan's lease; ``info`` (an ``elax_plan.state.LeaseInfo``) says who."""
+    """Another run holds the lease (a plan's, or a namespace's); ``info`` (an
+    ``elax_plan.state.LeaseInfo``) says who."""
 
     def __init__(self, summary: str, detail: str, hint: str, info: Any) -> None:
         super().__init__(summary, detail, hint)
@@ -270,7 +271,8 @@ class LeaseLost(StateError):
 
 
 class LeaseCorrupt(StateError):
-    """``lock.json`` cannot be read as a lease (not JSON, or fields missing or wrong)."""
+    """A lock file (``lock.json``, ``<ns>.lock``) cannot be read as a lease (not JSON, or fields
+    missing or wrong)."""
 
     def __init__(self, summary: str, detail: str, hint: str, reason: str) -> None:
         super().__init__(summary, detail, hint)

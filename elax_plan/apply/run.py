@@ -1,7 +1,8 @@
 """One ``apply``: lease, decide, confirm, write with checkpoints, verify, trim, summarise, release.
 
-Owns the order of SPEC §5 and nothing else. ``apply_plan`` takes the lease
-first and releases it last (also on errors and interrupts); ``ApplyRun`` then
+Owns the order of SPEC §5 and nothing else. ``apply_plan`` takes the plan's lease and
+its namespace's lease first and releases them last (also on errors and interrupts;
+``leases`` says why the namespace lease covers the whole run); ``ApplyRun`` then
 runs one method per phase over one run context:
 
 - ``decide``: re-read live state and plan; a saved plan is refused when stale,
@@ -44,6 +45,7 @@ from elax_plan.apply.checkpoints import (
 )
 from elax_plan.apply.context import ApplyHooks, ApplyOptions, ApplyOutcome, RunContext
 from elax_plan.apply.indexer import compactor_for
+from elax_plan.apply.leases import RunLeases
 from elax_plan.apply.outcome import RunFilesAt, closing, interrupted_writes, nothing_written
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
@@ -56,6 +58,7 @@ from elax_plan.apply.verify import CheckResult, VerifyContext, overall, run_chec
 from elax_plan.apply.wal_store import WalStoreWriter
 from elax_plan.apply.writer import Writer
 from elax_plan.errors import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     ElaxError,
     NotApproved,
@@ -74,13 +77,11 @@ from elax_plan.planner import build_plan
 from elax_plan.retry import Interrupted, Retrier
 from elax_plan.spec import PlanSpec, reveal
 from elax_plan.state import (
-    Heartbeat,
     Ledger,
     LedgerStore,
     RunFiles,
     TargetIdentity,
     Verification,
-    acquire,
     new_run_id,
     open_backend,
     record_namespace_use,
@@ -103,26 +104,18 @@ def apply_plan(
     options = options or ApplyOptions()
     stop = stop or threading.Event()
     backend = open_backend(spec.state.uri, spec.state.storage_options)
-    lease = acquire(
-        backend,
-        spec.name,
-        "apply",
-        ttl=options.lease_ttl,
-        wait=options.lock_timeout,
-        plan_file=plan_file,
-        on_wait=hooks.on_lock_wait,
-    )
-    log.info("lease taken", lock_id=lease.lock_id, plan=spec.name)
-    heartbeat = Heartbeat(lease, options.lease_renew, on_lost=lambda _: stop.set()).start()
+    leases = RunLeases(backend, spec, options, hooks, stop, plan_file)
+    try:
+        lease, heartbeat = leases.take()
+    except Interrupted:
+        # Ctrl-C while --lock-timeout waited: nothing was planned or written.
+        message = "Interrupted while waiting for a lease held by another run: nothing was written."
+        return ApplyOutcome(EXIT_INTERRUPTED, None, {}, message=message)
     try:
         ctx = RunContext(spec, backend, lease, heartbeat, hooks, options, stop)
         return ApplyRun(ctx).execute(saved)
     finally:
-        heartbeat.stop()
-        try:
-            lease.release()
-        except StateError as exc:
-            log.warning("lease not released", error=exc.message)
+        leases.release()
         # Bound by ApplyRun; a later apply in this process must not log under this run.
         structlog.contextvars.unbind_contextvars("run_id")
 

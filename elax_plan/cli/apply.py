@@ -97,7 +97,7 @@ class _Signals:
         self.stop.set()
         _say(
             "\nStopping: no new writes; requests in flight are abandoned after a second (they"
-            " are sent again on resume); saving the checkpoint and releasing the lease… Press"
+            " are sent again on resume); saving the checkpoint and releasing the leases… Press"
             " Ctrl-C again to exit at once.\n"
         )
         self.timer = threading.Timer(
@@ -161,8 +161,14 @@ class _Console:
             return
         self.waited_for.add(info.lock_id)
         h = info.holder
+        # A namespace lease is held for another plan: name the namespace and that plan first.
+        what = (
+            f"namespace '{info.namespace}', written by plan '{info.plan}' —"
+            if info.namespace is not None
+            else "the lease"
+        )
         echo(
-            f"Waiting up to {format_duration(self.lock_timeout)} for the lease held by user "
+            f"Waiting up to {format_duration(self.lock_timeout)} for {what} held by user "
             f"{h.user} on host {h.host}, pid {h.pid} (lock id {info.lock_id}, "
             f"{info.operation}, since {info.since})…",
             err=True,
@@ -217,7 +223,8 @@ class _Console:
     type=Duration(),
     default="0s",
     show_default=True,
-    help="Wait this long for another apply's lease before giving up.",
+    help="Wait this long for another apply's lease before giving up: the plan's own, and"
+    " the namespace's (one plan at a time writes into a namespace), together.",
 )
 @click.pass_obj
 def apply_command(
@@ -236,8 +243,12 @@ def apply_command(
     `elax-plan plan --out FILE`) is applied exactly, without a prompt, and
     refused when anything it was computed from has changed. An interrupted
     or failed run resumes from its checkpoint when apply runs again.
+    Apply holds two leases for the whole run: the plan's, and its
+    namespace's (namespaces/<ns>.lock under state.uri), so that two plans
+    sharing a state.uri never write one namespace at once; the second waits
+    up to --lock-timeout or exits 1 naming the plan and run that holds it.
     Ctrl-C / SIGTERM stop within seconds (exit 130): requests in flight are
-    abandoned (sent again on resume), the checkpoint is saved and the lease
+    abandoned (sent again on resume), the checkpoint is saved and the leases
     released. A second Ctrl-C exits at once and says what state is left.
     """
     from elax_plan.apply.run import ApplyOptions, apply_plan
@@ -298,15 +309,16 @@ def _abandoned_requests() -> bool:
 def _state_left(spec: PlanSpec, plan_file: str, console: _Console) -> Callable[[], str]:
     """What an early exit leaves behind, said when it happens (it depends on how far the run
     got): computed without I/O, since a signal handler or a timer says it."""
-    from elax_plan.state import DEFAULT_TTL, LedgerStore, lease_location, open_backend
+    from elax_plan.state import DEFAULT_TTL, LeaseKey, LedgerStore, lease_location, open_backend
 
     backend = open_backend(spec.state.uri, spec.state.storage_options)
     lock = lease_location(backend, spec.name)
+    namespace_lock = lease_location(backend, LeaseKey.namespace(spec.target.namespace))
     ledger = LedgerStore(backend, spec.name).location
     lease = (
-        f"The lease may be left in {lock}: the next `elax-plan apply` on this host takes it over"
-        f" at once (its holder is gone); on another host it waits until the lease expires,"
-        f" {DEFAULT_TTL:g}s after its last renewal."
+        f"The leases may be left in {lock} and {namespace_lock}: the next `elax-plan apply` on"
+        f" this host takes them over at once (their holder is gone); on another host it waits"
+        f" until they expire, {DEFAULT_TTL:g}s after their last renewal."
     )
 
     def left() -> str:

@@ -1,7 +1,7 @@
 """Where state lives under ``state.uri`` and how its documents are encoded.
 
 Owns the key layout of SPEC §6 (``<plan>/state.json``, ``<plan>/lock.json``,
-``<plan>/runs/<run_id>/…``, ``namespaces/<ns>.json``), the UTC timestamp
+``<plan>/runs/<run_id>/…``, ``namespaces/<ns>.json``, ``namespaces/<ns>.lock``), the UTC timestamp
 format, and the JSON encoding every state document shares (orjson, sorted
 keys, secrets redacted before they can reach a file). It does no I/O and must
 not know what the documents mean.
@@ -69,14 +69,24 @@ def run_key(plan_name: str, run_id: str, name: str) -> str:
     return f"{runs_prefix(plan_name)}/{run_id}/{name}"
 
 
-def namespace_key(namespace: str) -> str:
+def _check_namespace(namespace: str) -> str:
     if not _NAMESPACE.fullmatch(namespace):
         raise StateError(
             f"The namespace {namespace!r} cannot name a state record.",
             None,
             "Use a namespace name without '/' that does not start with '.' (target.namespace).",
         )
-    return f"namespaces/{namespace}.json"
+    return namespace
+
+
+def namespace_key(namespace: str) -> str:
+    """The namespace record: metric and dims every plan so far wrote into it."""
+    return f"namespaces/{_check_namespace(namespace)}.json"
+
+
+def namespace_lock_key(namespace: str) -> str:
+    """The namespace lease: which plan writes into the namespace now (one at a time)."""
+    return f"namespaces/{_check_namespace(namespace)}.lock"
 
 
 def iso(ts: float) -> str:

@@ -1,12 +1,16 @@
-"""The lease (``<plan>/lock.json``): who may write a plan's ledger, and for how long.
+"""The lease mechanics: who may hold a key (a plan's ledger, or the writes into a namespace),
+and for how long.
 
-Owns taking, renewing, releasing and force-releasing the lease, and judging
-whether a holder is gone. It must not touch the ledger (``ledger`` fences its
-writes with ``Lease.verify``) and must never wait on anything but the lease.
+Owns taking, renewing, releasing and force-releasing a lease, and judging whether
+a holder is gone. What a lease locks and what it says is ``lease_info``
+(``LeaseKey``: the plan lease ``<plan>/lock.json`` or the namespace lease
+``namespaces/<ns>.lock``); both kinds follow exactly these rules. It must not touch
+the ledger (``ledger`` fences its writes with ``Lease.verify``) and must never wait on
+anything but the lease.
 
 Rules (SPEC §6):
 
-* ``acquire`` creates ``lock.json`` only if absent (``StateBackend.create``).
+* ``acquire`` creates the lock file only if absent (``StateBackend.create``).
 * An existing lease is taken over by compare-and-swap on *the exact version
   that was judged* — so of two processes that both see it expired, one wins
   and the other re-reads and finds a live lease — when it has expired by our
@@ -15,14 +19,15 @@ Rules (SPEC §6):
   namespace, so a container sharing a host name or a rebooted host never has
   its lease broken early; the process start time from ``/proc/<pid>/stat``
   catches a PID that was reused by another process.
-* Otherwise ``LeaseHeld`` (a ``StateError``) names the holder and the lock id
-  and how to force it, after polling up to ``wait`` seconds.
-* A ``lock.json`` that is no lease (``LeaseCorrupt``) has no lock id to match, so
+* Otherwise ``LeaseHeld`` (a ``StateError``) names the holder (and, for a namespace,
+  the plan it writes for), the lock id and how to force it, after polling up to
+  ``wait`` seconds.
+* A lock file that is no lease (``LeaseCorrupt``) has no lock id to match, so
   ``force_unlock`` removes it only when given the literal ``CORRUPT_LOCK_ID``
-  (``elax-plan unlock PLAN corrupt``), and only that exact, unreadable version of
-  it: a readable lease is never removed by that word.
+  (``elax-plan unlock PLAN [--namespace] corrupt``), and only that exact, unreadable
+  version of it: a readable lease is never removed by that word.
 * ``renew`` is a compare-and-swap from the version we last wrote: if anyone
-  else has written ``lock.json`` since, the lease was taken from us and
+  else has written the lock file since, the lease was taken from us and
   ``LeaseLost`` is raised. ``Heartbeat`` renews in a thread and reports a loss
   to its owner instead of dying silently.
 * Expiry compares wall clocks across hosts, so it assumes clocks agree to well
@@ -40,155 +45,41 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from elax_plan.errors import Conflict, LeaseCorrupt, LeaseHeld, LeaseLost, StateError
+from elax_plan.retry import Interrupted
 from elax_plan.state.backend import StateBackend
 from elax_plan.state.holder import Holder, holder_is_gone
-from elax_plan.state.layout import Clock, dumps, iso, loads_object, lock_key, parse_iso
+from elax_plan.state.layout import Clock
+from elax_plan.state.lease_info import (
+    CORRUPT_LOCK_ID,
+    LeaseInfo,
+    LeaseKey,
+    ago,
+    as_key,
+    status_command,
+)
 
-LOCK_VERSION = 1
 DEFAULT_TTL = 60.0
 DEFAULT_RENEW_INTERVAL = 10.0
 DEFAULT_POLL_INTERVAL = 1.0
-CORRUPT_LOCK_ID = "corrupt"
-"""What ``unlock`` takes instead of a lock id to remove a ``lock.json`` that is no lease."""
 
 
-# ---------------------------------------------------------------------- lease info
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseInfo:
-    """The content of ``lock.json``; times are epoch seconds."""
-
-    lock_id: str
-    plan: str
-    operation: str
-    holder: Holder
-    created: float
-    renewed: float
-    expires: float
-
-    def expired(self, now: float) -> bool:
-        return now >= self.expires
-
-    @property
-    def since(self) -> str:
-        """When the lease was taken, ISO 8601 UTC."""
-        return iso(self.created)
-
-    def describe(self, now: float, *, with_lock_id: bool = True) -> str:
-        """Operation, holder, since when, (lock id,) and when the lease expires."""
-        left = self.expires - now
-        expiry = (
-            f"expired {_ago(-left)} ago" if left <= 0 else f"expires in {_ago(left)} unless renewed"
-        )
-        lock_id = f", lock id {self.lock_id}" if with_lock_id else ""
-        return (
-            f"{self.operation} by {self.holder.describe()} since {self.since}{lock_id};"
-            f" the lease {expiry}"
-        )
-
-    def stored(self) -> LeaseInfo:
-        """This lease as it reads back from ``lock.json`` (times to the millisecond)."""
-        return LeaseInfo.from_json(self.to_json(), "lock.json")
-
-    def to_json(self) -> bytes:
-        return dumps(
-            {
-                "lock_version": LOCK_VERSION,
-                "lock_id": self.lock_id,
-                "plan": self.plan,
-                "operation": self.operation,
-                "holder": self.holder.to_dict(),
-                "created": iso(self.created),
-                "renewed": iso(self.renewed),
-                "expires": iso(self.expires),
-            }
-        )
-
-    @classmethod
-    def from_json(cls, data: bytes, location: str, plan_file: str | None = None) -> LeaseInfo:
-        """The lease in ``data``; ``LeaseCorrupt`` (naming ``plan_file``'s unlock) if it is none."""
-        try:
-            raw = loads_object(data, location, "lease")
-        except StateError as exc:
-            reason = exc.summary.removeprefix(f"The lease at {location} is ").rstrip(".")
-            raise corrupt_lease(location, reason, plan_file) from None
-        version = raw.get("lock_version")
-        if isinstance(version, int) and version > LOCK_VERSION:
-            raise StateError(
-                f"The lease at {location} was written by a newer elax-plan"
-                f" (lock_version {version}).",
-                None,
-                "Upgrade elax-plan to work with this state.",
-            )
-        try:
-            if version != LOCK_VERSION:
-                raise ValueError(f"lock_version is {version!r}")
-            lock_id, plan, operation = raw["lock_id"], raw["plan"], raw["operation"]
-            if not all(isinstance(v, str) for v in (lock_id, plan, operation)):
-                raise ValueError("lock_id, plan and operation must be strings")
-            return cls(
-                lock_id=lock_id,
-                plan=plan,
-                operation=operation,
-                holder=Holder.from_dict(raw["holder"]),
-                created=parse_iso(raw["created"]),
-                renewed=parse_iso(raw["renewed"]),
-                expires=parse_iso(raw["expires"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise corrupt_lease(
-                location, f"not a valid elax-plan lease ({exc})", plan_file
-            ) from None
-
-
-def corrupt_lease(location: str, reason: str, plan_file: str | None) -> LeaseCorrupt:
-    """The error for a ``lock.json`` that is no lease: what is wrong and the command to clear it."""
-    return LeaseCorrupt(
-        f"The lease at {location} is corrupt: {reason}.",
-        "It was edited by hand, cut short, or written by another tool, so it has no lock id.",
-        "If no elax-plan run is active for this plan, remove it with `"
-        + _unlock_command(plan_file, CORRUPT_LOCK_ID)
-        + "`.",
-        reason,
-    )
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h"
-
-
-def lease_location(backend: StateBackend, plan_name: str) -> str:
-    """Where the plan's ``lock.json`` is, for messages."""
-    return backend.location(lock_key(plan_name))
+def lease_location(backend: StateBackend, what: str | LeaseKey) -> str:
+    """Where a lease (a plan name: that plan's) is, for messages."""
+    return backend.location(as_key(what).path)
 
 
 def read_lease(
-    backend: StateBackend, plan_name: str, *, plan_file: str | None = None
+    backend: StateBackend, what: str | LeaseKey, *, plan_file: str | None = None
 ) -> LeaseInfo | None:
-    """The plan's current lease, or ``None`` when it is not locked; ``LeaseCorrupt`` if
-    ``lock.json`` is no lease."""
-    key = lock_key(plan_name)
-    current = backend.read(key)
+    """The current lease on ``what`` (a plan name: that plan's lease), or ``None`` when it is
+    free; ``LeaseCorrupt`` if the lock file is no lease."""
+    key = as_key(what)
+    current = backend.read(key.path)
     if current is None:
         return None
-    return LeaseInfo.from_json(current.data, backend.location(key), plan_file)
-
-
-def _unlock_command(plan_file: str | None, lock_id: str) -> str:
-    return f"elax-plan unlock {plan_file or 'PLAN.yaml'} {lock_id}"
-
-
-def _status_command(plan_file: str | None) -> str:
-    return f"elax-plan status {plan_file or 'PLAN.yaml'}"
+    return LeaseInfo.from_json(current.data, backend.location(key.path), plan_file, key)
 
 
 # --------------------------------------------------------------------------- lease
@@ -208,7 +99,8 @@ class Lease:
         taken_over: LeaseInfo | None = None,
     ) -> None:
         self.backend = backend
-        self.key = lock_key(info.plan)
+        self.lease_key = info.key
+        self.key = self.lease_key.path
         self.ttl = ttl
         self.clock = clock
         self.taken_over = taken_over
@@ -243,18 +135,20 @@ class Lease:
     def _lost(self, current: LeaseInfo | None, why: str) -> LeaseLost:
         now = self.clock()
         if current is None:
-            detail = "lock.json is gone (force-released with `elax-plan unlock`?)."
+            detail = (
+                f"{self.lease_key.file_name} is gone (force-released with `elax-plan unlock`?)."
+            )
         else:
             detail = f"It is now held: {current.describe(now)}."
         return LeaseLost(
-            f"This run lost the lease on plan '{self.plan}' (lock id {self.lock_id}) {why}.",
+            f"This run lost the lease on {self.lease_key} (lock id {self.lock_id}) {why}.",
             detail,
             "Nothing more is written by this run; the state stays consistent."
             " Run apply again to resume once the other run has finished.",
         )
 
     def _parse(self, data: bytes) -> LeaseInfo:
-        return LeaseInfo.from_json(data, self.location)
+        return LeaseInfo.from_json(data, self.location, key=self.lease_key)
 
     def renew(self) -> LeaseInfo:
         """Push ``expires`` to now + ttl; ``LeaseLost`` if someone else wrote the lock since."""
@@ -276,14 +170,14 @@ class Lease:
             return renewed
 
     def verify(self) -> None:
-        """Fencing check: ``LeaseLost`` unless ``lock.json`` still carries our lock id."""
+        """Fencing check: ``LeaseLost`` unless the lock file still carries our lock id."""
         current = self.backend.read(self.key)
         info = None if current is None else self._parse(current.data)
         if info is None or info.lock_id != self.lock_id:
             raise self._lost(info, "before this write")
 
     def release(self) -> bool:
-        """Delete ``lock.json`` if it is still ours. False when it no longer was (nothing
+        """Delete the lock file if it is still ours. False when it no longer was (nothing
         deleted); a second call is a no-op that returns False."""
         with self._mutex:
             if self._released:
@@ -310,6 +204,7 @@ def acquire(
     plan_name: str,
     operation: str = "apply",
     *,
+    key: LeaseKey | None = None,
     ttl: float = DEFAULT_TTL,
     wait: float = 0.0,
     poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -317,17 +212,21 @@ def acquire(
     holder: Holder | None = None,
     plan_file: str | None = None,
     on_wait: Callable[[LeaseInfo], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> Lease:
-    """Take the plan's lease or raise ``LeaseHeld`` after waiting up to ``wait`` seconds.
+    """Take the lease on ``key`` for ``plan_name``'s run, or raise ``LeaseHeld`` after waiting
+    up to ``wait`` seconds.
 
-    ``holder`` defaults to this process; ``plan_file`` only makes messages
-    name the exact unlock command; ``on_wait`` is called each time the lease
-    is found held while waiting (the CLI says "waiting for …").
+    ``key`` defaults to the plan's own lease; ``LeaseKey.namespace(ns)`` takes the namespace
+    lease instead, with the same rules. ``holder`` defaults to this process; ``plan_file``
+    only makes messages name the exact unlock command; ``on_wait`` is called each time the
+    lease is found held while waiting (the CLI says "waiting for …"); ``stop`` set while
+    waiting ends the wait with ``Interrupted`` (Ctrl-C must not wait out --lock-timeout).
     """
     if ttl <= 0:
         raise ValueError("ttl must be positive")
-    key = lock_key(plan_name)
-    location = backend.location(key)
+    key = key or LeaseKey.plan(plan_name)
+    location = backend.location(key.path)
     me = holder or Holder.current()
     deadline = time.monotonic() + max(0.0, wait)
 
@@ -341,15 +240,16 @@ def acquire(
             created=now,
             renewed=now,
             expires=now + ttl,
+            namespace=key.name if key.kind == "namespace" else None,
         ).stored()
 
     while True:
-        current = backend.read(key)
+        current = backend.read(key.path)
         info = new_info()
         data = info.to_json()
         if current is None:
             try:
-                version = backend.create(key, data)
+                version = backend.create(key.path, data)
             except Conflict as exc:
                 if exc.current is not None and exc.current.data == data:
                     version = exc.current.version  # our retried create had landed
@@ -357,10 +257,10 @@ def acquire(
                     continue  # someone else was faster: judge their lease
             return Lease(backend, info, version, ttl=ttl, clock=clock)
 
-        existing = LeaseInfo.from_json(current.data, location, plan_file)
+        existing = LeaseInfo.from_json(current.data, location, plan_file, key)
         if existing.expired(clock()) or holder_is_gone(existing.holder):
             try:
-                version = backend.replace(key, data, current.version)
+                version = backend.replace(key.path, data, current.version)
             except Conflict as exc:
                 if exc.current is not None and exc.current.data == data:
                     version = exc.current.version
@@ -370,99 +270,122 @@ def acquire(
 
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            waited = f" after waiting {_ago(wait)}" if wait > 0 else ""
-            raise LeaseHeld(
-                f"Plan '{plan_name}' is locked by another run{waited}: "
-                f"{existing.describe(clock())}.",
-                f"The lease is {location}.",
-                "Wait for that run to finish (apply --lock-timeout waits for it). If that"
-                " process is gone for good, release the lease with: "
-                + _unlock_command(plan_file, existing.lock_id),
-                existing,
-            )
+            raise _held(key, existing, location, clock(), wait, plan_file)
         if on_wait is not None:
             on_wait(existing)
-        time.sleep(min(poll_interval, remaining))
+        if stop is None:
+            time.sleep(min(poll_interval, remaining))
+        elif stop.wait(min(poll_interval, remaining)):
+            raise Interrupted(f"stopped while waiting for the lease on {key}")
+
+
+def _held(
+    key: LeaseKey,
+    existing: LeaseInfo,
+    location: str,
+    now: float,
+    wait: float,
+    plan_file: str | None,
+) -> LeaseHeld:
+    """Who holds ``key``, since when, and the two ways on: wait, or unlock a dead holder."""
+    waited = f" after waiting {ago(wait)}" if wait > 0 else ""
+    unlock = key.unlock_command(plan_file, existing.lock_id)
+    if key.kind == "namespace":
+        return LeaseHeld(
+            f"Namespace '{key.name}' is being written by plan '{existing.plan}'{waited}: "
+            f"{existing.describe(now)}.",
+            f"Only one plan writes into a namespace at a time: two writers lose writes on a"
+            f" real node (hazard H1). The namespace lease is {location}.",
+            "Wait for that run to finish (apply --lock-timeout waits for it). If that process"
+            f" is gone for good, release the namespace lease with: {unlock}",
+            existing,
+        )
+    return LeaseHeld(
+        f"Plan '{key.name}' is locked by another run{waited}: {existing.describe(now)}.",
+        f"The lease is {location}.",
+        "Wait for that run to finish (apply --lock-timeout waits for it). If that"
+        f" process is gone for good, release the lease with: {unlock}",
+        existing,
+    )
 
 
 def force_unlock(
     backend: StateBackend,
-    plan_name: str,
+    what: str | LeaseKey,
     lock_id: str,
     *,
     plan_file: str | None = None,
     clock: Clock = time.time,
 ) -> LeaseInfo | None:
-    """Delete the plan's lease if its lock id is ``lock_id``; the lease that was removed.
+    """Delete the lease on ``what`` (a plan name: that plan's) if its lock id is ``lock_id``;
+    the lease that was removed.
 
-    ``lock_id`` ``CORRUPT_LOCK_ID`` removes a ``lock.json`` that is no lease (and returns
-    None): that unreadable version only, never a lease. Refuses (``StateError``) when the
-    plan is not locked or another lease holds it.
+    ``lock_id`` ``CORRUPT_LOCK_ID`` removes a lock file that is no lease (and returns
+    None): that unreadable version only, never a lease. Refuses (``StateError``) when
+    nothing is locked or another lease holds it.
     """
-    key = lock_key(plan_name)
-    location = backend.location(key)
-    current = backend.read(key)
+    key = as_key(what)
+    location = backend.location(key.path)
+    current = backend.read(key.path)
+    title = str(key)[0].upper() + str(key)[1:]
     if current is None:
         raise StateError(
-            f"Plan '{plan_name}' is not locked: there is no lease at {location}.",
+            f"{title} is not locked: there is no lease at {location}.",
             None,
             "Nothing to unlock. If apply still reports a lease, check that it uses the same"
             " state.uri.",
         )
     try:
-        info = LeaseInfo.from_json(current.data, location, plan_file)
+        info = LeaseInfo.from_json(current.data, location, plan_file, key)
     except LeaseCorrupt as exc:
         if lock_id.strip() != CORRUPT_LOCK_ID:
             raise StateError(
-                f"Refusing to unlock plan '{plan_name}' with lock id {lock_id}: the lease at"
+                f"Refusing to unlock {key} with lock id {lock_id}: the lease at"
                 f" {location} is corrupt ({exc.reason}), so it has no lock id to match.",
                 None,
-                "If no elax-plan run is active for this plan, remove it with `"
-                + _unlock_command(plan_file, CORRUPT_LOCK_ID)
-                + "`.",
+                exc.hint,
             ) from None
-        _delete_judged(backend, key, current.version, plan_name, location, plan_file)
+        _delete_judged(backend, key, current.version, location, plan_file)
         return None
     if lock_id.strip() == CORRUPT_LOCK_ID:
         raise StateError(
-            f"Refusing to unlock plan '{plan_name}': its lease at {location} is readable, not"
-            f" corrupt ('{CORRUPT_LOCK_ID}' only removes a lock.json that is no lease).",
+            f"Refusing to unlock {key}: its lease at {location} is readable, not corrupt"
+            f" ('{CORRUPT_LOCK_ID}' only removes a {key.file_name} that is no lease).",
             f"The lease is held: {info.describe(clock(), with_lock_id=False)}.",
-            "Make sure that run is gone, then look up the lease's lock id with `"
-            + _status_command(plan_file)
-            + "` and pass it to `"
-            + _unlock_command(plan_file, "LOCK_ID")
-            + "`.",
+            _look_up_the_lock_id(key, plan_file),
         )
     if info.lock_id != lock_id.strip():
         # Never the right id here: a guess would be answered with the key to the lease.
         raise StateError(
-            f"Refusing to unlock plan '{plan_name}': lock id {lock_id} is not its lease's.",
+            f"Refusing to unlock {key}: lock id {lock_id} is not its lease's.",
             f"The lease is held: {info.describe(clock(), with_lock_id=False)}.",
-            "Make sure that run is gone, then look up the lease's lock id with `"
-            + _status_command(plan_file)
-            + "` and pass it to `"
-            + _unlock_command(plan_file, "LOCK_ID")
-            + "`.",
+            _look_up_the_lock_id(key, plan_file),
         )
-    _delete_judged(backend, key, current.version, plan_name, location, plan_file)
+    _delete_judged(backend, key, current.version, location, plan_file)
     return info
+
+
+def _look_up_the_lock_id(key: LeaseKey, plan_file: str | None) -> str:
+    return (
+        f"Make sure that run is gone, then look up the lease's lock id with"
+        f" `{status_command(plan_file)}` and pass it to"
+        f" `{key.unlock_command(plan_file, 'LOCK_ID')}`."
+    )
 
 
 def _delete_judged(
     backend: StateBackend,
-    key: str,
+    key: LeaseKey,
     version: str,
-    plan_name: str,
     location: str,
     plan_file: str | None,
 ) -> None:
-    """Delete ``lock.json`` only as it was read and judged (``version``)."""
+    """Delete the lock file only as it was read and judged (``version``)."""
     try:
-        backend.delete(key, expected_version=version)
+        backend.delete(key.path, expected_version=version)
     except Conflict:
         raise StateError(
-            f"The lease on plan '{plan_name}' changed while it was being unlocked.",
+            f"The lease on {key} changed while it was being unlocked.",
             f"See {location}: it was renewed, released or replaced.",
-            f"Check `{_status_command(plan_file)}` and run unlock again with what it shows.",
+            f"Check `{status_command(plan_file)}` and run unlock again with what it shows.",
         ) from None

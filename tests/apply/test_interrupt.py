@@ -183,6 +183,7 @@ def test_ctrl_c_while_a_write_hangs_stops_saves_and_releases(
     assert code == 130, err
     assert "checkpoint is saved" in err and "elax-plan apply" in err, err
     assert not (tmp_path / "state" / "backfill" / "lock.json").exists(), "the lease is released"
+    assert not (tmp_path / "state" / "namespaces" / "docs.lock").exists(), "and the namespace's"
     ledger = (tmp_path / "state" / "backfill" / "state.json").read_text()
     assert '"pending"' in ledger or '"partial"' in ledger, "nothing was acknowledged"
 
@@ -232,7 +233,8 @@ def test_a_second_ctrl_c_exits_at_once_saying_what_state_is_left(
     err = stderr.read_text()
     assert code == 130, err
     assert "Interrupted again" in err, err
-    assert "lock.json" in err and "takes it over" in err and "elax-plan apply" in err, err
+    assert "lock.json" in err and "namespaces/docs.lock" in err, err
+    assert "takes them over" in err and "elax-plan apply" in err, err
     # The next apply takes the left lease over at once (its holder is gone) and gets as far
     # as the frozen target again: it is not refused for a held lease.
     again = _start(plan, tmp_path / "again.txt")
@@ -241,4 +243,5 @@ def test_a_second_ctrl_c_exits_at_once_saying_what_state_is_left(
     )
     again.kill()
     again.wait()
-    assert "locked by another run" not in (tmp_path / "again.txt").read_text()
+    again_err = (tmp_path / "again.txt").read_text()
+    assert "locked by another run" not in again_err and "being written by" not in again_err

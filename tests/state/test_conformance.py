@@ -388,7 +388,7 @@ def test_a_corrupt_lease_is_removed_only_by_the_word_corrupt(
         acquire(backend, PLAN, clock=clock, plan_file="p.yaml")
     assert "elax-plan unlock p.yaml corrupt" in str(blocked.value)
     status = read_status(backend, PLAN, clock=clock)
-    assert status.lease is None and status.lease_corrupt, status
+    assert status.lease.info is None and status.lease.corrupt, status
     with pytest.raises(StateError, match=r"unlock p\.yaml corrupt"):
         force_unlock(backend, PLAN, "25d30fda-6978-40af-90cd-821143d3fa5d", plan_file="p.yaml")
     assert backend.read(f"{PLAN}/lock.json") is not None
@@ -637,9 +637,9 @@ def test_status_reads_ledger_lease_and_runs(backend: StateBackend, clock: FakeCl
     writer.save(ledger.with_run(RunState(current_run_id="20261125T190000Z-abcdef")))
     status = read_status(backend, PLAN, clock=clock)
     assert (status.files_done, status.files_partial, status.files_pending) == (2, 1, 1)
-    assert status.rows == 6 and status.lease is not None
-    assert status.lease.lock_id == lease.lock_id and not status.lease_expired
-    assert not status.lease_holder_gone and status.last_run_id == "20261125T190000Z-abcdef"
+    assert status.rows == 6 and status.lease.info is not None
+    assert status.lease.info.lock_id == lease.lock_id and not status.lease.expired
+    assert not status.lease.holder_gone and status.last_run_id == "20261125T190000Z-abcdef"
 
 
 # -------------------------------------------------------------------- records and runs
