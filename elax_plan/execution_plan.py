@@ -138,7 +138,9 @@ class Check:
         )
 
 
-PostKind = Literal["wait_for_index", "verify_parts", "smoke_query", "recall", "wal_trim"]
+PostKind = Literal[
+    "wait_for_index", "verify_parts", "wal_replayable", "smoke_query", "recall", "wal_trim"
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -327,7 +327,7 @@ def test_summary_line_shape() -> None:
     doc = compute(CASES / "half-done-run")
     assert doc["summary_line"] == (
         "Plan: 2 files to write (1 resumed), 1,500 rows, 11.87 MiB in ~12 requests; "
-        "1 skipped; 5 checks; 0 destructive steps."
+        "1 skipped; 6 checks; 0 destructive steps."
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +23,7 @@ import orjson
 from elax_plan.apply.http import post
 from elax_plan.apply.samples import SampledRow
 from elax_plan.execution_plan import PostStep
-from elax_plan.live.model import NamespaceLive
+from elax_plan.live.model import NamespaceLive, WalObject
 from elax_plan.retry import Retrier
 
 
@@ -67,6 +67,11 @@ class VerifyContext:
     resends: int
     epoch_at_start: int
     retrier: Retrier
+    # The namespace's WAL objects, and one object's bytes (None: absent), from target.store;
+    # proven: seq → size:mtime of the WAL objects the delivery proof already read whole.
+    list_wal: Callable[[], Sequence[WalObject]] = lambda: ()
+    read_wal: Callable[[int], bytes | None] = lambda _: None
+    proven: Mapping[int, str] = field(default_factory=dict)
     # Waiting on ``stop`` (set by SIGINT/SIGTERM) keeps a long index timeout interruptible.
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.monotonic

@@ -487,9 +487,10 @@ class ApplyRun:
         first, last = run.first_acked_wal_sequence, run.last_acked_wal_sequence
         done = [url for url, entry in ledger.files.items() if entry.status == "done"]
         keys = done or sorted(s.url for s in self.writing)
+        name = self.ctx.spec.target.namespace
         ctx = VerifyContext(
             client=client,
-            namespace=self.ctx.spec.target.namespace,
+            namespace=name,
             read_namespace=self.read_namespace,
             sample=sampler(self.ctx.spec, [self.read_urls.get(k, k) for k in keys]),
             last_acked_seq=last,
@@ -501,6 +502,9 @@ class ApplyRun:
             retrier=self.retrier,
             stop=self.ctx.stop,
             on_event=self.events,
+            list_wal=lambda: self.retrier.call(lambda: self.reader.list_wal(name), what="wal"),
+            read_wal=lambda seq: self.reader.read_wal(name, seq),
+            proven={a.seq: a.proof for e in ledger.files.values() for a in e.acks if a.proof},
         )
         results = run_checks(ctx, self.plan.post_steps)
         for r in results:

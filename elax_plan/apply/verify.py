@@ -34,7 +34,8 @@ from elax_plan.apply.check_context import (
 from elax_plan.apply.http import post
 from elax_plan.apply.recall_gate import recall
 from elax_plan.errors import ElaxError, TargetUnavailable
-from elax_plan.execution_plan import PostKind, PostStep
+from elax_plan.execution_plan import PostKind, PostStep, plural
+from elax_plan.live.delivery import stamp, wal_ops_digest
 from elax_plan.spec import AnnParams, SmokeQuery, redact
 
 # --- the whole sequence -------------------------------------------------------------------------
@@ -414,6 +415,53 @@ def _smoke_samples(
     )
 
 
+# --- the WAL a restart replays -------------------------------------------------------------
+
+
+def wal_replayable(ctx: VerifyContext, step: PostStep) -> CheckResult:
+    """Every WAL object from this plan's first acknowledged write on is a readable batch.
+
+    A node rebuilds a namespace by replaying its whole WAL (CONTRACT §4.1), so one torn
+    object — racing appends, hazard H1, also between another writer and this plan's — makes
+    it fail to load the namespace at its next restart, although every row was written and
+    proven. Objects a delivery proof read whole and that have not changed since are not read
+    again: the cost is the objects other writers added."""
+    acked = [seq for seq in ctx.proven] + ([ctx.wal_range[0]] if ctx.wal_range else [])
+    if not acked:
+        return CheckResult(step.key, step.title, True, "nothing was acknowledged")
+    lo = min(acked)
+    objects = [w for w in ctx.list_wal() if w.sequence >= lo]
+    unproven = [w for w in objects if ctx.proven.get(w.sequence) != stamp(w)]
+    torn = [
+        w.sequence
+        for w in unproven
+        if (data := ctx.read_wal(w.sequence)) is None or wal_ops_digest(data) is None
+    ]
+    hi = max((w.sequence for w in objects), default=lo)
+    evidence = {"range": [lo, hi], "objects": len(objects), "read": len(unproven), "torn": torn}
+    if not torn:
+        return CheckResult(
+            step.key,
+            step.title,
+            True,
+            f"WAL-{lo} to WAL-{hi}: {plural(len(objects), 'object')}, every one a readable batch",
+            evidence,
+        )
+    named = ", ".join(f"WAL-{seq}" for seq in torn[:5]) + ("…" if len(torn) > 5 else "")
+    return CheckResult(
+        step.key,
+        step.title,
+        False,
+        f"{named} {'is' if len(torn) == 1 else 'are'} not a readable WAL batch (torn by racing "
+        "appends, hazard H1): the node will fail to load this namespace at its next restart, "
+        "although this run's rows are written and proven",
+        evidence,
+        advice="Do not restart the node before repairing the namespace: rebuild it from the "
+        "source (a new namespace, or after removing it), and keep other writers off the "
+        "namespace while elax-plan writes (or use a node that serialises appends).",
+    )
+
+
 def overall(results: Iterable[CheckResult]) -> bool:
     return all(r.passed for r in results)
 
@@ -421,6 +469,7 @@ def overall(results: Iterable[CheckResult]) -> bool:
 EXECUTORS: dict[PostKind, Executor] = {
     "wait_for_index": wait_for_index,
     "verify_parts": verify_parts,
+    "wal_replayable": wal_replayable,
     "smoke_query": smoke_query,
     "recall": recall,
 }

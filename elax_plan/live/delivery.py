@@ -87,7 +87,8 @@ class DeliveryProof:
         return not self.lost
 
 
-def _stamp(obj: WalObject) -> str:
+def stamp(obj: WalObject) -> str:
+    """What a proven WAL object is recognised by later: ``size:mtime``."""
     return f"{obj.size}:{obj.modified!r}"
 
 
@@ -126,7 +127,7 @@ def prove_delivery(
                 digests,
             )
             if reason is None:
-                proof.proven[ack.seq] = _stamp(listing[ack.seq])
+                proof.proven[ack.seq] = stamp(listing[ack.seq])
                 continue
             lost_requests[ack.seq] = ack.upserts
             if url not in proof.lost:  # the file is written again from its first lost write
@@ -158,7 +159,7 @@ def _lost_reason(
     obj = listing.get(ack.seq)
     if obj is None:
         return f"{name} is missing from the WAL"
-    if ack.proof is not None and ack.proof == _stamp(obj):
+    if ack.proof is not None and ack.proof == stamp(obj):
         return None  # proven before, and the object is unchanged since
     if ack.seq not in digests:
         data = read_wal(ack.seq)

@@ -60,6 +60,15 @@ def check_steps(spec: PlanSpec) -> list[PostStep]:
                 "acknowledged; router epoch advanced",
             )
         )
+    steps.append(
+        PostStep(
+            "wal_replayable",
+            "wal_replayable",
+            "WAL replayable",
+            "every WAL object from this plan's first acknowledged write on is a readable "
+            "batch: a node replays the whole WAL when it loads the namespace after a restart",
+        )
+    )
     queries = [_smoke_step(spec, q) for q in v.smoke_queries]
     if v.recall is not None:
         queries.append(_recall_step(spec, v.recall))

@@ -17,7 +17,14 @@ from elax_plan.live.snapshot import observe
 from elax_plan.spec import load_plan
 from elax_plan.state import open_backend
 from tests.apply.conftest import Setup
-from tests.apply.support import assert_exact, make_dataset, run_cli, write_plan
+from tests.apply.support import (
+    assert_exact,
+    check,
+    last_record,
+    make_dataset,
+    run_cli,
+    write_plan,
+)
 from tests.conftest import RunningEmulator, wait_until
 
 
@@ -155,11 +162,36 @@ def test_a_torn_wal_file_is_lost_rows_and_a_proven_unchanged_one_is_not_read_aga
     [lost] = snapshot.proof.lost.values()
     assert lost.seq == 3 and "not a readable WAL batch" in lost.reason
     # The emulator holds the namespace in memory (a real node too, until it restarts), so
-    # the repair is a plain apply; the proof, not the server, noticed the damage.
+    # the rows are repaired by a plain apply; the proof, not the server, noticed the damage.
+    # The torn object stays, and a restart would fail on it: verification says so (exit 3).
     done = run_cli("apply", str(plan), "--auto-approve")
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "WAL-3 is not a readable WAL batch" in done.stdout + done.stderr
     planned_after = observe(spec, backend)
     assert planned_after.proof is not None and planned_after.proof.ok
     redone = ledger(tmp_path)["files"][lost.url]  # type: ignore[index]
     assert redone["status"] == "done"
     assert any(ack[0] > 3 for ack in redone["acks"]), "the lost rows were written again"
+
+
+def test_a_torn_wal_object_fails_verification_though_its_rows_were_written_again(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """A WAL object torn after it was proven: apply writes its rows again (they are safe), but
+    the node would fail to replay the namespace at its next restart, so verification fails
+    (exit 3) naming the object — and keeps failing until the namespace is rebuilt."""
+    _, plan, _ = setup(extra="ingest:\n  chunk_bytes: 2KiB\n")
+    assert run_cli("apply", str(plan), "--auto-approve").returncode == 0
+    wal = wal_file(tmp_path, 2)
+    wal.write_bytes(wal.read_bytes()[:40])  # torn, as racing appends leave it
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 3, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "WAL-2 is not a readable WAL batch" in said
+    assert "fail to load this namespace at its next restart" in said
+    record = last_record(tmp_path / "state")
+    verdict = check(record, "wal_replayable")
+    assert not verdict["passed"] and verdict["evidence"]["torn"] == [2]
+    # The proven objects of the first run were not read again: only the torn one and the
+    # re-sent ones.
+    assert verdict["evidence"]["read"] < verdict["evidence"]["objects"]
