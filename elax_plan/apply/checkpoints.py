@@ -89,23 +89,31 @@ def upgraded_fingerprints(steps: Sequence[FileStep], ledger: Ledger) -> Ledger:
 
 
 def file_run(step: FileStep, entry: FileEntry) -> FileRun:
-    start = (
-        ResumePoint.from_dict(dict(step.resume_from))
-        if step.action == "resume" and step.resume_from
-        else ResumePoint()
-    )
-    resumed = step.action == "resume"
+    if step.action == "resume":
+        start = ResumePoint.from_dict(dict(step.resume_from or {}))
+        return _run_from(entry, start)
     return FileRun(
         url=step.url,
         fingerprint=entry.fingerprint,
         size=entry.size,
+        start=ResumePoint(),
+        committed=ResumePoint(),
+    )
+
+
+def _run_from(entry: FileEntry, start: ResumePoint) -> FileRun:
+    """A file that goes on from ``start`` with what its ledger entry acknowledged so far."""
+    return FileRun(
+        url=entry.url,
+        fingerprint=entry.fingerprint,
+        size=entry.size,
         start=start,
         committed=start,
-        rows=entry.rows if resumed else 0,
-        bytes=entry.bytes if resumed else 0,
-        wal_first=entry.wal_first if resumed else None,
-        wal_last=entry.wal_last if resumed else None,
-        acks=list(entry.acks) if resumed else [],
+        rows=entry.rows,
+        bytes=entry.bytes,
+        wal_first=entry.wal_first,
+        wal_last=entry.wal_last,
+        acks=list(entry.acks),
     )
 
 
@@ -132,19 +140,7 @@ def run_state(
 def resend_run(entry: FileEntry) -> FileRun:
     """A file to write again in this run from its ledger entry's resume point (its rows were
     overwritten on the server after they were acknowledged)."""
-    start = ResumePoint.from_dict(dict(entry.resume or {}))
-    return FileRun(
-        url=entry.url,
-        fingerprint=entry.fingerprint,
-        size=entry.size,
-        start=start,
-        committed=start,
-        rows=entry.rows,
-        bytes=entry.bytes,
-        wal_first=entry.wal_first,
-        wal_last=entry.wal_last,
-        acks=list(entry.acks),
-    )
+    return _run_from(entry, ResumePoint.from_dict(dict(entry.resume or {})))
 
 
 def entry_of(fr: FileRun) -> FileEntry:
