@@ -1,9 +1,9 @@
 """One writer per namespace: two different plans on one namespace, as real processes.
 
 Plans ``alpha`` and ``beta`` write distinct id ranges into namespace ``docs`` of one
-emulator and share ``state.uri``. The holder is kept inside its run by a stalled indexer
+emulator and share ``state.uri``. The holder is kept inside its run by an absent indexer
 (its throttle pauses on WAL lag), so the other plan meets a held namespace lease for as long
-as the test wants, without sleeping: the test polls, then lets the indexer go.
+as the test wants, without sleeping: the test polls, then starts the indexer.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from elax_plan.state import Holder, LeaseKey, acquire, open_backend, read_ledger
 from tests.apply.support import Dataset, assert_exact, make_dataset, run_cli, write_plan
 from tests.conftest import RunningEmulator, wait_until
 
-# Small chunks and a lag limit of 1: with the indexer stalled, the holder pauses after its
-# first writes and keeps its leases until the indexer is let go.
+# Small chunks and a lag limit of 1: with no indexer running, the holder pauses after its
+# first writes and keeps its leases until the indexer starts.
 PAUSING = (
     "ingest:\n  chunk_bytes: 4KiB\n"
     "throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n  poll_interval: 50ms\n"
@@ -47,7 +47,7 @@ class TwoPlans:
         return self.tmp / "state" / "namespaces" / "docs.lock"
 
     def release_indexer(self) -> None:
-        self.emu.emulator.indexer.stalled = False
+        self.emu.emulator.indexer.start()
 
     def wait_caught_up(self) -> None:
         """Until the indexer has indexed every WAL entry (a fresh plan's precondition)."""
@@ -75,9 +75,8 @@ class TwoPlans:
 def two_plans(tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]) -> TwoPlans:
     store = tmp_path / "store"
     emu = serve_emulator(
-        EmulatorConfig(
-            store.as_uri(), indexer="background", index_interval=0.02, stall_indexer=True
-        )
+        # No indexer until the test starts one (the operator's fleet coming up).
+        EmulatorConfig(store.as_uri(), index_interval=0.02)
     )
     plans: dict[str, Path] = {}
     data: dict[str, Dataset] = {}
