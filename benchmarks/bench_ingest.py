@@ -114,6 +114,9 @@ def write_plan(root: Path, url: str, store: str, source_glob: str, name: str) ->
         vector_dims=DIMS,
         sections=f"ingest:\n  chunk_bytes: {CHUNK_BYTES}\n  concurrency: {CONCURRENCY}\n"
         "throttle:\n  max_wal_lag: 1000000\n  resume_wal_lag: 1000\n",
+        # The emulator without --race-appends serialises appends: concurrency 2 is safe there
+        # (elax-plan refuses it on a node it cannot see serialising, hazard H1).
+        target_extra="  serialises_appends: true\n",
     )
 
 

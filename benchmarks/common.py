@@ -123,10 +123,12 @@ def write_plan(
     state: str,
     vector_dims: int | None = None,
     sections: str = "",
+    target_extra: str = "",
 ) -> Path:
     """A benchmark's plan file: cosine target, one source, state; ``sections`` adds YAML
-    (``ingest:``, ``throttle:``…) verbatim."""
+    (``ingest:``, ``throttle:``…) verbatim, ``target_extra`` lines of the target section."""
     dims = f"  vector_dims: {vector_dims}\n" if vector_dims is not None else ""
+    dims += target_extra
     path.write_text(
         f"""version: 1
 name: {name}
