@@ -51,6 +51,7 @@ def test_a_saved_plan_round_trips_exactly(setup: Setup, tmp_path: Path) -> None:
     assert {p["kind"] for p in doc["post_steps"]} == {
         "wait_for_index",
         "verify_parts",
+        "wal_replayable",
         "smoke_query",
         "recall",
     }
@@ -66,7 +67,7 @@ def test_apply_runs_the_saved_steps_not_a_fresh_plans(setup: Setup, tmp_path: Pa
     outcome = apply_plan(load_plan(plan, env={}), saved=edited)
     assert outcome.exit_code == 0, outcome.message
     ran = [c["key"] for c in last_record(tmp_path / "state")["verification"]]
-    assert ran == ["wait_for_index", "verify_parts", "smoke:self", "recall"]
+    assert ran == ["wait_for_index", "verify_parts", "wal_replayable", "smoke:self", "recall"]
 
 
 def test_a_check_removed_from_the_plan_file_after_saving_makes_it_stale(
@@ -102,7 +103,7 @@ def test_a_hand_edited_step_is_refused_by_its_checksum(setup: Setup, tmp_path: P
         ),
         (
             lambda doc: doc["post_steps"][-1]["params"].pop("num"),
-            "p.elaxplan: at /post_steps/4/params: 'num' is a required property.",
+            "p.elaxplan: at /post_steps/5/params: 'num' is a required property.",
         ),
         (
             lambda doc: doc["files"][0].update(action="explode"),

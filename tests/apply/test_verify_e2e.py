@@ -139,6 +139,7 @@ def test_healthy_run_passes_every_check(setup: Callable[..., Setup]) -> None:
     assert [c["key"] for c in record["verification"]] == [
         "wait_for_index",
         "verify_parts",
+        "wal_replayable",
         "smoke:self-match",
         "smoke:jacket text",
         "smoke:one jacket",
@@ -323,6 +324,7 @@ def test_stalled_indexer_fails_the_wait_naming_the_cause_then_apply_finishes_it(
     assert [c["key"] for c in finished["verification"]] == [
         "wait_for_index",
         "verify_parts",
+        "wal_replayable",
         "smoke:self-match",
     ]
     assert all(c["passed"] for c in finished["verification"])
@@ -356,6 +358,7 @@ def test_changed_smoke_queries_verify_again_without_writing(setup: Callable[...,
     assert [c["key"] for c in record["verification"]] == [
         "wait_for_index",
         "verify_parts",
+        "wal_replayable",
         "smoke:jacket",
     ]
     assert all(c["passed"] for c in record["verification"])
