@@ -21,6 +21,7 @@ from tests.apply.support import last_record, make_dataset, run_cli, write_plan
 from tests.emulator.processes import EmulatorProcess, stop_all
 
 LIVE_INTERVAL_S = 0.01
+ATTEMPTS = 5
 
 
 def _readable_documents(root: Path, namespace: str) -> dict[str, Any]:
@@ -66,22 +67,24 @@ def _live_traffic(url: str, stop: threading.Event, sent: list[int]) -> None:
         sent.append(i)
 
 
-def test_a_backfill_beside_live_writes_ends_with_every_source_document(tmp_path: Path) -> None:
-    root = tmp_path / "node"
-    data = make_dataset(tmp_path / "src", files=2, rows=600)
+def _backfill_beside_live_writes(work: Path, seed: int) -> dict[str, Any]:
+    """One apply beside live writes; checks what must hold every time and returns the run's
+    record."""
+    root = work / "node"
+    data = make_dataset(work / "src", files=2, rows=600)
     server = EmulatorProcess(
-        "--data-root", str(root), "--indexer", "none", "--race-appends", "--seed", "3"
+        "--data-root", str(root), "--indexer", "none", "--race-appends", "--seed", str(seed)
     )
     stop = threading.Event()
     sent: list[int] = []
     writer = threading.Thread(target=_live_traffic, args=(server.url, stop, sent))
     try:
         plan = write_plan(
-            tmp_path / "plan.yaml",
+            work / "plan.yaml",
             url=server.url,
             store=root.as_uri(),
-            source=f"{tmp_path / 'src'}/*.ndjson",
-            state=(tmp_path / "state").as_uri(),
+            source=f"{work / 'src'}/*.ndjson",
+            state=(work / "state").as_uri(),
             extra="ingest:\n  chunk_bytes: 8KiB\n  concurrency: 1\n"
             "  retry: {attempts: 20, initial: 10ms, max: 100ms}\nindexer:\n  mode: none\n",
             # The application writes the same metric; the plan says so (it has no record).
@@ -100,7 +103,7 @@ def test_a_backfill_beside_live_writes_ends_with_every_source_document(tmp_path:
     assert done.returncode in (0, 3), done.stdout + done.stderr
     assert sent and sent[0] > 0
     torn = _torn_objects(root, "docs")
-    record = last_record(tmp_path / "state")
+    record = last_record(work / "state")
     failed = [c["key"] for c in record["verification"] if not c["passed"]]
     if done.returncode == 3:
         assert failed == ["wal_replayable"], failed
@@ -113,10 +116,18 @@ def test_a_backfill_beside_live_writes_ends_with_every_source_document(tmp_path:
         assert doc_id in docs, f"source document {doc_id} is not in the namespace"
         assert docs[doc_id]["attributes"] == attributes, doc_id
         assert len(docs[doc_id]["vector"]) == len(vector)
-    overwritten = record["delivery"]["overwritten"]
-    # Racing a writer that never pauses, some acknowledged writes are lost: each is listed,
-    # and written again in a later pass of the same run.
-    assert overwritten, "no acknowledged write was lost: the race did not happen"
-    assert record["delivery"]["resent"]
+    # Each acknowledged write the WAL lost is listed, and written again in a later pass.
     resent_files = {f for r in record["delivery"]["resent"] for f in r["files"]}
-    assert {o["file"] for o in overwritten} <= resent_files
+    assert {o["file"] for o in record["delivery"]["overwritten"]} <= resent_files
+    return record
+
+
+def test_a_backfill_beside_live_writes_ends_with_every_source_document(tmp_path: Path) -> None:
+    """Every attempt ends with every source document; within a few attempts (a race is a
+    matter of timing) at least one acknowledged write is lost and written again."""
+    for attempt in range(ATTEMPTS):
+        record = _backfill_beside_live_writes(tmp_path / f"a{attempt}", seed=3 + attempt)
+        if record["delivery"]["overwritten"]:
+            assert record["delivery"]["resent"]
+            return
+    raise AssertionError(f"no acknowledged write was lost in {ATTEMPTS} attempts: no race")
