@@ -324,12 +324,13 @@ def test_compact_beside_writes_sets_wal_highwater_back(
         return sum(1 for a, b in itertools.pairwise(seqs) if b <= a)
 
     def overwritten() -> list[int]:
+        seen = list(acked)  # the writer thread keeps appending: judge one snapshot
         latest: dict[int, str] = {}
-        for seq, first in acked:
+        for seq, first in seen:
             latest[seq] = first
         return [
             seq
-            for seq, first in acked
+            for seq, first in seen
             if latest[seq] != first and f'"id":"{first}"'.encode() not in _wal(root, seq)
         ]
 
