@@ -1,4 +1,5 @@
-"""The two leases of one apply: the plan's (its ledger) and its namespace's (the writes).
+"""The two leases of one apply (or ``wal restore``): the plan's (its ledger) and its
+namespace's (the writes).
 
 Owns taking them in a fixed order — the plan lease, then the namespace lease
 ``namespaces/<ns>.lock`` — under one ``--lock-timeout`` for both, renewing both with one
@@ -55,6 +56,7 @@ class RunLeases:
         hooks: ApplyHooks,
         stop: threading.Event,
         plan_file: str | None,
+        action: str = "apply",
     ) -> None:
         self.namespace_key = LeaseKey.namespace(spec.target.namespace)
         self._options = options
@@ -63,7 +65,7 @@ class RunLeases:
             acquire,
             backend,
             spec.name,
-            "apply",
+            action,
             ttl=options.lease_ttl,
             plan_file=plan_file,
             on_wait=hooks.on_lock_wait,

@@ -8,8 +8,9 @@ This undoes that archive, byte for byte.
 Owns deciding what the restore does (``RestorePlan``, from the archive listing
 and the WAL listing; an archived object whose sequence is also in ``wal/`` is
 read on both sides and is either already in place — same bytes, an interrupted
-restore — or a conflict) and doing it under the plan's lease, so it cannot race
-an ``apply`` of the same plan. A conflict refuses the whole restore before
+restore — or a conflict) and doing it under the plan's lease and the namespace's
+(``apply.leases``), so no ``apply`` of this plan or of another plan on the namespace
+runs beside it. A conflict refuses the whole restore before
 anything moves, naming each object: the one in ``wal/`` is what the node
 replays and is never replaced. Names in the archive that are not WAL objects are
 left where they are (any such name in ``wal/`` would stop the node loading the
@@ -19,16 +20,18 @@ operations are ``apply.wal_store.WalStoreWriter``'s; this module never prints.
 
 from __future__ import annotations
 
-import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from elax_plan.apply.context import ApplyHooks, ApplyOptions
+from elax_plan.apply.leases import RunLeases
 from elax_plan.apply.wal_store import WalObjectDiffers, WalStoreWriter, archive_prefix, wal_name
-from elax_plan.errors import StateError, TargetError, WalRestoreConflict
+from elax_plan.errors import TargetError, WalRestoreConflict
 from elax_plan.execution_plan import format_bytes
 from elax_plan.live.model import WalObject
 from elax_plan.spec import PlanSpec, display_url
-from elax_plan.state import Heartbeat, LeaseInfo, acquire, open_backend
+from elax_plan.state import LeaseInfo, open_backend
 
 __all__ = ["RestoreConflict", "RestorePlan", "plan_restore", "restore_wal"]
 
@@ -116,7 +119,8 @@ def restore_wal(
     on_lock_wait: Callable[[LeaseInfo], None] | None = None,
     lease_renew: float = 10.0,
 ) -> RestorePlan:
-    """Restore the archived WAL of ``spec``'s namespace under the plan's lease.
+    """Restore the archived WAL of ``spec``'s namespace under the plan's and the namespace's
+    leases.
 
     ``dry_run`` only plans (no lease: it changes nothing). A conflict raises
     ``WalRestoreConflict`` before anything moves.
@@ -126,25 +130,27 @@ def restore_wal(
     if dry_run:
         return _checked(plan_restore(store, t.namespace))
     backend = open_backend(spec.state.uri, spec.state.storage_options)
-    lease = acquire(
+    # The plan's lease and the namespace's: no apply of this plan, nor of another plan on
+    # this namespace, writes or indexes beside the restore.
+    leases = RunLeases(
         backend,
-        spec.name,
-        "wal restore",
-        wait=lock_timeout,
-        plan_file=plan_file,
-        on_wait=on_lock_wait,
+        spec,
+        ApplyOptions(lock_timeout=lock_timeout, lease_renew=lease_renew),
+        ApplyHooks(on_lock_wait=on_lock_wait or (lambda _: None)),
+        threading.Event(),
+        plan_file,
+        action="wal restore",
     )
+    _, heartbeat = leases.take()
     try:
-        with Heartbeat(lease, lease_renew) as heartbeat:
-            # Planned under the lease: what an apply did before it is seen.
-            plan = _checked(plan_restore(store, t.namespace))
-            for obj in plan.in_place + plan.moves:
-                heartbeat.check()  # a lost lease: another run may hold the plan now
-                _move(store, plan, obj)
-            heartbeat.check()
+        # Planned under the leases: what an apply did before it is seen.
+        plan = _checked(plan_restore(store, t.namespace))
+        for obj in plan.in_place + plan.moves:
+            heartbeat.check()  # a lost lease: another run may hold the plan now
+            _move(store, plan, obj)
+        heartbeat.check()
     finally:
-        with contextlib.suppress(StateError):  # lost or unreachable: it expires by itself
-            lease.release()
+        leases.release()  # a lease it cannot release expires by itself
     return plan
 
 

@@ -27,7 +27,7 @@ def wal_group() -> None:
     type=Duration(),
     default="0s",
     show_default=True,
-    help="Wait this long for an apply's lease on the plan before giving up.",
+    help="Wait this long for an apply's leases (the plan's, the namespace's) before giving up.",
 )
 @click.pass_obj
 def restore_command(
@@ -46,9 +46,10 @@ def restore_command(
     namespaces/<ns>/wal/. It never replaces a WAL object: one with the same
     bytes is already restored (its archived copy is removed), a different one
     refuses the whole restore, naming it, before anything moves (exit 1).
-    Running it again does nothing. It holds the plan's lease, so it cannot
-    run beside an apply of the plan. Restart the node(s) afterwards: a node
-    reads the WAL when it loads a namespace.
+    Running it again does nothing. It holds the plan's lease and the
+    namespace's, so it cannot run beside an apply of this plan or of another
+    plan on the namespace. Restart the node(s) afterwards: a node reads the WAL
+    when it loads a namespace.
 
     The plan must validate: a plan that still has wal_trim enabled without
     node_recovers_from_parts is refused, so remove its wal_trim section first.
@@ -63,7 +64,7 @@ def restore_command(
     def waiting(info: LeaseInfo) -> None:
         if info.lock_id not in said and not options.quiet:
             said.add(info.lock_id)
-            echo(f"Waiting for the plan's lease: {info.describe(time.time())}…", err=True)
+            echo(f"Waiting for a lease: {info.describe(time.time())}…", err=True)
 
     plan = restore_wal(
         spec,

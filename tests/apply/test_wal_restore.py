@@ -21,7 +21,7 @@ from elax_plan.apply.wal_store import WalStoreWriter
 from elax_plan.cli._group import run
 from elax_plan.emulator import EmbeddedTransport, Emulator, EmulatorConfig
 from elax_plan.spec import load_plan
-from elax_plan.state import acquire, open_backend
+from elax_plan.state import LeaseKey, acquire, open_backend
 from tests.apply.support import write_plan
 from tests.conftest import S3Server, make_bucket
 
@@ -194,3 +194,23 @@ def test_restore_waits_for_no_apply_and_leaves_other_names(
     assert "Left in namespaces/docs/wal-archive/: notes.txt" in out, out
     assert a.folder("wal-archive") == {"notes.txt": b"kept"}
     assert a.folder("wal") == {name(s): data for s, data in a.originals.items()}
+
+
+def test_restore_waits_for_no_apply_of_another_plan_on_the_namespace(
+    archived: Archived, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another plan writing the namespace (its namespace lease held) refuses the restore,
+    naming it; nothing moves, and the plan's own lease is released again."""
+    a = archived
+    spec = load_plan(a.plan, env=a.env)
+    backend = open_backend(spec.state.uri, spec.state.storage_options)
+    other = acquire(backend, "other-plan", key=LeaseKey.namespace("docs"))
+    try:
+        assert restore(a, monkeypatch=monkeypatch) == 1
+        err = capsys.readouterr().err
+        assert "Namespace 'docs' is being written by plan 'other-plan'" in err, err
+        assert len(a.folder("wal-archive")) == BATCHES - KEEP_LAST
+        acquire(backend, spec.name).release()  # the restore let go of the plan's lease
+    finally:
+        other.release()
+    assert restore(a, monkeypatch=monkeypatch) == 0
