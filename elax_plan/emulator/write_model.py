@@ -40,27 +40,11 @@ from elax_plan.emulator.layout import (
 )
 from elax_plan.emulator.model import BadRequest, Document, PreconditionFailed, ShapeError, Vector
 from elax_plan.emulator.query_model import parse_filter
-from elax_plan.emulator.serde import PREFIX
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean `{str(value).lower()}`"
-    if isinstance(value, int):
-        return f"integer `{value}`"
-    if isinstance(value, float):
-        return f"floating point `{value}`"
-    if isinstance(value, str):
-        return f'string "{value}"'
-    if isinstance(value, list):
-        return "sequence"
-    return "map"
+from elax_plan.emulator.serde import PREFIX, unexpected
 
 
 def _shape(path: str, value: Any, expected: str) -> ShapeError:
-    return ShapeError(f"{PREFIX}{path}: invalid type: {_type_name(value)}, expected {expected}")
+    return ShapeError(f"{PREFIX}{path}: invalid type: {unexpected(value)}, expected {expected}")
 
 
 def _vector(path: str, raw: Any, bools: bool) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -89,7 +73,7 @@ def parse_write(namespace: str, body: Any, may_contain_bools: bool = True) -> Wa
     per-element boolean scan of every vector, which is a third of the parse time.
     """
     if not isinstance(body, dict):
-        raise ShapeError(f"{PREFIX}invalid type: {_type_name(body)}, expected struct WriteBatch")
+        raise ShapeError(f"{PREFIX}invalid type: {unexpected(body)}, expected struct WriteBatch")
     upserts = body.get("upserts", [])
     if not isinstance(upserts, list):
         raise _shape("upserts", upserts, "a sequence")
@@ -225,7 +209,7 @@ class _Pr11Payload:
 def _parse_pr11(namespace: str, body: Any, bools: bool) -> WriteRequest:
     """PR #11's ``WritePayload``: deserialise (422), then build the batch (400)."""
     if not isinstance(body, dict):
-        raise ShapeError(f"{PREFIX}invalid type: {_type_name(body)}, expected struct WritePayload")
+        raise ShapeError(f"{PREFIX}invalid type: {unexpected(body)}, expected struct WritePayload")
     payload = _Pr11Payload([], [], [], [], [], [], [])
     upserts: list[Operation] = []
     seen_rows = False
