@@ -289,12 +289,12 @@ class Pipeline:
         self.stats.bytes_acked += flight.size
         self.stats.last_acked_seq = seq
         self.stats.max_acked_seq = max(self.stats.max_acked_seq, seq)
-        first = self.stats.min_acked_seq is None
-        if first or seq < self.stats.min_acked_seq:  # type: ignore[operator]
+        lowest = self.stats.min_acked_seq
+        if lowest is None or seq < lowest:
             self.stats.min_acked_seq = seq
         self.on_progress(self.stats)
         self._advance_all()
-        if first:
+        if lowest is None:  # the first acknowledgement of this pipeline
             try:
                 self.on_first_ack(seq)
             except ElaxError as exc:

@@ -65,12 +65,7 @@ class Store:
             directory = os.path.dirname(path)
             os.makedirs(directory, exist_ok=True)
             tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_synced(tmp, data, exclusive=True)
             os.replace(tmp, path)
             return
         self.fs.pipe_file(path, data)
@@ -86,12 +81,7 @@ class Store:
             self.fs.pipe_file(path, data)
             return
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_synced(path, data)
 
     def replace_via_shared_tmp(self, key: str, data: bytes) -> None:
         """Write as the real node writes ``router.json``: through ``<key>.tmp``, shared by all.
@@ -106,12 +96,7 @@ class Store:
             return
         tmp = f"{path}.tmp"
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_synced(tmp, data)
         try:
             os.rename(tmp, path)
         except FileNotFoundError as exc:
@@ -184,6 +169,18 @@ class SharedTmpRenameError(OSError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+def _write_synced(path: str, data: bytes, *, exclusive: bool = False) -> None:
+    """Create ``path`` (truncating it, or failing if it exists when ``exclusive``), write
+    ``data`` whole and fsync it."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o644)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -83,12 +83,20 @@ state:
     return path
 
 
-def wal_documents(store_dir: Path, namespace: str) -> dict[str, tuple[list[float], Any]]:
-    """Last-write-wins documents from the namespace's WAL files, read straight from disk."""
+def wal_documents(
+    store_dir: Path, namespace: str, *, skip_torn: bool = False
+) -> dict[str, tuple[list[float], Any]]:
+    """Last-write-wins documents from the namespace's WAL files, read straight from disk;
+    with ``skip_torn`` a file that does not parse (torn by racing appends) adds nothing."""
     docs: dict[str, tuple[list[float], Any]] = {}
     wal = store_dir / "namespaces" / namespace / "wal"
     for f in sorted(wal.glob("WAL-*.json")):
-        batch = orjson.loads(f.read_bytes())
+        try:
+            batch = orjson.loads(f.read_bytes())
+        except orjson.JSONDecodeError:
+            if skip_torn:
+                continue
+            raise
         for op in batch["operations"]:
             if op["op"] == "upsert":
                 d = op["document"]

@@ -17,31 +17,11 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.apply.support import last_record, make_dataset, run_cli, write_plan
+from tests.apply.support import last_record, make_dataset, run_cli, wal_documents, write_plan
 from tests.emulator.processes import EmulatorProcess, stop_all
 
 LIVE_INTERVAL_S = 0.01
 ATTEMPTS = 5
-
-
-def _readable_documents(root: Path, namespace: str) -> dict[str, Any]:
-    """Last-write-wins documents of every WAL file that parses (a torn one holds nothing)."""
-    docs: dict[str, Any] = {}
-    files = sorted(
-        (root / "namespaces" / namespace / "wal").glob("WAL-*.json"),
-        key=lambda p: int(p.stem.split("-")[1]),
-    )
-    for f in files:
-        try:
-            batch = orjson.loads(f.read_bytes())
-        except orjson.JSONDecodeError:
-            continue
-        for op in batch["operations"]:
-            if op["op"] == "upsert":
-                docs[op["document"]["id"]] = op["document"]
-            else:
-                docs.pop(op["id"], None)
-    return docs
 
 
 def _torn_objects(root: Path, namespace: str) -> set[int]:
@@ -111,11 +91,11 @@ def _backfill_beside_live_writes(work: Path, seed: int) -> dict[str, Any]:
         assert torn and set(replayable["evidence"]["torn"]) <= torn
     else:
         assert not failed and not torn
-    docs = _readable_documents(root, "docs")
+    docs = wal_documents(root, "docs", skip_torn=True)
     for doc_id, (vector, attributes) in data.docs.items():
         assert doc_id in docs, f"source document {doc_id} is not in the namespace"
-        assert docs[doc_id]["attributes"] == attributes, doc_id
-        assert len(docs[doc_id]["vector"]) == len(vector)
+        assert docs[doc_id][1] == attributes, doc_id
+        assert len(docs[doc_id][0]) == len(vector)
     # Each acknowledged write the WAL lost is listed, and written again in a later pass.
     resent_files = {f for r in record["delivery"]["resent"] for f in r["files"]}
     assert {o["file"] for o in record["delivery"]["overwritten"]} <= resent_files
