@@ -2,7 +2,7 @@
 
 Pure: no I/O, no clock. Owns the step dataclasses (one per source file, one per
 precondition, one per post-step), the closing ``Plan: …`` line, the JSON form
-(``"format_version": "1.1"``, described by ``schemas/execution-plan.schema.json``)
+(``"format_version": "1.2"``, described by ``schemas/execution-plan.schema.json``)
 that every renderer reads and ``apply`` executes, and the staleness check of a
 saved plan: ``PlanInputs`` records what a plan was computed from, and
 ``stale_reasons`` names exactly what changed since.
@@ -27,7 +27,7 @@ import orjson
 
 from elax_plan.errors import SavedPlanError
 
-FORMAT_VERSION = "1.1"  # 1.1: the indexer the applier drives
+FORMAT_VERSION = "1.2"  # 1.1: the indexer the applier drives; 1.2: delivery proof, recall calls
 
 FileAction = Literal["create", "update", "resume", "skip", "gone"]
 SYMBOLS: Mapping[str, str] = {
@@ -353,6 +353,9 @@ class ExecutionPlan:
     # Who advances indexed_wal, as apply will treat it: mode, the argv (None: in-process),
     # timeout_s and a sentence for reviewers (``planner.indexer``).
     indexer: Mapping[str, Any] = field(default_factory=dict)
+    # How apply proves its writes landed: mode, sample_every (None: off) and a sentence for
+    # reviewers (``planner.delivery``).
+    delivery: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def changes(self) -> bool:
@@ -385,6 +388,7 @@ class ExecutionPlan:
             "target": dict(self.target),
             "namespace": dict(self.namespace),
             "indexer": dict(self.indexer),
+            "delivery": dict(self.delivery),
             "observed_at": self.observed_at,
             "files": [f.to_json() for f in self.files],
             "preconditions": [c.to_json() for c in self.preconditions],
@@ -404,6 +408,7 @@ class ExecutionPlan:
             target=dict(doc["target"]),
             namespace=dict(doc["namespace"]),
             indexer=dict(doc["indexer"]),
+            delivery=dict(doc["delivery"]),
             observed_at=doc["observed_at"],
             files=[FileStep.from_json(f) for f in doc["files"]],
             preconditions=[Check.from_json(c) for c in doc["preconditions"]],

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from elax_plan.apply.pipeline import FileRun
+from elax_plan.apply.pipeline import FileRun, PipelineStats
 from elax_plan.apply.readers import ResumePoint
 from elax_plan.apply.run_files import RunEvents
 from elax_plan.execution_plan import FileStep
@@ -221,6 +221,21 @@ class Checkpointer:
 
     def update_run(self, **changes: Any) -> None:
         self.ledger = self.ledger.with_run(dataclasses.replace(self.ledger.run, **changes))
+
+    def record_writes(self, stats: PipelineStats) -> None:
+        """Add a pass of writes to the ledger's run entry: its acknowledged WAL range, upserts
+        and re-sent requests (saved with the next save)."""
+        run = self.ledger.run
+        first = run.first_acked_wal_sequence
+        if stats.min_acked_seq is not None:
+            first = min(first or stats.min_acked_seq, stats.min_acked_seq)
+        self.update_run(
+            first_acked_wal_sequence=first,
+            last_acked_wal_sequence=max(run.last_acked_wal_sequence or 0, stats.max_acked_seq)
+            or None,
+            upserts_acked=run.upserts_acked + stats.rows_acked,
+            resends=run.resends + stats.resends,
+        )
 
     def unread(self, file_runs: Sequence[FileRun]) -> None:
         """Put the files this run read but acknowledged nothing of back where it started

@@ -16,6 +16,7 @@ from typing import Any
 
 from elax_plan.apply.pipeline import PipelineStats
 from elax_plan.apply.throttle import Throttle
+from elax_plan.apply.write_proofs import PROOF_INTERVAL
 from elax_plan.retry import RetryPolicy
 from elax_plan.spec import PlanSpec
 from elax_plan.state import (
@@ -47,6 +48,7 @@ class ApplyOptions:
     lease_ttl: float = 60.0
     lease_renew: float = 10.0
     drain_timeout: float = 10.0
+    proof_interval: float = PROOF_INTERVAL  # seconds between delivery proofs during writes
 
 
 @dataclass

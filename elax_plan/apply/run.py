@@ -56,6 +56,7 @@ from elax_plan.apply.throttle import RouterReading, Throttle
 from elax_plan.apply.trim import TrimResult, trim_wal
 from elax_plan.apply.verify import CheckResult, VerifyContext, overall, run_checks
 from elax_plan.apply.wal_store import WalStoreWriter
+from elax_plan.apply.write_proofs import Prover, WriteProofs
 from elax_plan.apply.writer import Writer
 from elax_plan.errors import (
     EXIT_INTERRUPTED,
@@ -68,7 +69,6 @@ from elax_plan.errors import (
     describe,
 )
 from elax_plan.execution_plan import ExecutionPlan, stale_reasons
-from elax_plan.live.delivery import prove_delivery
 from elax_plan.live.model import NamespaceLive
 from elax_plan.live.snapshot import observe
 from elax_plan.live.store import StoreReader
@@ -268,6 +268,14 @@ class ApplyRun:
             return RouterReading(ns.wal_highwater, ns.indexed_wal)
 
         mode = self.plan.indexer["mode"]
+        every = self.plan.delivery["sample_every"]
+        self.prover = Prover(self.reader, name, every, self.retrier) if every else None
+        self.write_proofs = WriteProofs(
+            self.prover,
+            self.checkpoints.update,
+            self.events,
+            interval=ctx.options.proof_interval,
+        )
         self.compactor = compactor_for(self.plan.indexer, name, client, ctx.stop, self.events)
         self.throttle = Throttle(
             read_router,
@@ -311,7 +319,7 @@ class ApplyRun:
             concurrency=spec.ingest.concurrency,
             stop=ctx.stop,
             on_event=self.events,
-            on_checkpoint=self.checkpoints.update,
+            on_checkpoint=self.write_proofs.checkpoint,
             on_progress=lambda s: ctx.hooks.on_progress(s, throttle),
             on_first_ack=lambda seq: proof_of.store_shows(
                 self.read_namespace(), seq, lambda: self.reader.read_wal(name, seq), spec.target
@@ -368,17 +376,7 @@ class ApplyRun:
     def _checkpoint_writes(
         self, stats: PipelineStats, failure: BaseException | None
     ) -> BaseException | None:
-        run = self.checkpoints.ledger.run
-        first = run.first_acked_wal_sequence
-        if stats.min_acked_seq is not None:
-            first = min(first or stats.min_acked_seq, stats.min_acked_seq)
-        self.checkpoints.update_run(
-            first_acked_wal_sequence=first,
-            last_acked_wal_sequence=max(run.last_acked_wal_sequence or 0, stats.max_acked_seq)
-            or None,
-            upserts_acked=run.upserts_acked + stats.rows_acked,
-            resends=run.resends + stats.resends,
-        )
+        self.checkpoints.record_writes(stats)
         self._wrote_everything = failure is None and not self.ctx.stop.is_set()
         self.events(
             "writes_finished" if self._wrote_everything else "writes_stopped",
@@ -442,16 +440,15 @@ class ApplyRun:
 
     def prove(self) -> bool:
         """One delivery proof; lost files go back to partial in the ledger. False: stopping."""
-        spec = self.ctx.spec
         if self.ctx.stop.is_set():
             return False
+        if self.prover is None:
+            return True  # verify.delivery: off
         ledger = self.checkpoints.save()
         acks = {url: entry.acks for url, entry in ledger.files.items() if entry.acks}
         try:
-            skip = self.read_namespace().indexed_wal if spec.wal_trim.allowed else 0
-            proof = prove_delivery(
-                self.reader, spec.target.namespace, acks, skip_through=skip, retrier=self.retrier
-            )
+            skip = self.read_namespace().indexed_wal if self.ctx.spec.wal_trim.allowed else 0
+            proof = self.prover(acks, skip_through=skip)
         except Interrupted:
             return False
         self.checkpoints.replace_entries(proof_of.proven_entries(ledger.files, proof))

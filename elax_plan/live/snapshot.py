@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from elax_plan.live.delivery import DeliveryProof, prove_delivery
+from elax_plan.live.delivery import DeliveryProof, prove_delivery, sample_every
 from elax_plan.live.model import NamespaceLive, SourceFile, SourceListing
 from elax_plan.live.source import read_source
 from elax_plan.live.state_view import FileProgress, LedgerView, LiveState
@@ -116,12 +116,18 @@ def observe(
 
     namespace = retrier.call(read_namespace, what="router") if retrier else read_namespace()
     proof = None
-    if ledger is not None and _same_target(spec, ledger):
+    every = sample_every(spec.verify.delivery)
+    if every is not None and ledger is not None and _same_target(spec, ledger):
         acks = {url: entry.acks for url, entry in ledger.files.items() if entry.acks}
         # A WAL trimmed on purpose (only objects at or below indexed_wal) is not a loss.
         skip = namespace.indexed_wal if spec.wal_trim.allowed else 0
         proof = prove_delivery(
-            reader, spec.target.namespace, acks, skip_through=skip, retrier=retrier
+            reader,
+            spec.target.namespace,
+            acks,
+            skip_through=skip,
+            sample_every=every,
+            retrier=retrier,
         )
     listing = keyed_listing(read_source(spec.source, exclude=state_locations(spec)))
     live = LiveState(

@@ -23,6 +23,7 @@ from elax_plan.live.model import (
     NamespaceLive,
 )
 from elax_plan.live.state_view import LiveState
+from elax_plan.planner.delivery import delivery_facts, delivery_warning
 from elax_plan.planner.files import file_steps, same_target, total_requests
 from elax_plan.planner.indexer import indexer_facts
 from elax_plan.planner.post_steps import post_steps, verification_reason
@@ -80,6 +81,7 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
         },
         namespace=_namespace_facts(live.namespace),
         indexer=indexer_facts(spec),
+        delivery=delivery_facts(spec),
         observed_at=datetime.fromtimestamp(live.observed_at, UTC).isoformat(),
         files=files,
         preconditions=checks,
@@ -131,6 +133,9 @@ def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals)
             "indexer.mode none: nobody indexes during this run, so writes are not paused on "
             "WAL lag and verification neither waits for the index nor checks parts."
         )
+    off = delivery_warning(spec)
+    if off is not None and writes:
+        warnings.append(off)
     if totals.gone:
         warnings.append(
             f"{plural(totals.gone, 'file')} in the ledger "

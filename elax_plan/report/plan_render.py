@@ -115,6 +115,8 @@ def render_text(doc: Mapping[str, Any], colour: bool = False) -> str:
         lines.append("  namespace: does not exist yet (created by the first write)")
     ix = doc["indexer"]
     lines.append(f"  indexer:   {ix['mode']}: {ix['detail']}")
+    dv = doc["delivery"]
+    lines.append(f"  delivery:  {dv['mode']}: {dv['detail']}")
     lines.append(f"  observed:  {doc['observed_at']}")
     lines.append("")
     files = doc["files"]
@@ -193,6 +195,7 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             else "| namespace | does not exist yet |"
         ),
         f"| indexer | {_code(doc['indexer']['mode'])}: {_cell(doc['indexer']['detail'])} |",
+        f"| delivery | {_code(doc['delivery']['mode'])}: {_cell(doc['delivery']['detail'])} |",
         f"| observed | {doc['observed_at']} |",
         "",
         "#### Source files",

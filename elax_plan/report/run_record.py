@@ -25,7 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from elax_plan.execution_plan import format_bytes, format_count
 
-RECORD_VERSION = "1.2"  # 1.1: indexer; 1.2: wal (size and growth)
+RECORD_VERSION = "1.3"  # 1.1: indexer; 1.2: wal (size and growth); 1.3: delivery mode
 CHART_POINTS = 40
 SUMMARY_LIMIT = 60_000
 
@@ -80,11 +80,22 @@ def _indexer(plan_doc: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -
     }
 
 
-def _delivery(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The delivery proofs of the run, every acknowledged write the WAL lost, and each pass
-    that wrote those rows again."""
+def _delivery(plan_doc: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The delivery proofs of the run (``verify.delivery`` mode; how many, and how many ran
+    while it was still writing), every acknowledged write the WAL lost, each one found during
+    the writes, and each pass that wrote those rows again."""
+    setting = plan_doc.get("delivery") or {"mode": "full", "sample_every": 1}
+    proofs = [e for e in events if e["event"] == "delivery_proof"]
     return {
-        "proofs": sum(1 for e in events if e["event"] == "delivery_proof"),
+        "mode": setting["mode"],
+        "sample_every": setting["sample_every"],
+        "proofs": len(proofs),
+        "proofs_during_writes": sum(1 for e in proofs if e.get("phase") == "writes"),
+        "found_during_writes": [
+            {"file": e["file"], "wal_sequence": e["wal_sequence"]}
+            for e in events
+            if e["event"] == "overwritten_found"
+        ],
         "overwritten": [
             {
                 "file": e["file"],
@@ -204,7 +215,7 @@ def build_run_record(
         "ingest": _ingest(stats, max(0.0, (writes_finished or finished) - started)),
         "throttle": _throttle(_throttle_actions(events), finished),
         "indexer": _indexer(plan_doc, events),
-        "delivery": _delivery(events),
+        "delivery": _delivery(plan_doc, events),
         "retries": {"total": sum(retries.values()), "by_cause": dict(sorted(retries.items()))},
         "rejects": dict(rejects),
         "verification": [dict(c) for c in checks],

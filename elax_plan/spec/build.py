@@ -252,6 +252,7 @@ def _verify(raw: Mapping[str, Any]) -> VerifySpec:
         wait_for_index=raw["wait_for_index"],
         index_timeout=parse_duration(raw["index_timeout"]),
         timeout=parse_duration(raw["timeout"]),
+        delivery=raw["delivery"],
         smoke_queries=tuple(_smoke(q) for q in raw.get("smoke_queries") or ()),
         recall=RecallSpec(
             num=recall["num"],

@@ -23,6 +23,7 @@ from elax_plan.spec.secrets import REDACTED, Secret, redact
 
 Metric = Literal["cosine", "euclidean_squared"]
 SourceFormat = Format  # one home: source_format, the table validate, plan and apply share
+DeliveryMode = Literal["full", "sample", "off"]
 FilterOp = Literal["eq", "not_eq", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 SmokeKind = Literal["sample_vectors", "vector", "bm25"]
 
@@ -289,6 +290,9 @@ class VerifySpec(_Spec):
     timeout: float
     smoke_queries: tuple[SmokeQuery, ...]
     recall: RecallSpec | None
+    # Which acknowledged writes are read back from target.store and matched to what was
+    # sent (``live.delivery``): every one, a seeded share of them, or none.
+    delivery: DeliveryMode = "full"
 
     def checks_digest(self) -> str:
         """sha256 of what decides the verdict (smoke queries, recall gate): a verification

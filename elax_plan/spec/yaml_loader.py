@@ -39,6 +39,9 @@ _INT_MAX = 2**64 - 1
 _MAX_INT_CHARS = 100
 
 _TAG = "tag:yaml.org,2002:"
+# Keys whose values are words one of which YAML 1.1 reads as a boolean (on/off/yes/no):
+# written plainly there, the word is kept.
+_WORD_PATHS: frozenset[tuple[str | int, ...]] = frozenset({("verify", "delivery")})
 _SCALAR_TAGS = {f"{_TAG}{t}" for t in ("str", "null", "bool", "int", "float", "timestamp")}
 
 
@@ -231,6 +234,8 @@ class _Builder:
             return node.value
         if tag == f"{_TAG}null":
             return None
+        if tag == f"{_TAG}bool" and path in _WORD_PATHS and node.style is None:
+            return node.value  # `delivery: off` means the word, not YAML 1.1's false
         try:
             if tag == f"{_TAG}bool":
                 return self._constructor.construct_yaml_bool(node)

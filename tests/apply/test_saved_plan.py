@@ -111,7 +111,7 @@ def test_a_hand_edited_step_is_refused_by_its_checksum(setup: Setup, tmp_path: P
         ),
         (
             lambda doc: doc.update(format_version="0.9"),
-            "p.elaxplan has format_version '0.9'; this elax-plan reads '1.1'.",
+            "p.elaxplan has format_version '0.9'; this elax-plan reads '1.2'.",
         ),
     ],
 )

@@ -50,7 +50,7 @@ def test_three_formats_and_detailed_exit_codes(plan_file: Path) -> None:
     js = run_cli("plan", str(plan_file), "--format", "json")
     doc = json.loads(js.stdout)
     jsonschema.validate(doc, SCHEMA)
-    assert doc["format_version"] == "1.1"
+    assert doc["format_version"] == "1.2"
     assert [f["symbol"] for f in doc["files"]] == ["+", "+"]
     assert doc["summary_line"] in text.stdout and doc["summary_line"] in md.stdout
     applied = run_cli("apply", str(plan_file), "--auto-approve")
