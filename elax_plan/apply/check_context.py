@@ -65,7 +65,10 @@ class VerifyContext:
     wal_range: tuple[int, int] | None
     upserts_acked: int
     resends: int
-    epoch_at_start: int
+    # (epoch, indexed_wal) of the router read after this run's last acknowledged write (every
+    # append bumps the epoch, so only what comes after it shows the indexer at work); None
+    # when this run wrote nothing.
+    at_last_ack: tuple[int, int] | None
     retrier: Retrier
     # The namespace's WAL objects, and one object's bytes (None: absent), from target.store;
     # proven: seq → size:mtime of the WAL objects the delivery proof already read whole.

@@ -151,11 +151,11 @@ class ApplyRun:
     # --- decide ---------------------------------------------------------------------------
 
     def execute(self, saved: ExecutionPlan | None) -> ApplyOutcome:
-        plan, epoch_at_start = self.decide(saved)
+        plan = self.decide(saved)
         doc = plan.to_json()
         if not plan.changes:
             return ApplyOutcome(EXIT_OK, None, doc, message="No changes: nothing to apply.")
-        self.plan, self.doc, self.epoch_at_start = plan, doc, epoch_at_start
+        self.plan, self.doc = plan, doc
         self.open_ledger()
         t = self.ctx.spec.target
         with open_client(t, emulator_options=self.ctx.emulator_options) as client:
@@ -172,8 +172,8 @@ class ApplyRun:
             trim = self.trim(written, checks) if overall(checks) and not unfinished else None
             return self.finish(written, checks, trim, unfinished)
 
-    def decide(self, saved: ExecutionPlan | None) -> tuple[ExecutionPlan, int]:
-        """The plan to carry out (the saved one, or a fresh one as shown) and the epoch now."""
+    def decide(self, saved: ExecutionPlan | None) -> ExecutionPlan:
+        """The plan to carry out: the saved one, or a fresh one as shown."""
         ctx = self.ctx
         snapshot = observe(ctx.spec, ctx.backend, retrier=self.retrier)
         self.proof = snapshot.proof
@@ -200,7 +200,7 @@ class ApplyRun:
             and not ctx.hooks.confirm(plan.to_json())
         ):
             raise NotApproved("Apply cancelled: nothing was written.")
-        return plan, snapshot.live.namespace.epoch
+        return plan
 
     # --- open the ledger ------------------------------------------------------------------
 
@@ -462,10 +462,15 @@ class ApplyRun:
     def index(self, written: _Written) -> None:
         """``indexer.mode: command``: index once after the last write (or before verifying an
         earlier run's); a failure ends the run with its verification pending."""
-        if self.compactor is None or not (written.stats.requests or self.plan.verification_reason):
-            return
+        self.at_last_ack: NamespaceLive | None = None
         try:
-            if self.read_namespace().wal_lag > 0:
+            if written.stats.requests:  # what the "epoch advanced" check compares with
+                self.at_last_ack = self.read_namespace()
+            if self.compactor is None or not (
+                written.stats.requests or self.plan.verification_reason
+            ):
+                return
+            if (self.at_last_ack or self.read_namespace()).wal_lag > 0:
                 self.compactor.run("after_writes")
         except Interrupted:
             return  # stopping: the verification sees the stop and the run ends interrupted
@@ -494,8 +499,11 @@ class ApplyRun:
             wal_range=(first, last) if first is not None and last is not None else None,
             upserts_acked=run.upserts_acked,
             resends=run.resends,
-            # A run that only verifies cannot see its writes move the epoch any more.
-            epoch_at_start=self.epoch_at_start if stats.requests else -1,
+            at_last_ack=(
+                (self.at_last_ack.epoch, self.at_last_ack.indexed_wal)
+                if self.at_last_ack is not None
+                else None
+            ),
             retrier=self.retrier,
             stop=self.ctx.stop,
             on_event=self.events,

@@ -259,20 +259,22 @@ def verify_parts(ctx: VerifyContext, step: PostStep) -> CheckResult:
     covering = [p for p in ns.parts if p.wal_end >= lo and p.wal_start <= hi]
     part_rows = sum(p.rows for p in covering)
     rows_ok = part_rows >= ctx.upserts_acked
-    epoch_ok = ns.epoch > ctx.epoch_at_start
+    epoch_ok, epoch_text = _epoch_advanced(ctx, ns.epoch, hi)
+    epoch0, indexed0 = ctx.at_last_ack or (-1, -1)
     evidence = {
         "wal_range": [lo, hi],
         "parts": len(covering),
         "part_rows": part_rows,
         "upserts_acknowledged": ctx.upserts_acked,
         "resends": ctx.resends,
-        "epoch_at_start": ctx.epoch_at_start,
+        "epoch_at_last_ack": epoch0,
+        "indexed_wal_at_last_ack": indexed0,
         "epoch": ns.epoch,
     }
     detail = (
         f"Σ rows of {len(covering)} parts covering WAL {lo}–{hi} = {part_rows:,} "
         f"{'≥' if rows_ok else '<'} {ctx.upserts_acked:,} upserts acknowledged "
-        f"({ctx.resends:,} resends); epoch {ctx.epoch_at_start} → {ns.epoch}"
+        f"({ctx.resends:,} resends); {epoch_text}"
     )
     advice = ""
     if not rows_ok:
@@ -284,6 +286,23 @@ def verify_parts(ctx: VerifyContext, step: PostStep) -> CheckResult:
     elif not epoch_ok:
         advice = "router.json's epoch did not advance: is the indexer publishing parts?"
     return CheckResult(step.key, title, rows_ok and epoch_ok, detail, evidence, advice)
+
+
+def _epoch_advanced(ctx: VerifyContext, epoch: int, last: int) -> tuple[bool, str]:
+    """Whether the indexer published after this run's last acknowledged write, and how that
+    was judged. Every append bumps the epoch (CONTRACT §4.3), so the epoch before the writes
+    says nothing: it is compared with the router read after the last acknowledgement —
+    unless that reading already showed the writes indexed (compacted during the writes)."""
+    if ctx.at_last_ack is None:
+        return True, f"epoch {epoch} (this run wrote nothing, so no advance is expected)"
+    epoch0, indexed0 = ctx.at_last_ack
+    if indexed0 >= last:
+        return True, (
+            f"indexed during the writes (indexed_wal {indexed0} ≥ {last} at the last "
+            f"acknowledgement, epoch {epoch0}); epoch now {epoch}"
+        )
+    ok = epoch > epoch0
+    return ok, f"epoch {epoch0} after the last acknowledgement → {epoch}"
 
 
 # --- smoke queries ------------------------------------------------------------------------

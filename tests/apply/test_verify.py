@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from elax_plan.apply.samples import sampler
 from elax_plan.apply.verify import CheckResult, VerifyContext, run_checks
+from elax_plan.emulator import EmulatorConfig
 from elax_plan.execution_plan import PostStep
 from elax_plan.live.store import StoreReader
 from elax_plan.planner import check_steps
@@ -42,7 +44,7 @@ def context(spec: PlanSpec, client: httpx.Client, source: Path, last: int | None
         wal_range=None if last is None else (1, last),
         upserts_acked=0,
         resends=0,
-        epoch_at_start=-1,
+        at_last_ack=None,
         retrier=Retrier(RetryPolicy(attempts=2, initial=0.001, max=0.001)),
     )
 
@@ -111,3 +113,31 @@ def test_an_incomplete_check_says_so_in_its_json() -> None:
     )
     assert pending.to_json()["incomplete"] is True
     assert CheckResult("recall", "Recall SLO", True, "ok").to_json()["incomplete"] is False
+
+
+def test_the_epoch_must_advance_after_the_last_acknowledged_write(
+    serve_emulator: Callable[..., RunningEmulator], tmp_path: Path
+) -> None:
+    """Every append bumps the epoch, so the epoch before the writes proves nothing: the check
+    compares with the router read after the last acknowledgement. Without a compaction since,
+    it fails; after one it passes; writes already indexed by then need no further advance."""
+    emu = serve_emulator(EmulatorConfig((tmp_path / "store").as_uri(), indexer="none"))
+    make_dataset(tmp_path / "src", files=1, rows=5, dims=8)
+    for i in range(3):
+        assert emu.write("docs", {"upserts": [{"id": f"d{i}", "vector": [0.5] * 8}]}).is_success
+    spec = plan_for(tmp_path, emu.url, tmp_path / "src", "")
+    reader = StoreReader(spec.target.store, {})
+    after = reader.read_namespace("docs")
+    assert after.epoch >= 3 and after.indexed_wal == 0  # the appends moved the epoch
+    ctx = context(spec, emu.client, tmp_path / "src", last=3)
+    ctx.at_last_ack = (after.epoch, after.indexed_wal)
+    stalled = run_kind(spec, ctx, "verify_parts")
+    assert not stalled.passed
+    assert f"epoch {after.epoch} after the last acknowledgement → {after.epoch}" in stalled.detail
+    assert "epoch did not advance" in stalled.advice
+    emu.emulator.compact("docs")
+    indexed = run_kind(spec, ctx, "verify_parts")
+    assert indexed.passed, indexed.detail
+    assert indexed.evidence["epoch"] > indexed.evidence["epoch_at_last_ack"] == after.epoch
+    ctx.at_last_ack = (after.epoch, 3)  # compacted during the writes, before the reading
+    assert run_kind(spec, ctx, "verify_parts").passed

@@ -62,7 +62,7 @@ def run_queries(
             wal_range=(1, 4),
             upserts_acked=30,
             resends=0,
-            epoch_at_start=0,
+            at_last_ack=(0, 0),
             retrier=Retrier(RetryPolicy(attempts=2, initial=0.001, max=0.001)),
             on_event=lambda name, data: events.append((name, data)),
         )
