@@ -9,7 +9,9 @@ Paused with no ``indexed_wal`` progress for ``stall_timeout`` → ``IndexerStall
 
 With ``compact`` (``indexer.mode: command``) a pause runs the indexer itself, once no
 write is in flight (``wants_quiet`` tells the pipeline to let them land first: the
-command takes no lock, hazard H2). With ``pause_on_lag=False`` (``indexer.mode: none``) it
+command takes no lock, hazard H2), and again while each run moved ``indexed_wal`` and
+the lag is still above ``resume_wal_lag`` (a run may index less than the whole lag, or
+another writer adds to it); a run that moved nothing is not repeated in that pause. With ``pause_on_lag=False`` (``indexer.mode: none``) it
 only samples the lag.
 """
 
@@ -62,7 +64,7 @@ class Throttle:
         self.clock = clock
         self.compact = compact
         self.pause_on_lag = pause_on_lag
-        self._compacted = False  # during the current pause
+        self._compact_again = False  # in the current pause: the last run made progress
         self._lock = threading.Lock()
         self._acks = 0
         self._acks_at_poll = 0
@@ -145,10 +147,10 @@ class Throttle:
             ):
                 self._resume()
                 continue
-            if self.compact is not None and not in_flight and not self._compacted:
-                self._compacted = True
+            if self.compact is not None and not in_flight and self._compact_again:
+                before = self._last.indexed_wal
                 self.compact("lag")
-                self.poll()
+                self._compact_again = self.poll().indexed_wal > before
                 continue
             if now - self._progress_at >= self.stall_timeout:
                 raise self._stalled()
@@ -185,7 +187,7 @@ class Throttle:
     def _pause(self, in_flight: int) -> None:
         assert self._last is not None
         self.paused = True
-        self._compacted = False
+        self._compact_again = True
         self.pauses += 1
         self._paused_since = self.clock()
         self._progress_at = self._paused_since

@@ -127,6 +127,20 @@ def test_command_mode_stall_says_the_command_did_not_help() -> None:
     assert ran == ["lag"]  # once per pause, not once per poll
 
 
+def test_command_mode_runs_again_while_each_run_makes_progress() -> None:
+    """A compaction that indexes only part of the lag is run again in the same pause, as long
+    as the last run moved indexed_wal; writes resume at resume_wal_lag."""
+    ran: list[str] = []
+    # Each poll after a run shows 3 more batches indexed: lag 10 → 7 → 4 → 1.
+    throttle, events = make(
+        [(20, 10), (20, 13), (20, 16), (20, 19)], compact=ran.append, stall_timeout=100.0
+    )
+    throttle.before_submit(in_flight=0)
+    assert ran == ["lag"] * 3
+    assert throttle.pauses == 1 and not throttle.paused
+    assert [d["lag"] for k, d in events if k == "throttle_resume"] == [1]
+
+
 def test_external_mode_stall_names_command_mode() -> None:
     throttle, _ = make([(20, 10)], stall_timeout=3.0)
     with pytest.raises(IndexerStalled, match=r"indexer\.mode: command"):
