@@ -314,7 +314,8 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 
 
 def summary_line(t: PlanTotals) -> str:
-    """``Plan: 12 files to write (3 resumed), 1,204,332 rows, 4.71 GiB in ~4,820 requests; …``."""
+    """``Plan: 12 files to write (3 resumed), ~1,204,332 rows, 4.71 GiB in ~4,820 requests; …``
+    (rows and requests are estimates until the files are read)."""
     if not t.changes:
         return (
             f"No changes. {plural(t.skipped, 'file')} unchanged"
@@ -325,7 +326,7 @@ def summary_line(t: PlanTotals) -> str:
     if t.resumed:
         head += f" ({format_count(t.resumed)} resumed)"
     head += (
-        f", {plural(t.rows, 'row')}, {format_bytes(t.bytes)} in ~{plural(t.requests, 'request')}"
+        f", ~{plural(t.rows, 'row')}, {format_bytes(t.bytes)} in ~{plural(t.requests, 'request')}"
     )
     parts = [head, f"{format_count(t.skipped)} skipped"]
     if t.gone:
@@ -356,6 +357,10 @@ class ExecutionPlan:
     # How apply proves its writes landed: mode, sample_every (None: off) and a sentence for
     # reviewers (``planner.delivery``).
     delivery: Mapping[str, Any] = field(default_factory=dict)
+    # The settings a reviewer approves and the write-time estimate (``planner.settings``).
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    # The plan's last run (run_id, verification, summary), if it has one.
+    last_run: Mapping[str, Any] | None = None
 
     @property
     def changes(self) -> bool:
@@ -389,6 +394,8 @@ class ExecutionPlan:
             "namespace": dict(self.namespace),
             "indexer": dict(self.indexer),
             "delivery": dict(self.delivery),
+            "settings": dict(self.settings),
+            "last_run": dict(self.last_run) if self.last_run is not None else None,
             "observed_at": self.observed_at,
             "files": [f.to_json() for f in self.files],
             "preconditions": [c.to_json() for c in self.preconditions],
@@ -409,6 +416,8 @@ class ExecutionPlan:
             namespace=dict(doc["namespace"]),
             indexer=dict(doc["indexer"]),
             delivery=dict(doc["delivery"]),
+            settings=dict(doc["settings"]),
+            last_run=dict(doc["last_run"]) if doc["last_run"] is not None else None,
             observed_at=doc["observed_at"],
             files=[FileStep.from_json(f) for f in doc["files"]],
             preconditions=[Check.from_json(c) for c in doc["preconditions"]],

@@ -39,6 +39,12 @@ def elax(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_quickstart_applies_then_has_no_changes(tmp_path: Path) -> None:
     """`make demo`'s command: the quickstart applies, verifies and summarises; the re-run is a no-op."""
     (tmp_path / "plans").symlink_to(REPO / "plans")
+    # The comment a reviewer sees first: the filtered check names its value, and nothing
+    # needs attention, so there is no Warnings section.
+    review = elax(tmp_path, "plan", "plans/quickstart.yaml", "--format", "markdown").stdout
+    assert 'filter category = "outerwear"' in review
+    assert "#### Warnings" not in review and "<!-- elax-plan:quickstart -->" in review
+    assert "| estimate | ~" in review and "| throttle | pause above a WAL lag of 8" in review
     first = elax(tmp_path, "apply", "plans/quickstart.yaml", "--auto-approve")
     assert first.returncode == 0, first.stderr
     assert "Plan: 1 file to write" in first.stdout
@@ -53,6 +59,13 @@ def test_quickstart_applies_then_has_no_changes(tmp_path: Path) -> None:
     assert "No changes" in second.stdout
     plan = elax(tmp_path, "plan", "plans/quickstart.yaml", "--detailed-exitcode")
     assert plan.returncode == 0, plan.stdout + plan.stderr
+    # The pull-request comment of the finished plan: its marker, the last run (not a
+    # warning: it passed), paths as the plan file writes them, a legend, the filter's value.
+    comment = elax(tmp_path, "plan", "plans/quickstart.yaml", "--format", "markdown").stdout
+    assert comment.startswith("<!-- elax-plan:quickstart -->\n")
+    assert "#### Warnings" not in comment and "verification passed" in comment
+    assert "| `=` | `plans/data/quickstart.ndjson` |" in comment and "file://" not in comment
+    assert "`+` new · `~` changed" in comment and "| what | value |" in comment
 
 
 # --- the examples, against an emulator and the moto S3 server -------------------------------

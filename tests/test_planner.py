@@ -40,7 +40,7 @@ from elax_plan.live.model import (
 from elax_plan.live.state_view import FileProgress, LedgerView, LiveState
 from elax_plan.planner import build_plan
 from elax_plan.planner.files import total_requests
-from elax_plan.report.plan_render import render_markdown, render_text
+from elax_plan.report.plan_render import render_markdown, render_text, shown_path
 from elax_plan.spec import load_plan
 from elax_plan.state import NamespaceRecord
 
@@ -200,7 +200,8 @@ def test_golden_case_text_shows_every_step(case: str) -> None:
     assert "more unchanged files" not in plain  # a few files: every one is listed
     lines = plain.splitlines()
     for f in doc["files"]:
-        assert f"  {f['symbol']} {f['url']}" in lines, f["url"]
+        shown = shown_path(f["url"], doc["plan"].get("base"))
+        assert f"  {f['symbol']} {shown}" in lines, f["url"]
     for c in doc["preconditions"]:
         mark = "✓" if c["ok"] else "✗"
         assert any(line.startswith(f"  {mark} {c['title']}: {c['live']}") for line in lines)
@@ -234,7 +235,10 @@ def test_golden_case_markdown_lists_every_file(case: str) -> None:
     markdown = render_markdown(doc)
     assert f"**{doc['summary_line']}**" in markdown
     rows = [line for line in markdown.splitlines() if line.startswith("| `")]
-    assert [row.split(" | ")[1] for row in rows] == [f"`{f['url']}`" for f in doc["files"]]
+    base = doc["plan"].get("base")
+    assert [row.split(" | ")[1] for row in rows] == [
+        f"`{shown_path(f['url'], base)}`" for f in doc["files"]
+    ]
     assert "more files" not in markdown and "(truncated" not in markdown
     verdicts = [line[2] for line in markdown.splitlines() if line.startswith(("| ✅", "| ❌"))]
     assert verdicts == ["✅" if c["ok"] else "❌" for c in doc["preconditions"]]
@@ -326,7 +330,7 @@ def test_summary_line_shape() -> None:
     """The closing line reads like the SPEC's example."""
     doc = compute(CASES / "half-done-run")
     assert doc["summary_line"] == (
-        "Plan: 2 files to write (1 resumed), 1,500 rows, 11.87 MiB in ~12 requests; "
+        "Plan: 2 files to write (1 resumed), ~1,500 rows, 11.87 MiB in ~12 requests; "
         "1 skipped; 6 checks; 0 destructive steps."
     )
 

@@ -28,6 +28,7 @@ from elax_plan.planner.files import file_steps, same_target, total_requests
 from elax_plan.planner.indexer import indexer_facts
 from elax_plan.planner.post_steps import post_steps, verification_reason
 from elax_plan.planner.preconditions import preconditions
+from elax_plan.planner.settings import settings_facts
 from elax_plan.spec import PlanSpec, is_node_local, redact
 
 
@@ -70,6 +71,7 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
             "description": spec.description,
             "file": str(spec.source_path),
             "digest": spec.digest,
+            **({"base": spec.base_dir.absolute().as_uri()} if spec.base_dir else {}),
         },
         target={
             "url": redact(spec.target.url),
@@ -82,6 +84,8 @@ def build_plan(spec: PlanSpec, live: LiveState) -> ExecutionPlan:
         namespace=_namespace_facts(live.namespace),
         indexer=indexer_facts(spec),
         delivery=delivery_facts(spec),
+        settings=settings_facts(spec, totals),
+        last_run=_last_run(live),
         observed_at=datetime.fromtimestamp(live.observed_at, UTC).isoformat(),
         files=files,
         preconditions=checks,
@@ -158,7 +162,7 @@ def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals)
                 f"Acknowledged rows of {url} were lost on the server ({lost.reason}), and the "
                 "file is gone from the source, so they cannot be written again."
             )
-    if not totals.changes and ledger is not None:
+    if not totals.changes and ledger is not None and ledger.verification != "passed":
         where = ledger.summary_location
         warnings.append(
             f"Last run {ledger.last_run_id or ''}: verification {ledger.verification}"
@@ -166,6 +170,19 @@ def _warnings(spec: PlanSpec, live: LiveState, writes: bool, totals: PlanTotals)
             + "."
         )
     return warnings
+
+
+def _last_run(live: LiveState) -> dict[str, Any] | None:
+    """The plan's last run as its ledger records it (shown, not warned about, when its
+    verification passed)."""
+    ledger = live.ledger
+    if ledger is None or ledger.last_run_id is None:
+        return None
+    return {
+        "run_id": ledger.last_run_id,
+        "verification": ledger.verification,
+        "summary": ledger.summary_location,
+    }
 
 
 def _namespace_facts(ns: NamespaceLive) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import orjson
+
 from elax_plan.execution_plan import (
     PostStep,
     format_bytes,
@@ -21,7 +23,7 @@ from elax_plan.live.model import (
     eligible_wal_objects,
 )
 from elax_plan.live.state_view import LiveState
-from elax_plan.spec import PlanSpec, RecallSpec, SmokeQuery, format_duration
+from elax_plan.spec import FilterSpec, PlanSpec, RecallSpec, SmokeQuery, format_duration
 
 
 def verification_reason(spec: PlanSpec, live: LiveState, writes: bool) -> str:
@@ -142,9 +144,10 @@ def _smoke_step(spec: PlanSpec, q: SmokeQuery) -> PostStep:
     else:
         what = f"vector query: ≥ {plural(q.min_hits, 'hit')} in top {q.top_k}"
     if q.expect_ids:
-        what += f", expecting ids {', '.join(q.expect_ids)}"
+        ids = ", ".join(q.expect_ids)
+        what += f", expecting {'id' if len(q.expect_ids) == 1 else 'ids'} {ids}"
     if q.filters is not None:
-        what += f", filter {q.filters.field} {q.filters.op}"
+        what += f", filter {filter_text(q.filters)}"
     return PostStep(
         "smoke_query",
         f"smoke:{q.name}",
@@ -159,6 +162,23 @@ def _smoke_step(spec: PlanSpec, q: SmokeQuery) -> PostStep:
             "warm_up": None,
         },
     )
+
+
+_OPS = {"eq": "=", "not_eq": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+
+
+def filter_text(f: FilterSpec) -> str:
+    """A filter as a reviewer reads it: ``category = "outerwear"``, ``n in [1, 2]``."""
+    if f.op == "exists":
+        return f"{f.field} exists"
+    if f.op in ("in", "not_in"):
+        values = ", ".join(_value(v) for v in f.values or ())
+        return f"{f.field} {'in' if f.op == 'in' else 'not in'} [{values}]"
+    return f"{f.field} {_OPS[f.op]} {_value(f.value)}"
+
+
+def _value(v: object) -> str:
+    return orjson.dumps(v).decode()
 
 
 def _recall_step(spec: PlanSpec, r: RecallSpec) -> PostStep:

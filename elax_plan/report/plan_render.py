@@ -1,8 +1,12 @@
 """Render an execution-plan JSON document as terminal text or as a pull-request comment.
 
-Reads only the JSON (``format_version`` 1.0). Text may carry ANSI colour;
+Reads only the JSON (``format_version`` 1.2). Text may carry ANSI colour;
 markdown stays under ``MARKDOWN_LIMIT`` characters however many files there
-are: long file lists are folded with a count per action.
+are: long file lists are folded with a count per action. Local paths under the
+directory the plan resolved them against (``plan.base``) are shown relative to
+it, as the plan file writes them; other local paths as paths; object-store URLs
+as written. The markdown starts with a hidden marker (``marker``) that finds a
+plan's comment on a pull request again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from elax_plan.execution_plan import format_bytes, format_count, plural
+from elax_plan.spec import format_duration
 
 MARKDOWN_LIMIT = 60_000
 MARKDOWN_FILE_ROWS = 50
@@ -37,6 +42,27 @@ def _paint(colour: bool) -> Callable[[str, str], str]:
         return f"\x1b[{_COLOURS[key]}m{text}\x1b[0m" if colour else text
 
     return paint
+
+
+LEGEND = (
+    "`+` new · `~` changed since it was written · `>` resumes where it stopped · "
+    "`=` unchanged, skipped · `-` gone from the source"
+)
+
+
+def marker(name: str) -> str:
+    """The hidden line that marks a plan's pull-request comment."""
+    return f"<!-- elax-plan:{name} -->"
+
+
+def shown_path(where: str, base: str | None) -> str:
+    """A URL or path as a reviewer can use it: relative under ``base``, else a plain path
+    for local files, else the URL as written."""
+    path = where[len("file://") :] if where.startswith("file://") else where
+    root = base[len("file://") :].rstrip("/") + "/" if base else None
+    if root and path.startswith(root):
+        return path[len(root) :] or "."
+    return path if where.startswith(("file://", "/")) else where
 
 
 def _short(url: str, width: int = URL_WIDTH) -> str:
@@ -78,6 +104,51 @@ def _server(server: Mapping[str, Any]) -> str:
     return f"{looks} ({server['detail']})" if server["detail"] else looks
 
 
+def _settings(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The settings a reviewer approves, as (name, value) rows."""
+    st = doc["settings"]
+    bad = (
+        "fail the run on the first"
+        if st["on_invalid_row"] == "fail"
+        else f"skip and count, at most {format_count(st['max_invalid_rows'])}"
+    )
+    estimate = (
+        f"~{format_duration(max(1.0, st['estimated_write_s']))} of writing at an assumed "
+        f"{format_bytes(st['assumed_bytes_per_s'])}/s; throttle pauses, indexing and "
+        "verification come on top"
+        if st["estimated_write_s"]
+        else "nothing to write"
+    )
+    return [
+        (
+            "chunks",
+            f"{format_bytes(st['chunk_bytes'])} (requests ≤ "
+            f"{format_bytes(st['max_request_bytes'])})",
+        ),
+        ("concurrency", f"{st['concurrency']}"),
+        ("invalid rows", bad),
+        (
+            "throttle",
+            f"pause above a WAL lag of {st['max_wal_lag']}, resume at "
+            f"{st['resume_wal_lag']}; poll every {format_duration(st['poll_interval_s'])}, "
+            f"stalled after {format_duration(st['stall_timeout_s'])}",
+        ),
+        ("indexer", f"{doc['indexer']['mode']}: {doc['indexer']['detail']}"),
+        ("delivery", f"{doc['delivery']['mode']}: {doc['delivery']['detail']}"),
+        ("estimate", estimate),
+    ]
+
+
+def _last_run(doc: Mapping[str, Any]) -> str | None:
+    last = doc.get("last_run")
+    if not last:
+        return None
+    where = f"; summary at {shown_path(last['summary'], doc['plan'].get('base'))}"
+    return f"{last['run_id']}, verification {last['verification']}" + (
+        where if last["summary"] else ""
+    )
+
+
 def _files(n: int) -> str:
     return "file" if n == 1 else "files"
 
@@ -101,10 +172,12 @@ def render_text(doc: Mapping[str, Any], colour: bool = False) -> str:
         paint(f'Plan "{p["name"]}"', "bold")
         + (f" — {p['description']}" if p.get("description") else "")
     ]
+    base = p.get("base")
     dims = f", {t['vector_dims']} dims" if t.get("vector_dims") else ""
+    lines.append(f"  file:      {shown_path(p['file'], base)}")
     lines.append(f"  target:    {t['url']} namespace {t['namespace']} ({t['metric']}{dims})")
     lines.append(f"  server:    {_server(t['server'])}")
-    lines.append(f"  store:     {t['store']}")
+    lines.append(f"  store:     {shown_path(t['store'], base)}")
     if ns["exists"]:
         lines.append(
             f"  namespace: epoch {ns['epoch']}, wal_highwater {ns['wal_highwater']}, "
@@ -113,11 +186,13 @@ def render_text(doc: Mapping[str, Any], colour: bool = False) -> str:
         )
     else:
         lines.append("  namespace: does not exist yet (created by the first write)")
-    ix = doc["indexer"]
-    lines.append(f"  indexer:   {ix['mode']}: {ix['detail']}")
-    dv = doc["delivery"]
-    lines.append(f"  delivery:  {dv['mode']}: {dv['detail']}")
+    last = _last_run(doc)
+    if last:
+        lines.append(f"  last run:  {last}")
     lines.append(f"  observed:  {doc['observed_at']}")
+    lines.append("")
+    lines.append(paint("Settings:", "bold"))
+    lines += [f"  {name + ':':<14}{value}" for name, value in _settings(doc)]
     lines.append("")
     files = doc["files"]
     lines.append(paint("Source files:", "bold"))
@@ -127,7 +202,7 @@ def render_text(doc: Mapping[str, Any], colour: bool = False) -> str:
         if f["symbol"] == "=" and f not in shown_unchanged:
             continue
         sym = paint(f["symbol"], f["symbol"])
-        lines.append(f"  {sym} {_short(f['url'])}")
+        lines.append(f"  {sym} {_short(shown_path(f['url'], base))}")
         lines.append(f"      {_file_estimate(f)} — {_file_note(f)}")
     if len(unchanged) > len(shown_unchanged):
         rest = len(unchanged) - len(shown_unchanged)
@@ -176,17 +251,20 @@ def _code(text: object) -> str:
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """The plan as a pull-request comment: headline, tables, folded long lists."""
     p, t, ns = doc["plan"], doc["target"], doc["namespace"]
-    out: list[str] = [f"### elax-plan: {_code(p['name'])}", ""]
+    base = p.get("base")
+    out: list[str] = [marker(p["name"]), f"### elax-plan: {_code(p['name'])}", ""]
     if p.get("description"):
         out += [f"> {_cell(p['description'])}", ""]
     out += [f"**{_cell(doc['summary_line'])}**", ""]
     dims = f", {t['vector_dims']} dims" if t.get("vector_dims") else ""
+    last = _last_run(doc)
     out += [
-        "| | |",
+        "| what | value |",
         "|---|---|",
+        f"| plan file | {_code(shown_path(p['file'], base))} (sha256 {p['digest'][:12]}) |",
         f"| target | {_code(t['url'])} namespace {_code(t['namespace'])} ({t['metric']}{dims}) |",
         f"| server | {_cell(_server(t['server']))} |",
-        f"| store | {_code(t['store'])} |",
+        f"| store | {_code(shown_path(t['store'], base))} |",
         (
             f"| namespace | epoch {ns['epoch']}, wal_highwater {ns['wal_highwater']}, "
             f"indexed_wal {ns['indexed_wal']} (lag {ns['wal_lag']}), "
@@ -194,9 +272,14 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
             if ns["exists"]
             else "| namespace | does not exist yet |"
         ),
-        f"| indexer | {_code(doc['indexer']['mode'])}: {_cell(doc['indexer']['detail'])} |",
-        f"| delivery | {_code(doc['delivery']['mode'])}: {_cell(doc['delivery']['detail'])} |",
+        *([f"| last run | {_cell(last)} |"] if last else []),
         f"| observed | {doc['observed_at']} |",
+        "",
+        "#### Settings",
+        "",
+        "| setting | value |",
+        "|---|---|",
+        *[f"| {name} | {_cell(value)} |" for name, value in _settings(doc)],
         "",
         "#### Source files",
         "",
@@ -206,13 +289,14 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
         out += ["| | file | size / estimate | note |", "|---|---|---|---|"]
         for f in files[:MARKDOWN_FILE_ROWS]:
             out.append(
-                f"| {_code(f['symbol'])} | {_code(_short(f['url']))} | "
+                f"| {_code(f['symbol'])} | {_code(_short(shown_path(f['url'], base)))} | "
                 f"{_cell(_file_estimate(f))} | {_cell(_file_note(f))} |"
             )
         rest = files[MARKDOWN_FILE_ROWS:]
         if rest:
             more = f"{format_count(len(rest))} more {_files(len(rest))}"
             out += ["", f"… and {more}: {fold_counts(rest)}."]
+        out += ["", LEGEND]
     else:
         out.append("(none)")
     out += ["", "#### Preconditions", "", "| | check | live | required |", "|---|---|---|---|"]

@@ -118,6 +118,7 @@ def build_plan(
         ),
         source_path=source_path,
         digest=digest,
+        base_dir=base_dir,
     )
 
 

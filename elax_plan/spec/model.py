@@ -361,3 +361,6 @@ class PlanSpec(_Spec):
     summary: SummarySpec
     source_path: Path
     digest: str
+    # What relative local paths in the file were resolved against (the working directory
+    # of the command): the plan shows local paths under it as the file writes them.
+    base_dir: Path | None = None

@@ -41,11 +41,13 @@ def test_three_formats_and_detailed_exit_codes(plan_file: Path) -> None:
     """text, markdown and JSON show the same plan; exit 2 with changes, 0 once applied."""
     text = run_cli("--no-color", "plan", str(plan_file), "--detailed-exitcode")
     assert text.returncode == 2, text.stderr
-    assert "+ file://" in text.stdout and text.stdout.rstrip().endswith("0 destructive steps.")
+    source = plan_file.parent / "src"
+    assert f"  + {source}/" in text.stdout  # outside the working directory: a plain path
+    assert text.stdout.rstrip().endswith("0 destructive steps.")
     assert "\x1b[" not in text.stdout
     md = run_cli("plan", str(plan_file), "--format", "markdown")
     assert md.returncode == 0
-    assert md.stdout.startswith("### elax-plan: `backfill`")
+    assert md.stdout.startswith("<!-- elax-plan:backfill -->\n### elax-plan: `backfill`")
     assert "| `+` |" in md.stdout and len(md.stdout) < 60_000
     js = run_cli("plan", str(plan_file), "--format", "json")
     doc = json.loads(js.stdout)
