@@ -76,10 +76,17 @@ class Throttle:
         self.paused_seconds = 0.0
         self.pauses = 0
         self.max_seen_lag = 0
+        self._in_flight = 0  # writes in flight at the last before_submit
 
     @property
     def last_reading(self) -> RouterReading | None:
         return self._last
+
+    @property
+    def acted_lag(self) -> int:
+        """The lag the throttle acts on: the last reading plus our writes acknowledged since
+        and in flight (at the last decision)."""
+        return self.estimated_lag(self._in_flight) if self._last is not None else 0
 
     def on_ack(self) -> None:
         with self._lock:
@@ -128,6 +135,7 @@ class Throttle:
 
     def before_submit(self, in_flight: int) -> None:
         """Return when one more write may go out; blocks while paused."""
+        self._in_flight = in_flight
         while True:
             if self.stop.is_set():
                 raise Interrupted()

@@ -50,6 +50,7 @@ def run_checks(ctx: VerifyContext, steps: Sequence[PostStep]) -> list[CheckResul
             continue
         if ctx.stop.is_set():
             break  # interrupted: the run records its verification as unfinished
+        ctx.on_event("check_started", {"key": step.key, "kind": step.kind})
         planned = step.params.get("warm_up")
         warmed = warm_up(ctx, planned) if planned else None
         result = _guarded(ctx, step)

@@ -151,6 +151,7 @@ class _Console:
             confirm=self.confirm,
             on_start=self.on_start,
             on_progress=self.on_progress,
+            on_event=self.on_event,
         )
 
     def on_lock_wait(self, info: LeaseInfo) -> None:
@@ -202,6 +203,10 @@ class _Console:
     def on_progress(self, stats: Any, throttle: Any) -> None:
         if self.reporter is not None:
             self.reporter(stats, throttle)
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        if self.reporter is not None:
+            self.reporter.on_event(kind, data)
 
     def close(self) -> None:
         if self.reporter is not None:

@@ -143,10 +143,10 @@ def _last_run(doc: Mapping[str, Any]) -> str | None:
     last = doc.get("last_run")
     if not last:
         return None
-    where = f"; summary at {shown_path(last['summary'], doc['plan'].get('base'))}"
-    return f"{last['run_id']}, verification {last['verification']}" + (
-        where if last["summary"] else ""
-    )
+    text = f"{last['run_id']}, verification {last['verification']}"
+    if last["summary"]:
+        text += f"; summary at {shown_path(last['summary'], doc['plan'].get('base'))}"
+    return text
 
 
 def _files(n: int) -> str:

@@ -48,3 +48,16 @@ def test_a_filter_reads_with_its_value(spec: FilterSpec, text: str) -> None:
 
 def test_the_marker_names_the_plan() -> None:
     assert marker("products-v3") == "<!-- elax-plan:products-v3 -->"
+
+
+def test_a_last_run_without_a_summary_is_shown_without_one() -> None:
+    """A run that stopped before its summary (no summary location) still renders."""
+    from elax_plan.report.plan_render import _last_run
+
+    doc = {
+        "plan": {"base": "file:///repo"},
+        "last_run": {"run_id": "r1", "verification": "pending", "summary": None},
+    }
+    assert _last_run(doc) == "r1, verification pending"
+    doc["last_run"]["summary"] = "file:///repo/state/runs/r1/summary.md"  # type: ignore[index]
+    assert _last_run(doc) == "r1, verification pending; summary at state/runs/r1/summary.md"
