@@ -66,7 +66,7 @@ def _baseline_checks(checker: Checker, baseline: dict[str, Any]) -> None:
             "the baseline elacsym needs a namespace too; add baseline.namespace",
             at_key=True,
         )
-    if has_results:
+    if has_results and not has_url:
         for key in ("namespace", "api_key", "ann_params"):
             if baseline.get(key) not in (None, {}):
                 checker.add(
