@@ -4,7 +4,8 @@
 
     ElaxError                   a user-facing failure: one-line summary + detail + next step
     ├── PlanFileError           the plan file cannot be read, parsed or validated      (exit 1)
-    │   └── PlanInvalid         … with one located issue or more (file:line:col)
+    │   ├── PlanInvalid         … with one located issue or more (file:line:col)
+    │   └── WorkloadInvalid     verify.workload or its results file: bad lines (file:line)
     ├── SavedPlanError          a saved plan (.elaxplan) is corrupt or hand-edited       (exit 1)
     │   └── StalePlan           … or was computed from inputs that changed since         (exit 1)
     ├── PreconditionFailed      a precondition failed; nothing was written               (exit 1)
@@ -131,6 +132,39 @@ class PlanInvalid(PlanFileError):
             lines = "\n".join(issue.format() for issue in self.issues)
             summary = f"{file} is not a valid plan ({count} problems):\n{lines}\n{again}"
         super().__init__(summary)
+
+
+# Bad lines listed in one message; the rest are counted (a wrong file can have millions).
+MAX_LISTED_ISSUES = 50
+
+
+class WorkloadInvalid(PlanFileError):
+    """The plan's query workload (``verify.workload``) or expected-results file cannot be used:
+    unreadable, or lines that are no query; ``issues`` holds each with its position."""
+
+    def __init__(
+        self,
+        file: str,
+        issues: Iterable[Any],
+        *,
+        what: str = "query workload",
+        hint: str = "Fix the lines named (one JSON query a line: vector or bm25, optional name, "
+        "filters, top_k, ann_params), then run `elax-plan validate` again.",
+    ) -> None:
+        self.file = file
+        self.issues: tuple[Any, ...] = tuple(sort_issues(issues))
+        shown = "\n".join(issue.format() for issue in self.issues[:MAX_LISTED_ISSUES])
+        more = len(self.issues) - MAX_LISTED_ISSUES
+        if more > 0:
+            shown += f"\n… and {more:,} more"
+        count = len(self.issues)
+        located = any(issue.line is not None for issue in self.issues)
+        if count == 1 and not located:
+            summary = shown
+        else:
+            lines = f"{count:,} bad line{'s' if count != 1 else ''}"
+            summary = f"{file}: the {what} has {lines}:\n{shown}"
+        super().__init__(summary, hint=hint if located else None)
 
 
 class SavedPlanError(ElaxError):

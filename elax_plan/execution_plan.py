@@ -139,7 +139,13 @@ class Check:
 
 
 PostKind = Literal[
-    "wait_for_index", "verify_parts", "wal_replayable", "smoke_query", "recall", "wal_trim"
+    "wait_for_index",
+    "verify_parts",
+    "wal_replayable",
+    "smoke_query",
+    "recall",
+    "compare",
+    "wal_trim",
 ]
 
 
@@ -200,9 +206,12 @@ class PlanInputs:
     source_fingerprints: Mapping[str, str]
     namespace_metric: str | None
     namespace_dims: int | None
+    # The query workload's and expected results' sha256 by file (empty without a workload;
+    # then left out of the document, so plans without one read and checksum as before).
+    workload_digests: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "plan_digest": self.plan_digest,
             "spec_digest": self.spec_digest,
             "ledger_lineage": self.ledger_lineage,
@@ -211,6 +220,9 @@ class PlanInputs:
             "namespace_metric": self.namespace_metric,
             "namespace_dims": self.namespace_dims,
         }
+        if self.workload_digests:
+            doc["workload_digests"] = dict(sorted(self.workload_digests.items()))
+        return doc
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> PlanInputs:
@@ -222,6 +234,7 @@ class PlanInputs:
             source_fingerprints=dict(raw.get("source_fingerprints") or {}),
             namespace_metric=raw.get("namespace_metric"),
             namespace_dims=raw.get("namespace_dims"),
+            workload_digests=dict(raw.get("workload_digests") or {}),
         )
 
 
@@ -258,6 +271,10 @@ def stale_reasons(saved: PlanInputs, current: PlanInputs) -> list[str]:
             f"{saved.namespace_metric}/{saved.namespace_dims} → "
             f"{current.namespace_metric}/{current.namespace_dims})"
         )
+    old, new = saved.workload_digests, current.workload_digests
+    for file in sorted(set(old) | set(new)):
+        if old.get(file) != new.get(file):
+            reasons.append(f"the query workload file {file} changed")
     return reasons
 
 

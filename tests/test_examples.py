@@ -54,6 +54,11 @@ def test_quickstart_applies_then_has_no_changes(tmp_path: Path) -> None:
     # No indexer daemon: apply compacted in-process (indexer.mode: command), and says so.
     assert "`command`: the embedded emulator compacts in-process" in summary
     assert "| after writes |" in summary and "compacted namespace 'quickstart-products'" in summary
+    # Runbook step 5: the workload against the exact results shipped with the data.
+    assert "Compare with the baseline" in first.stdout and "12 workload queries" in first.stdout
+    comparison = summary[summary.index("## Comparison") : summary.index("## WAL")]
+    assert "mean overlap@k 1.0000 over 12 of 12 queries" in comparison
+    assert "| vector_exact | 6 | 1.0000 |" in comparison
     second = elax(tmp_path, "apply", "plans/quickstart.yaml", "--auto-approve")
     assert second.returncode == 0, second.stderr
     assert "No changes" in second.stdout

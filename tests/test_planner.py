@@ -307,7 +307,7 @@ def test_changed_checks_verify_again_without_writing() -> None:
     assert [f["action"] for f in doc["files"]] == ["skip", "skip", "skip"]
     assert doc["totals"]["changes"] is True and doc["totals"]["files_to_write"] == 0
     assert doc["verification_reason"] == (
-        "the smoke queries or the recall gate changed since the last verification"
+        "the smoke queries, the recall gate or the comparison changed since the last verification"
     )
     assert [p["id"] for p in doc["post_steps"] if p["check"]][:1] == ["post:wait_for_index"]
     # The same checks as the verdict's: nothing to do.

@@ -25,6 +25,7 @@ from elax_plan.apply.samples import SampledRow
 from elax_plan.execution_plan import PostStep
 from elax_plan.live.model import NamespaceLive, WalObject
 from elax_plan.retry import Retrier
+from elax_plan.spec import VerifySpec
 
 
 @dataclass
@@ -79,6 +80,10 @@ class VerifyContext:
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.monotonic
     on_event: Callable[[str, dict[str, Any]], None] = lambda *_: None
+    # The plan file's verify section, only for what a plan never carries: the baseline's
+    # api_key and the real URLs of the workload files (the steps show them without
+    # credentials). Every other parameter comes from the step.
+    verify_spec: VerifySpec | None = None
 
     @property
     def query_path(self) -> str:

@@ -1,5 +1,6 @@
-"""The recall gate (SPEC §5 step 7): ``_debug/recall`` with sampled source vectors against
-``min_avg_recall``, and, on a miss with ``tune``, the cheapest setting that would pass.
+"""The recall gate (SPEC §5 step 7): ``_debug/recall`` with sampled source vectors (or, with
+``recall.queries: workload``, the workload's vector queries) against ``min_avg_recall``, and,
+on a miss with ``tune``, the cheapest setting that would pass.
 
 Owns the gate's verdict, evidence and advice. Every parameter comes from the plan's recall
 step: the sample (num, seed), top_k, metric, ann_params, the request byte budget
@@ -17,6 +18,7 @@ from typing import Any
 
 from elax_plan.apply.check_context import CheckResult, QueryFailed, VerifyContext, step_timeout
 from elax_plan.apply.recall_calls import VectorTooLarge, combine, split_calls, vector_texts
+from elax_plan.apply.workload_queries import workload_vectors
 from elax_plan.execution_plan import PostStep, plural
 from elax_plan.spec import AnnParams
 
@@ -91,7 +93,11 @@ def _calls_text(m: Measured) -> str:
 def recall(ctx: VerifyContext, step: PostStep) -> CheckResult:
     """``_debug/recall`` with sampled source vectors against ``min_avg_recall``."""
     r = RecallGate.of(step)
-    texts = vector_texts([row.vector for row in ctx.sample(r.num, r.seed)])
+    if step.params.get("queries") == "workload":  # real queries instead of source rows
+        vectors = workload_vectors(ctx, step.params["workload"], r.num, r.seed)
+    else:
+        vectors = [row.vector for row in ctx.sample(r.num, r.seed)]
+    texts = vector_texts(vectors)
     ann = AnnParams(params=r.ann_params).to_wire()
     try:
         m = measure(ctx, r, texts, ann)

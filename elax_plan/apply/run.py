@@ -484,8 +484,7 @@ class ApplyRun:
         """The plan's check steps over this run's acknowledged WAL range."""
         if not self.plan.verification_reason:
             return []
-        ledger = self.checkpoints.ledger
-        run = ledger.run
+        ledger, run = self.checkpoints.ledger, self.checkpoints.ledger.run
         first, last = run.first_acked_wal_sequence, run.last_acked_wal_sequence
         done = [url for url, entry in ledger.files.items() if entry.status == "done"]
         keys = done or sorted(s.url for s in self.writing)
@@ -510,6 +509,7 @@ class ApplyRun:
             list_wal=lambda: self.retrier.call(lambda: self.reader.list_wal(name), what="wal"),
             read_wal=lambda seq: self.reader.read_wal(name, seq),
             proven={a.seq: a.proof for e in ledger.files.values() for a in e.acks if a.proof},
+            verify_spec=self.ctx.spec.verify,
         )
         results = run_checks(ctx, self.plan.post_steps)
         for r in results:

@@ -2,7 +2,8 @@
 
 ``run_checks`` walks the execution plan's check steps and runs each with the
 executor of its kind (``EXECUTORS``: wait for the index, parts and epoch, a
-smoke query, the recall gate in ``recall_gate``), reading every parameter from
+smoke query, the recall gate in ``recall_gate``, the comparison with a baseline in
+``compare_check``), reading every parameter from
 the step itself — never from the plan file, so what runs is what was shown.
 Owns each check's request and its verdict with evidence: what was asked, what
 came back, what was expected, and for a failure the likely cause and what to
@@ -31,6 +32,7 @@ from elax_plan.apply.check_context import (
     redacted_body,
     step_timeout,
 )
+from elax_plan.apply.compare_check import compare_check
 from elax_plan.apply.http import post
 from elax_plan.apply.recall_gate import recall
 from elax_plan.errors import ElaxError, TargetUnavailable
@@ -492,6 +494,7 @@ EXECUTORS: dict[PostKind, Executor] = {
     "wal_replayable": wal_replayable,
     "smoke_query": smoke_query,
     "recall": recall,
+    "compare": compare_check,
 }
 """One executor per check kind; the WAL trim (not a check) has its own in ``trim``."""
 

@@ -1,7 +1,8 @@
 """``elax-plan validate PLAN.yaml``: parse, schema-check and semantically check a plan.
 
-Thin: one call to ``elax_plan.spec.load_plan``, then printing. No network, no
-state store, no target. Exit 0 when the plan is valid, 1 otherwise; every
+Thin: one call to ``elax_plan.spec.load_plan``, then reading the plan's query workload
+and expected-results file (``live.workload``: every line checked), then printing. No state
+store, no target; the workload files are the only thing read besides the plan. Exit 0 when the plan is valid, 1 otherwise; every
 problem is listed at once as ``FILE:LINE:COL: message``. With ``--format json``
 stdout is always one JSON document, an internal error included (``--debug``
 adds its traceback on stderr). Everything printed goes through ``_output.echo``
@@ -18,7 +19,8 @@ import orjson
 from elax_plan.cli._group import main
 from elax_plan.cli._output import echo, format_traceback
 from elax_plan.cli._plan_args import parse_vars, plan_argument, var_option
-from elax_plan.errors import EXIT_ERROR, EXIT_OK, PlanFileError
+from elax_plan.errors import EXIT_ERROR, EXIT_OK, PlanFileError, WorkloadInvalid
+from elax_plan.live.workload import read_workload
 from elax_plan.spec import PlanInvalid, PlanSpec, format_size, load_plan, redact_value
 
 FORMAT_VERSION = "1.0"
@@ -36,21 +38,24 @@ FORMAT_VERSION = "1.0"
     help="text: one line, or the problems; json: a document with every problem.",
 )
 def validate_command(plan_file: str, var_items: tuple[str, ...], output_format: str) -> int:
-    """Check PLAN.yaml without touching the network: YAML, schema and semantic checks.
+    """Check PLAN.yaml without touching the target: YAML, schema and semantic checks.
 
-    Reports every problem at once as FILE:LINE:COL: message. ${ENV},
+    Also reads the query workload (verify.workload) and expected results, if any, and
+    checks every line. Reports every problem at once as FILE:LINE:COL: message. ${ENV},
     ${ENV:-default} and ${var.NAME} (from --var NAME=VALUE) are interpolated
     first. Exit code 0 when the plan is valid, 1 otherwise.
     """
     if output_format != "json":
         spec = load_plan(plan_file, parse_vars(var_items))
+        read_workload(spec)
         echo(f"{plan_file}: valid. {describe(spec)}")
         return EXIT_OK
     # --format json: stdout is one JSON document whatever happens, a bug included.
     try:
         spec = load_plan(plan_file, parse_vars(var_items))
+        read_workload(spec)
         document = _document(plan_file, spec, [])
-    except PlanInvalid as exc:
+    except (PlanInvalid, WorkloadInvalid) as exc:
         document = _document(plan_file, None, [issue.to_dict() for issue in exc.issues])
     except PlanFileError as exc:
         document = _document(plan_file, None, [_problem(exc.message)])
@@ -95,6 +100,11 @@ def describe(spec: PlanSpec) -> str:
     checks = [f"{queries} smoke {'query' if queries == 1 else 'queries'}"]
     if spec.verify.recall is not None:
         checks.append(f"recall gate ≥ {spec.verify.recall.min_avg_recall:g}")
+    if spec.verify.compare is not None:
+        checks.append(
+            f"comparison with a baseline (mean overlap@k ≥ "
+            f"{spec.verify.compare.min_overlap_at_k:g})"
+        )
     if spec.wal_trim.enabled:
         checks.append(f"WAL trim ({spec.wal_trim.mode})")
     return f"{parts[0]}; then {', '.join(checks)}."

@@ -1,4 +1,5 @@
-"""One read of everything a plan depends on: target, store, source and the plan's own state.
+"""One read of everything a plan depends on: target, store, source, the plan's own state, and
+its query workload.
 
 Read-only. Owns the order of the readings and their conversion into the
 planner's ``LiveState`` (``live.state_view``, including the narrow
@@ -35,6 +36,7 @@ from elax_plan.live.source import read_source
 from elax_plan.live.state_view import FileProgress, LedgerView, LiveState
 from elax_plan.live.store import StoreReader
 from elax_plan.live.target import check_target
+from elax_plan.live.workload import read_workload
 from elax_plan.retry import Retrier
 from elax_plan.spec import PlanSpec, display_url
 from elax_plan.state import (
@@ -106,6 +108,7 @@ def observe(
 
     With a ``retrier`` (apply's), a transient store failure reading the router is retried."""
     observed_at = clock()
+    workload = read_workload(spec)  # first: a bad line is the user's to fix before anything
     ledger = read_ledger(backend, spec.name)
     record = read_namespace_record(backend, spec.target.namespace)
     target = check_target(spec.target)
@@ -138,6 +141,7 @@ def observe(
         ledger=ledger_view(ledger, backend) if ledger is not None else None,
         namespace_record=record,
         lost_writes=dict(proof.lost) if proof is not None else {},
+        workload=workload,
     )
     return Snapshot(live, ledger, record, proof)
 

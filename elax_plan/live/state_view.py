@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elax_plan.live.model import LostWrite, NamespaceLive, SourceListing, TargetLive
+from elax_plan.spec.workload import LoadedWorkload
 from elax_plan.state import FileStatus, NamespaceRecord, VerificationStatus
 
 __all__ = ["FileProgress", "LedgerView", "LiveState"]
@@ -59,3 +60,5 @@ class LiveState:
     namespace_record: NamespaceRecord | None = None
     # Acknowledged writes the WAL no longer holds, by source file (``live.delivery``).
     lost_writes: Mapping[str, LostWrite] = field(default_factory=dict)
+    # The plan's query workload and expected results, parsed (``live.workload``), if any.
+    workload: LoadedWorkload | None = None

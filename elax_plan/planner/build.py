@@ -43,6 +43,12 @@ def spec_digest(spec: PlanSpec) -> str:
 def plan_inputs(spec: PlanSpec, live: LiveState) -> PlanInputs:
     """What a plan computed now depends on (compared by ``stale_reasons``)."""
     ledger, record = live.ledger, live.namespace_record
+    digests: dict[str, str] = {}
+    if live.workload is not None:
+        w, r = live.workload.workload, live.workload.results
+        digests[w.file] = w.digest
+        if r is not None:
+            digests[r.file] = r.digest
     return PlanInputs(
         plan_digest=spec.digest,
         spec_digest=spec_digest(spec),
@@ -51,6 +57,7 @@ def plan_inputs(spec: PlanSpec, live: LiveState) -> PlanInputs:
         source_fingerprints={f.url: f.fingerprint for f in live.source.files},
         namespace_metric=record.metric if record else None,
         namespace_dims=record.vector_dims if record else None,
+        workload_digests=digests,
     )
 
 

@@ -1,5 +1,6 @@
 """The steps after the writes, each carrying every parameter its executor needs: wait for
-the index, parts and epoch, smoke queries, recall (``check_steps``), and the WAL trim.
+the index, parts and epoch, smoke queries, recall, the comparison with a baseline
+(``check_steps``; the comparison's own in ``compare_step``), and the WAL trim.
 
 Query checks carry ``verify.timeout`` as their per-request timeout, the recall gate also
 ``target.max_request_bytes`` (its sample is split into calls under it), and the first query
@@ -23,7 +24,9 @@ from elax_plan.live.model import (
     eligible_wal_objects,
 )
 from elax_plan.live.state_view import LiveState
+from elax_plan.planner.compare_step import compare_step, workload_params
 from elax_plan.spec import FilterSpec, PlanSpec, RecallSpec, SmokeQuery, format_duration
+from elax_plan.spec.workload import LoadedWorkload
 
 
 def verification_reason(spec: PlanSpec, live: LiveState, writes: bool) -> str:
@@ -37,7 +40,7 @@ def verification_reason(spec: PlanSpec, live: LiveState, writes: bool) -> str:
     if ledger.verified_checks is not None and ledger.verified_checks != (
         spec.verify.checks_digest()
     ):
-        return "the smoke queries or the recall gate changed since the last verification"
+        return "the smoke queries, the recall gate or the comparison changed since the last verification"
     return ""
 
 
@@ -47,8 +50,9 @@ def smoke_seed(spec: PlanSpec, name: str) -> int:
     return seed + sum(name.encode())
 
 
-def check_steps(spec: PlanSpec) -> list[PostStep]:
-    """The verification steps of ``spec``, each with every parameter its executor needs."""
+def check_steps(spec: PlanSpec, workload: LoadedWorkload | None = None) -> list[PostStep]:
+    """The verification steps of ``spec``, each with every parameter its executor needs;
+    ``workload``: the plan's query workload as ``live.workload`` read it (if it has one)."""
     v = spec.verify
     indexed = spec.indexer.mode != "none"  # with nobody indexing, parts never add up
     steps = [_wait_step(spec)] if v.wait_for_index and indexed else []
@@ -73,7 +77,7 @@ def check_steps(spec: PlanSpec) -> list[PostStep]:
     )
     queries = [_smoke_step(spec, q) for q in v.smoke_queries]
     if v.recall is not None:
-        queries.append(_recall_step(spec, v.recall))
+        queries.append(_recall_step(spec, v.recall, workload))
     warm = _warm_up(spec)
     if queries and warm is not None:
         first = queries[0]
@@ -84,7 +88,8 @@ def check_steps(spec: PlanSpec) -> list[PostStep]:
             "gating, a timeout is reported",
             params={**first.params, "warm_up": warm},
         )
-    return steps + queries
+    compared = compare_step(spec, workload)
+    return steps + queries + ([compared] if compared is not None else [])
 
 
 def _warm_up(spec: PlanSpec) -> dict[str, Any] | None:
@@ -181,14 +186,23 @@ def _value(v: object) -> str:
     return orjson.dumps(v).decode()
 
 
-def _recall_step(spec: PlanSpec, r: RecallSpec) -> PostStep:
+def _recall_step(spec: PlanSpec, r: RecallSpec, workload: LoadedWorkload | None) -> PostStep:
     metric = spec.target.distance_metric
     budget = spec.target.max_request_bytes
+    extra: dict[str, Any] = {}
+    what = plural(r.num, "sampled source vector")
+    if r.queries == "workload" and workload is not None:
+        extra = {"queries": "workload", "workload": workload_params(spec, workload)}
+        vectors = sum(1 for q in workload.workload.queries if q.vector is not None)
+        what = (
+            f"{plural(min(r.num, vectors), 'vector query', 'vector queries')} of the workload "
+            f"{workload.workload.file}"
+        )
     return PostStep(
         "recall",
         "recall",
         "Recall SLO",
-        f"_debug/recall with {plural(r.num, 'sampled source vector')}, top {r.top_k}, "
+        f"_debug/recall with {what}, top {r.top_k}, "
         f"metric {metric}: avg_recall ≥ {r.min_avg_recall}"
         + (" (tune: find the cheapest passing setting)" if r.tune else "")
         + f"; float32 vectors in calls of ≤ {format_bytes(budget)}, combined weighted by "
@@ -204,12 +218,13 @@ def _recall_step(spec: PlanSpec, r: RecallSpec) -> PostStep:
             "max_request_bytes": budget,
             "timeout_s": spec.verify.timeout,
             "warm_up": None,
+            **extra,
         },
     )
 
 
 def post_steps(spec: PlanSpec, live: LiveState, verify: bool) -> list[PostStep]:
-    steps = check_steps(spec) if verify else []
+    steps = check_steps(spec, live.workload) if verify else []
     trim = _wal_trim_step(spec, live, verify)
     if trim is not None:
         steps.append(trim)

@@ -1,7 +1,8 @@
 """The run record (``runs/<run_id>/summary.json``) and its markdown rendering.
 
 Pure. ``build_run_record`` turns what one apply saw — the execution plan JSON,
-the pipeline numbers, the event stream, the verification verdicts, the WAL's
+the pipeline numbers, the event stream, the verification verdicts (the comparison with a
+baseline's figures in a section of their own), the WAL's
 size at the start and end of the run and the WAL trim — into one JSON document (described by ``schemas/run-record.schema.json``);
 ``render_summary`` renders only that document with a sandboxed jinja2
 template (strict undefined), so a summary can always be rendered again later
@@ -25,7 +26,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from elax_plan.execution_plan import format_bytes, format_count
 
-RECORD_VERSION = "1.3"  # 1.1: indexer; 1.2: wal (size and growth); 1.3: delivery mode
+RECORD_VERSION = "1.4"  # 1.1: indexer; 1.2: wal (size and growth); 1.3: delivery mode;
+# 1.4: comparison
 CHART_POINTS = 40
 SUMMARY_LIMIT = 60_000
 
@@ -218,8 +220,9 @@ def build_run_record(
         "delivery": _delivery(plan_doc, events),
         "retries": {"total": sum(retries.values()), "by_cause": dict(sorted(retries.items()))},
         "rejects": dict(rejects),
-        "verification": [dict(c) for c in checks],
+        "verification": [_verdict(c) for c in checks],
         "recall": _recall(checks),
+        "comparison": _comparison(checks),
         "wal": _wal(wal),
         "wal_trim": dict(trim) if trim is not None else None,
         "charts": _charts(events, started),
@@ -315,6 +318,48 @@ def _recall(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+COMPARISON_IN_VERDICT = ("baseline", "workload")
+
+
+def _verdict(check: Mapping[str, Any]) -> dict[str, Any]:
+    """A check as the record lists it; the comparison's figures are in ``comparison`` only."""
+    if check["key"] != "compare":
+        return dict(check)
+    evidence = check.get("evidence") or {}
+    return {
+        **check,
+        "evidence": {k: evidence[k] for k in COMPARISON_IN_VERDICT if k in evidence},
+    }
+
+
+def _comparison(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The comparison with the baseline (its verdict and every figure), or None without one."""
+    check = next((c for c in checks if c["key"] == "compare"), None)
+    if check is None:
+        return None
+    evidence = dict(check.get("evidence") or {})
+    return {
+        "passed": check["passed"],
+        "incomplete": bool(check.get("incomplete")),
+        "detail": check["detail"],
+        "advice": check["advice"],
+        "baseline": evidence.pop("baseline", None),
+        "workload": evidence.pop("workload", None),
+        "figures": evidence or None,  # None: it could not run
+    }
+
+
+def _overlap_chart(figures: Mapping[str, Any]) -> dict[str, str]:
+    """The overlap distribution as a mermaid bar chart's axis and values."""
+    buckets = figures["distribution"]
+    top = max([int(b["queries"]) for b in buckets] + [1])
+    return {
+        "x": ", ".join(f'"{b["bucket"]}"' for b in buckets),
+        "y": ", ".join(str(int(b["queries"])) for b in buckets),
+        "max": str(math.ceil(top * 1.1)),
+    }
+
+
 # --- rendering -----------------------------------------------------------------------------
 
 
@@ -382,6 +427,7 @@ def _environment() -> SandboxedEnvironment:
     env.filters["json"] = _json
     env.filters["place"] = _place
     env.filters["resume_point"] = _resume_point
+    env.filters["overlap_chart"] = _overlap_chart
     return env
 
 

@@ -21,7 +21,9 @@ from elax_plan.spec.model import (
     EMBEDDED,
     AnnParams,
     AttributesSpec,
+    BaselineSpec,
     Bm25Query,
+    CompareSpec,
     FilterSpec,
     IndexerSpec,
     IngestSpec,
@@ -105,7 +107,7 @@ def build_plan(
         indexer=_indexer(data["indexer"], embedded=target.embedded),
         throttle=_throttle(data["throttle"]),
         preconditions=_preconditions(data["preconditions"]),
-        verify=_verify(data["verify"]),
+        verify=_verify(data["verify"], base_dir),
         wal_trim=_wal_trim(data["wal_trim"]),
         state=StateSpec(
             uri=resolve_location(data["state"]["uri"], base_dir),
@@ -247,8 +249,32 @@ def _smoke(raw: Mapping[str, Any]) -> SmokeQuery:
     )
 
 
-def _verify(raw: Mapping[str, Any]) -> VerifySpec:
+def _compare(raw: Mapping[str, Any] | None, base_dir: Path) -> CompareSpec | None:
+    if raw is None:
+        return None
+    baseline = raw["baseline"]
+    api_key = baseline.get("api_key")
+    results = baseline.get("results")
+    url = baseline.get("url")
+    return CompareSpec(
+        baseline=BaselineSpec(
+            url=url.strip().rstrip("/") if url else None,
+            namespace=baseline.get("namespace"),
+            api_key=Secret(api_key) if api_key else None,
+            ann_params=_ann(baseline.get("ann_params")),
+            results=resolve_location(results, base_dir) if results else None,
+        ),
+        min_overlap_at_k=float(raw["min_overlap_at_k"]),
+        min_overlap_by_kind=MappingProxyType(
+            {k: float(v) for k, v in (raw.get("min_overlap_by_kind") or {}).items()}
+        ),
+        concurrency=raw["concurrency"],
+    )
+
+
+def _verify(raw: Mapping[str, Any], base_dir: Path) -> VerifySpec:
     recall = raw.get("recall")
+    workload = raw.get("workload")
     return VerifySpec(
         wait_for_index=raw["wait_for_index"],
         index_timeout=parse_duration(raw["index_timeout"]),
@@ -262,9 +288,14 @@ def _verify(raw: Mapping[str, Any]) -> VerifySpec:
             ann_params=_ann(recall.get("ann_params")),
             tune=recall["tune"],
             seed=recall["seed"],
+            queries=recall["queries"],
         )
         if recall is not None
         else None,
+        workload=resolve_location(workload, base_dir) if workload else None,
+        workload_sample=raw["workload_sample"],
+        workload_seed=raw["workload_seed"],
+        compare=_compare(raw.get("compare"), base_dir),
     )
 
 

@@ -26,6 +26,8 @@ SourceFormat = Format  # one home: source_format, the table validate, plan and a
 DeliveryMode = Literal["full", "sample", "off"]
 FilterOp = Literal["eq", "not_eq", "in", "not_in", "gt", "gte", "lt", "lte", "exists"]
 SmokeKind = Literal["sample_vectors", "vector", "bm25"]
+QueryKind = Literal["vector_ann", "vector_exact", "bm25", "filtered"]
+QUERY_KINDS: tuple[QueryKind, ...] = ("vector_ann", "vector_exact", "bm25", "filtered")
 
 EMBEDDED = "embedded"
 RESERVED_PLAN_NAMES = frozenset({"namespaces"})
@@ -277,6 +279,38 @@ class RecallSpec(_Spec):
     ann_params: AnnParams
     tune: bool
     seed: int
+    # Where the sample's vectors come from: source rows, or the workload's vector queries.
+    queries: Literal["source", "workload"] = "source"
+
+    def checks_dict(self) -> dict[str, Any]:
+        """``to_dict`` without ``queries`` when it is the default, so a verdict recorded
+        before ``queries`` existed still matches (``VerifySpec.checks_digest``)."""
+        data = self.to_dict()
+        if self.queries == "source":
+            data.pop("queries")
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class BaselineSpec(_Spec):
+    """``verify.compare.baseline``: another elacsym (``url`` and ``namespace``, ``api_key`` and
+    ``ann_params`` optional), or ``results``, a file of expected results (absolute URL)."""
+
+    url: str | None = None
+    namespace: str | None = None
+    api_key: Secret | None = None
+    ann_params: AnnParams = dataclasses.field(default_factory=lambda: AnnParams(params={}))
+    results: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class CompareSpec(_Spec):
+    """``verify.compare``: the workload against a baseline, and the overlap SLOs."""
+
+    baseline: BaselineSpec
+    min_overlap_at_k: float
+    min_overlap_by_kind: Mapping[str, float]
+    concurrency: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -293,14 +327,25 @@ class VerifySpec(_Spec):
     # Which acknowledged writes are read back from target.store and matched to what was
     # sent (``live.delivery``): every one, a seeded share of them, or none.
     delivery: DeliveryMode = "full"
+    # The query workload (an absolute URL), its sample size and seed, and the comparison.
+    workload: str | None = None
+    workload_sample: int = 200
+    workload_seed: int = 0
+    compare: CompareSpec | None = None
 
     def checks_digest(self) -> str:
-        """sha256 of what decides the verdict (smoke queries, recall gate): a verification
-        done with other checks says nothing about these. Waiting settings are left out."""
-        checks = {
+        """sha256 of what decides the verdict (smoke queries, recall gate, workload and
+        comparison): a verification done with other checks says nothing about these. Waiting
+        settings are left out, and so are the workload keys when unused (digests recorded
+        before they existed still match)."""
+        checks: dict[str, Any] = {
             "smoke_queries": [q.to_dict() for q in self.smoke_queries],
-            "recall": self.recall.to_dict() if self.recall is not None else None,
+            "recall": self.recall.checks_dict() if self.recall is not None else None,
         }
+        if self.workload is not None:
+            checks["workload"] = [self.workload, self.workload_sample, self.workload_seed]
+        if self.compare is not None:
+            checks["compare"] = self.compare.to_dict()
         return hashlib.sha256(orjson.dumps(checks, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -4,7 +4,7 @@ Owns the rule that fills the registry of ``secrets`` from a plan just after
 interpolation, before validation (so even an invalid plan's messages are
 scrubbed). A value is a secret when it is in one of these fields:
 
-- ``target.api_key``: the whole value;
+- ``target.api_key`` and ``verify.compare.baseline.api_key``: the whole value;
 - ``storage_options`` of ``target``, ``source`` and ``state``: every string
   under a key named like a credential (``key``, ``secret``, ``token``,
   ``aws_secret_access_key``, ``client_kwargs.aws_session_token``, everything
@@ -62,7 +62,7 @@ def secret_values(path: NodePath, text: str, substituted: tuple[str, ...] = ()) 
 
 def is_credential_field(path: NodePath) -> bool:
     """Whether the value at ``path`` is a credential as a whole (api_key, storage credentials)."""
-    if path == ("target", "api_key"):
+    if path in (("target", "api_key"), ("verify", "compare", "baseline", "api_key")):
         return True
     return (
         len(path) >= 3

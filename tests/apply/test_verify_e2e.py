@@ -348,8 +348,9 @@ def test_changed_smoke_queries_verify_again_without_writing(setup: Callable[...,
     )
     planned = run_cli("plan", str(env.plan), "--detailed-exitcode")
     assert planned.returncode == 2, planned.stdout + planned.stderr
-    assert "the smoke queries or the recall gate changed since the last verification" in (
-        planned.stdout
+    assert (
+        "the smoke queries, the recall gate or the comparison changed since the last "
+        "verification" in planned.stdout
     )
     again = env.apply()
     assert again.returncode == 0, again.stdout + again.stderr

@@ -3,9 +3,9 @@
 Not a markdown parser: it checks the rules a summary must keep to render on
 GitHub as intended — every table after a blank line, with a delimiter row and
 the header's column count on every row; code fences and ``<details>`` paired;
-and each ``mermaid`` block an ``xychart-beta`` line chart in the grammar of
-mermaid's ``xychart.jison`` (title, x-axis categories, y-axis range, one line
-with as many plain numbers as categories, all within the range).
+and each ``mermaid`` block an ``xychart-beta`` chart in the grammar of
+mermaid's ``xychart.jison`` (title, x-axis categories — plain numbers or quoted labels —,
+y-axis range, one line or bar with as many plain numbers as categories, all within the range).
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import re
 
 NUMBER = r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)"  # mermaid's NUMBER_WITH_DECIMAL (xychart.jison)
 NUMBERS = rf"\[{NUMBER}(?:, {NUMBER})*\]"
+LABEL = r'"[^"\n]+"'
+LABELS = rf"\[{LABEL}(?:, {LABEL})*\]"
 MERMAID_LINES = (
     re.compile(r'title "[^"\n]+"'),
-    re.compile(rf'x-axis "[^"\n]+" ({NUMBERS})'),
+    re.compile(rf'x-axis "[^"\n]+" ({NUMBERS}|{LABELS})'),
     re.compile(rf'y-axis "[^"\n]+" ({NUMBER}) --> ({NUMBER})'),
-    re.compile(rf"line ({NUMBERS})"),
+    re.compile(rf"(?:line|bar) ({NUMBERS})"),
 )
 
 
@@ -39,7 +41,7 @@ def mermaid_problems(block: list[str]) -> list[str]:
         return [f"malformed: {line!r}" for line, m in zip(body, matches, strict=True) if not m]
     _, x_axis, y_axis, line = matches
     assert x_axis is not None and y_axis is not None and line is not None
-    xs = [float(v) for v in x_axis[1][1:-1].split(", ")]
+    xs = [v if v.startswith('"') else float(v) for v in x_axis[1][1:-1].split(", ")]
     ys = [float(v) for v in line[1][1:-1].split(", ")]
     lo, hi = float(y_axis[1]), float(y_axis[2])
     problems = []

@@ -22,6 +22,23 @@ def test_dataset_is_reproducible_from_the_script(tmp_path: Path) -> None:
     assert out.read_bytes() == DATA.read_bytes()
 
 
+def test_query_workload_and_exact_results_are_reproducible(tmp_path: Path) -> None:
+    """scripts/make_quickstart_queries.py recreates the committed workload and its numpy
+    exact results (the quickstart's comparison baseline) exactly."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "make_quickstart_queries.py"),
+            "--out-dir",
+            tmp_path,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for name in ("quickstart-queries.ndjson", "quickstart-expected.ndjson"):
+        assert (tmp_path / name).read_bytes() == (DATA.parent / name).read_bytes(), name
+
+
 def test_dataset_shape() -> None:
     """At least 2,000 rows of 64-d vectors with id, title and category, under 3 MB."""
     assert DATA.stat().st_size < 3 * 1024 * 1024

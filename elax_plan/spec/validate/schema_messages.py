@@ -22,6 +22,7 @@ from elax_plan.spec.yaml_loader import NodePath, format_path
 NAME_PATTERN = "^[a-z0-9][a-z0-9._-]*$"
 NAMESPACE_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9._-]*$"
 URL_PATTERN = r"^(embedded|https?://[^\s/?#]+(/[^\s?#]*)?)$"
+BASELINE_URL_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 
 # Every pattern in the schema has a sentence here (a test checks), so no
 # regular expression is ever shown to a user.
@@ -36,6 +37,10 @@ PATTERN_MESSAGES: dict[str, str] = {
     URL_PATTERN: (
         "must be an http:// or https:// URL of the elacsym query node (e.g. "
         "http://127.0.0.1:3000), or embedded for the in-process emulator"
+    ),
+    BASELINE_URL_PATTERN: (
+        "must be an http:// or https:// URL of the baseline elacsym query node (e.g. "
+        "http://old-node:8080)"
     ),
     SIZE_PATTERN: "",  # worded by units.parse_size
     DURATION_PATTERN: "",  # worded by units.parse_duration

@@ -14,21 +14,32 @@ from elax_plan.spec.validate.checker import Checker, path_text, value_at
 from elax_plan.spec.yaml_loader import NodePath
 
 _SECRET_OPTION_SECTIONS = (("target",), ("source",), ("state",))
-_URL_PATHS: tuple[NodePath, ...] = (("target", "url"), ("target", "store"), ("state", "uri"))
+_URL_PATHS: tuple[NodePath, ...] = (
+    ("target", "url"),
+    ("target", "store"),
+    ("state", "uri"),
+    ("verify", "workload"),
+    ("verify", "compare", "baseline", "url"),
+    ("verify", "compare", "baseline", "results"),
+)
+API_KEY_PATHS: tuple[NodePath, ...] = (
+    ("target", "api_key"),
+    ("verify", "compare", "baseline", "api_key"),
+)
 
 
 def secret_issues(checker: Checker, data: dict[str, Any]) -> None:
     """Literal credentials in ``data``; interpolated ones are registered for redaction."""
-    api_key = value_at(data, ("target", "api_key"))
-    path: NodePath = ("target", "api_key")
-    if isinstance(api_key, str) and api_key and not checker.interpolated(path):
-        checker.add(
-            path,
-            "target.api_key is written in the plan file; secrets may only come from the "
-            "environment: write api_key: ${ELAX_API_KEY} and export ELAX_API_KEY",
-        )
-    elif isinstance(api_key, str) and api_key:
-        register_secret(api_key)
+    for path in API_KEY_PATHS:
+        api_key = value_at(data, path)
+        if isinstance(api_key, str) and api_key and not checker.interpolated(path):
+            checker.add(
+                path,
+                f"{path_text(path)} is written in the plan file; secrets may only come from the "
+                "environment: write api_key: ${ELAX_API_KEY} and export ELAX_API_KEY",
+            )
+        elif isinstance(api_key, str) and api_key:
+            register_secret(api_key)
     for section in _SECRET_OPTION_SECTIONS:
         options = value_at(data, (*section, "storage_options"))
         if isinstance(options, dict):

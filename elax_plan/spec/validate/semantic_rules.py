@@ -4,7 +4,8 @@ Owns the checks across keys: ``chunk_bytes ≤ max_request_bytes``, sizes and du
 parse and lie within their bounds (the constants below: every duration at most 30d, so apply's
 clocks cannot overflow), ``resume_wal_lag < max_wal_lag``, ingest and verify consistency
 (smoke queries, filters, ANN parameters), WAL trim only on a node asserted to recover from
-its parts (``_wal_trim_checks``: the real node rebuilds from the WAL alone), and hands ``source`` to ``source_rules`` and the
+its parts (``_wal_trim_checks``: the real node rebuilds from the WAL alone), and hands ``source`` to ``source_rules``, the
+workload and comparison to ``compare_rules``, and the
 URLs and paths to ``location_rules``. Runs on defaulted data, after the schema check.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 from elax_plan.spec.model import EMBEDDED, RESERVED_PLAN_NAMES
 from elax_plan.spec.units import format_duration, format_size, parse_duration, parse_size
 from elax_plan.spec.validate.checker import Checker, path_text, value_at
+from elax_plan.spec.validate.compare_rules import compare_checks
 from elax_plan.spec.validate.location_rules import location_checks
 from elax_plan.spec.validate.source_rules import source_checks
 from elax_plan.spec.yaml_loader import NodePath
@@ -47,6 +49,7 @@ def semantic_issues(
     _indexer_checks(checker, d)
     source_checks(checker, d)
     _verify_checks(checker, d)
+    compare_checks(checker, d)
     _wal_trim_checks(checker, d)
     location_checks(checker, d, base_dir, allow_memory_state=allow_memory_state)
 
