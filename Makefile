@@ -40,9 +40,10 @@ demo: $(STAMP)
 soak: $(STAMP)
 	ELAX_CRASH_TRIALS=50 $(BIN)/pytest tests/apply/test_crash.py -q
 
-# Issue #7's benchmarks: prints the table of targets and writes benchmarks/results/latest.json
-# (full: ~5 min on a 2-core machine, and benchmarks/results/full-<date>.md). BENCH_SCALE=small
-# runs the same method on smaller datasets in a minute or two.
+# Issue #7's and #14's benchmarks: prints the table of targets and writes
+# benchmarks/results/latest.json (full: ~5 min on a 2-core machine before #14's concurrency-1
+# runs, ~8 with them (estimated), and benchmarks/results/full-<date>.md). BENCH_SCALE=small
+# runs the same method on smaller datasets in two minutes or so.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --scale $(BENCH_SCALE)
 

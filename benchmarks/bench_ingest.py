@@ -12,9 +12,16 @@ process on a fresh ``file://`` store, all with the same flags (``EMULATOR_FLAGS`
 - ``raw_httpx``: the same replay through httpx, the HTTP library apply uses — not part of
   any target; it shows how much of the gap between ``apply`` and ``raw`` is the library;
 - ``apply``: ``elax-plan apply PLAN --auto-approve`` as its own process (concurrency as
-  ``raw``, ``throttle.max_wal_lag`` high enough never to pause, default verification);
-  throughput is the run record's ingest phase (rows acknowledged ÷ seconds from the start of
-  writing to the last acknowledgement); its peak RSS is measured by ``benchmarks.peak_rss``;
+  ``raw``, ``throttle.max_wal_lag`` high enough never to pause, default verification with
+  ``verify.delivery: full``); throughput is the run record's ingest phase (rows acknowledged ÷
+  seconds from the start of writing to the last acknowledgement); its peak RSS is measured by
+  ``benchmarks.peak_rss``;
+- ``apply_c1`` and ``apply_c1_off``: the same apply at ``ingest.concurrency: 1``, with
+  ``verify.delivery: full`` and ``off`` (nothing else differs). Their time is the *proven*
+  span: from the start of writing to the end of the delivery proof after the writes (for
+  ``off``, which proves nothing, the end of the writes) — ``ingest.ratio_vs_raw_c1`` compares
+  ``apply_c1``'s rate over that span with ``ceiling`` (the same bodies on one connection),
+  ``delivery.overhead`` is ``apply_c1``'s span ÷ ``apply_c1_off``'s;
 - ``naive``: ``benchmarks.naive_ingest`` (stdlib json, 100-row batches, one request at a time).
 
 The bodies for ``ceiling`` and ``raw`` are built by elax-plan's own data path with apply's
@@ -54,7 +61,13 @@ CHUNK_BYTES = 1 << 20
 MAX_REQUEST_BYTES = 2 << 20
 CONCURRENCY = 2
 NAMESPACE = "bench"
-KINDS = ("ceiling", "raw", "raw_httpx", "apply", "naive")
+KINDS = ("ceiling", "raw", "raw_httpx", "apply", "apply_c1", "apply_c1_off", "naive")
+# Each apply kind: (ingest.concurrency, verify.delivery).
+APPLY_KINDS = {
+    "apply": (CONCURRENCY, "full"),
+    "apply_c1": (1, "full"),
+    "apply_c1_off": (1, "off"),
+}
 
 
 def write_dataset(folder: Path, rows: int, files: int, seed: int) -> dict[str, Any]:
@@ -102,7 +115,15 @@ def apply_bodies(paths: list[str]) -> list[bytes]:
     return out
 
 
-def write_plan(root: Path, url: str, store: str, source_glob: str, name: str) -> Path:
+def write_plan(
+    root: Path,
+    url: str,
+    store: str,
+    source_glob: str,
+    name: str,
+    concurrency: int = CONCURRENCY,
+    delivery: str = "full",
+) -> Path:
     return common.write_plan(
         root / f"{name}.yaml",
         name=name,
@@ -112,17 +133,27 @@ def write_plan(root: Path, url: str, store: str, source_glob: str, name: str) ->
         source=source_glob,
         state=(root / "state").as_uri(),
         vector_dims=DIMS,
-        sections=f"ingest:\n  chunk_bytes: {CHUNK_BYTES}\n  concurrency: {CONCURRENCY}\n"
-        "throttle:\n  max_wal_lag: 1000000\n  resume_wal_lag: 1000\n",
+        sections=f"ingest:\n  chunk_bytes: {CHUNK_BYTES}\n  concurrency: {concurrency}\n"
+        "throttle:\n  max_wal_lag: 1000000\n  resume_wal_lag: 1000\n"
+        f"verify:\n  delivery: {delivery}\n",
         # The emulator without --race-appends serialises appends: concurrency 2 is safe there
         # (elax-plan refuses it on a node it cannot see serialising, hazard H1).
         target_extra="  serialises_appends: true\n",
     )
 
 
-def run_apply(root: Path, url: str, store: str, source_glob: str) -> dict[str, Any]:
-    """One ``elax-plan apply`` process; its ingest figures, wall time and peak RSS."""
-    plan = write_plan(root, url, store, source_glob, "bench-ingest")
+def run_apply(
+    root: Path,
+    url: str,
+    store: str,
+    source_glob: str,
+    concurrency: int = CONCURRENCY,
+    delivery: str = "full",
+) -> dict[str, Any]:
+    """One ``elax-plan apply`` process; its ingest figures, wall time and peak RSS, and the
+    proven span (``proven_s``: start of writing to the end of the delivery proof after the
+    writes; for ``verify.delivery: off`` the end of the writes)."""
+    plan = write_plan(root, url, store, source_glob, "bench-ingest", concurrency, delivery)
     command = [sys.executable, "-m", "elax_plan", "--quiet", "apply", str(plan)]
     usage_file = root / "apply-usage.json"
     started = time.perf_counter()
@@ -147,12 +178,34 @@ def run_apply(root: Path, url: str, store: str, source_glob: str) -> dict[str, A
     usage = json.loads(usage_file.read_text())
     [summary] = glob.glob(str(root / "state" / "bench-ingest" / "runs" / "*" / "summary.json"))
     record = orjson.loads(Path(summary).read_bytes())
-    ingest, workload = record["ingest"], record["workload"]
+    ingest, workload, proofs = record["ingest"], record["workload"], record["delivery"]
+    if proofs["mode"] != delivery or proofs["overwritten"] or proofs["resent"]:
+        raise SystemExit(f"apply's delivery proof is not what was measured: {proofs}")
+    events = [
+        orjson.loads(line)
+        for line in (Path(summary).parent / "events.ndjson").read_bytes().splitlines()
+    ]
+    proof_s = _proof_seconds(events)
+    read_back = sum(e["read"] for e in events if e["event"] == "delivery_proof")
+    if (proof_s is None) != (delivery == "off") or read_back != (
+        workload["requests"] if delivery == "full" else 0
+    ):
+        raise SystemExit(
+            f"apply with verify.delivery: {delivery} proved {proofs['proofs']} times and read "
+            f"back {read_back} of {workload['requests']} WAL objects"
+        )
     return {
         "rows": workload["rows"],
         "bytes": workload["bytes"],
         "requests": workload["requests"],
         "seconds": ingest["duration_s"],
+        "concurrency": concurrency,
+        "delivery": delivery,
+        "proof_after_writes_s": proof_s,
+        "proven_s": round(ingest["duration_s"] + (proof_s or 0.0), 3),
+        "proofs": proofs["proofs"],
+        "proofs_during_writes": proofs["proofs_during_writes"],
+        "read_back": read_back,
         "process_wall_s": round(wall, 3),
         "peak_rss_mb": round(usage["peak_rss_kb"] / 1024, 1),
         "cpu_s": round(usage["user_s"] + usage["sys_s"], 2),
@@ -160,6 +213,16 @@ def run_apply(root: Path, url: str, store: str, source_glob: str) -> dict[str, A
         "throttle_pauses": record["throttle"]["pauses"],
         "retries": record["retries"]["total"],
     }
+
+
+def _proof_seconds(events: list[dict[str, Any]]) -> float | None:
+    """Seconds from the end of the writes to the end of the delivery proof after them (the
+    events are timestamped to the millisecond); None when no proof ran after the writes."""
+    finished = next(e["ts"] for e in events if e["event"] == "writes_finished")
+    after = [
+        e["ts"] for e in events if e["event"] == "delivery_proof" and e.get("phase") != "writes"
+    ]
+    return round(max(after) - finished, 3) if after else None
 
 
 def run_naive(url: str, paths: list[str]) -> dict[str, Any]:
@@ -185,10 +248,12 @@ def run_naive(url: str, paths: list[str]) -> dict[str, Any]:
     return result
 
 
-def _rates(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    rows_per_s = [r["rows"] / r["seconds"] for r in runs]
-    mb_per_s = [r["bytes"] / 1e6 / r["seconds"] for r in runs]
+def _rates(runs: list[dict[str, Any]], seconds: str = "seconds") -> dict[str, Any]:
+    """Median rates of ``runs`` over their ``seconds`` key (``proven_s``: writes + proof)."""
+    rows_per_s = [r["rows"] / r[seconds] for r in runs]
+    mb_per_s = [r["bytes"] / 1e6 / r[seconds] for r in runs]
     return {
+        "over": seconds,
         "runs": runs,
         "rows_per_s": round(statistics.median(rows_per_s), 1),
         "mb_per_s": round(statistics.median(mb_per_s), 2),
@@ -219,8 +284,8 @@ def measure(rows: int, files: int, repeats: int, seed: int = 11) -> dict[str, An
                         library = "httpx" if kind == "raw_httpx" else "http.client"
                         seconds = replay(url, NAMESPACE, bodies, CONCURRENCY, library)
                         result = {"rows": rows, "bytes": body_bytes, "seconds": seconds}
-                    elif kind == "apply":
-                        result = run_apply(work, url, store, source_glob)
+                    elif kind in APPLY_KINDS:
+                        result = run_apply(work, url, store, source_glob, *APPLY_KINDS[kind])
                         if (result["requests"], result["bytes"]) != (len(bodies), body_bytes):
                             raise SystemExit(
                                 "apply did not send the replayed bodies: "
@@ -233,8 +298,14 @@ def measure(rows: int, files: int, repeats: int, seed: int = 11) -> dict[str, An
                     raise SystemExit(f"{kind} wrote {result['rows']} rows, expected {rows}")
                 runs[kind].append(result)
                 shutil.rmtree(work, ignore_errors=True)
-    figures = {kind: _rates(r) for kind, r in runs.items()}
+    figures = {
+        kind: _rates(r, "proven_s" if kind in ("apply_c1", "apply_c1_off") else "seconds")
+        for kind, r in runs.items()
+    }
     apply_rate = figures["apply"]["rows_per_s"]
+    full_s = [r["proven_s"] for r in runs["apply_c1"]]
+    off_s = [r["proven_s"] for r in runs["apply_c1_off"]]
+    c1_ingest_rate = statistics.median(r["rows"] / r["seconds"] for r in runs["apply_c1"])
     best_emulator = max(figures["ceiling"]["rows_per_s"], figures["raw"]["rows_per_s"])
     return {
         "dataset": dataset,
@@ -249,6 +320,20 @@ def measure(rows: int, files: int, repeats: int, seed: int = 11) -> dict[str, An
             figures["raw_httpx"]["rows_per_s"] / figures["raw"]["rows_per_s"], 3
         ),
         "apply_vs_emulator_best": round(apply_rate / best_emulator, 3),
+        # Rates over the proven span (writes + the delivery proof after them).
+        "ratio_vs_raw_c1": round(
+            figures["apply_c1"]["rows_per_s"] / figures["ceiling"]["rows_per_s"], 3
+        ),
+        # The same apply_c1 runs over their writes alone (the proof left out): what the proof
+        # costs this ratio.
+        "ratio_vs_raw_c1_writes_only": round(c1_ingest_rate / figures["ceiling"]["rows_per_s"], 3),
+        "delivery_overhead": round(statistics.median(full_s) / statistics.median(off_s), 3),
+        "delivery_overhead_paired": [round(f / o, 3) for f, o in zip(full_s, off_s, strict=True)],
+        # Within each apply_c1 run: (writes + proof) ÷ its own writes. Not the target (that
+        # compares runs with and without the proof), but free of the run-to-run noise.
+        "delivery_overhead_within_run": round(
+            statistics.median(r["proven_s"] / r["seconds"] for r in runs["apply_c1"]), 3
+        ),
         "apply_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["apply"]),
     }
 

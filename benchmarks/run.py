@@ -1,10 +1,11 @@
-"""``make bench``: run every benchmark, print the table of issue #7's targets, save the results.
+"""``make bench``: run every benchmark, print the table of the targets, save the results.
 
     .venv/bin/python -m benchmarks.run [--scale full|small] [--out benchmarks/results]
 
+The targets are issue #7's and issue #14's (``ingest.ratio_vs_raw_c1``, ``delivery.overhead``).
 ``full`` (the default) is the committed measurement (about five minutes on the project's 2-core
-machine); ``small`` is a quick check of a minute or two with smaller datasets and the same
-method. Writes ``<out>/latest.json`` — one entry per target, each with the value, the target,
+machine before issue #14's concurrency-1 apply runs were added, which add roughly two or three);
+``small`` is a quick check of two minutes or so with smaller datasets and the same method. Writes ``<out>/latest.json`` — one entry per target, each with the value, the target,
 whether it is met, the raw figures it was computed from, the dataset and the machine — and, for
 ``full``, ``<out>/full-<date>.md`` with the table and ``<out>/full-<date>.json``, a copy of the
 JSON that later runs do not overwrite (``small`` writes its pair under ``<out>/tmp/``, which git
@@ -89,6 +90,21 @@ class Target:
 
 TARGETS = [
     Target("ingest.ratio_vs_raw", "apply ÷ raw replay of the same bodies", ">=", 0.9, "×"),
+    Target(
+        "ingest.ratio_vs_raw_c1",
+        "rows/s: apply at concurrency 1, delivery proof on (writes + proof) ÷ raw replay on "
+        "one connection",
+        ">=",
+        0.9,
+        "×",
+    ),
+    Target(
+        "delivery.overhead",
+        "seconds: apply (writes + proof) with delivery proof ÷ without, concurrency 1",
+        "<=",
+        1.10,
+        "×",
+    ),
     Target("ingest.ratio_vs_naive", "apply ÷ naive stdlib-json script", ">=", 3, "×"),
     Target("ndjson.ratio_vs_parse", "NDJSON → bodies ÷ orjson.loads per line", ">=", 0.7, "×"),
     Target("parquet.rows_per_s", "Parquet → bodies, one core", ">=", 60_000, "rows/s"),
@@ -163,7 +179,7 @@ def run_all(scale_name: str) -> dict[str, Any]:
         lambda: measure_datapath(scale),
     )
     ingest = _step(
-        "ingest (emulator ceiling, raw replay, apply, naive script)",
+        "ingest (emulator ceiling, raw replay, apply at concurrency 2 and 1, naive script)",
         lambda: bench_ingest.measure(scale.ingest_rows, scale.ingest_files, scale.ingest_repeats),
     )
     plan = _step("plan over 10,000 files", lambda: measure_plan(scale))
@@ -190,8 +206,13 @@ def run_all(scale_name: str) -> dict[str, Any]:
             "raw",
             "raw_httpx",
             "apply",
+            "apply_c1",
+            "apply_c1_off",
             "naive",
             "raw_httpx_vs_raw",
+            "ratio_vs_raw_c1_writes_only",
+            "delivery_overhead_paired",
+            "delivery_overhead_within_run",
             "bodies",
             "concurrency",
             "emulator_flags",
@@ -201,6 +222,8 @@ def run_all(scale_name: str) -> dict[str, Any]:
     }
     values: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {
         "ingest.ratio_vs_raw": (ingest["ratio_vs_raw"], ingest_raw, ingest["dataset"]),
+        "ingest.ratio_vs_raw_c1": (ingest["ratio_vs_raw_c1"], ingest_raw, ingest["dataset"]),
+        "delivery.overhead": (ingest["delivery_overhead"], ingest_raw, ingest["dataset"]),
         "ingest.ratio_vs_naive": (ingest["ratio_vs_naive"], ingest_raw, ingest["dataset"]),
         "ndjson.ratio_vs_parse": (
             datapath["b_over_a"],
@@ -243,6 +266,13 @@ def run_all(scale_name: str) -> dict[str, Any]:
             "machine": host,
         }
     return results
+
+
+def _median_of(figure: dict[str, Any], key: str) -> float:
+    """The median of ``key`` over the runs behind one ingest figure."""
+    import statistics
+
+    return float(statistics.median(r[key] for r in figure["runs"]))
 
 
 def _pick(source: dict[str, Any], *prefixes: str) -> dict[str, Any]:
@@ -308,6 +338,8 @@ def details(results: dict[str, Any]) -> str:
         ("raw", f"raw replay (concurrency {ingest['concurrency']})"),
         ("raw_httpx", "the same replay through httpx (apply's HTTP library; no target)"),
         ("apply", "elax-plan apply"),
+        ("apply_c1", "elax-plan apply, concurrency 1, delivery proof full (writes + proof)"),
+        ("apply_c1_off", "elax-plan apply, concurrency 1, delivery proof off (writes)"),
         ("naive", "naive script"),
     ):
         fig = ingest[kind]
@@ -320,6 +352,15 @@ def details(results: dict[str, Any]) -> str:
         f"  - apply reached {ingest['apply_vs_emulator_best']:.0%} of the best rate the "
         "emulator took from the minimal client in this run; the httpx replay reached "
         f"{ingest['raw_httpx_vs_raw']:.0%} of the raw replay.",
+        "  - concurrency 1 against the ceiling (the same bodies on one connection): "
+        f"{results['ingest.ratio_vs_raw_c1']['value']:.3f} over writes + delivery proof, "
+        f"{ingest['ratio_vs_raw_c1_writes_only']:.3f} over the writes alone; delivery proof "
+        f"after the writes: {_median_of(ingest['apply_c1'], 'proof_after_writes_s')} s "
+        f"(median), {_median_of(ingest['apply_c1'], 'proofs_during_writes'):g} proofs during "
+        "the writes; time with ÷ without the proof, round by round: "
+        + ", ".join(f"{x:.3f}" for x in ingest["delivery_overhead_paired"])
+        + "; (writes + proof) ÷ the same run's writes, median: "
+        + f"{ingest['delivery_overhead_within_run']:.3f}.",
         f"- Data path (median of {len(dp['processes'])} fresh processes × {dp['repeats']} "
         f"interleaved runs, one core, {dp['clock']}): "
         f"orjson.loads per line {dp['a_orjson_loads_rows_per_s']:,} rows/s; the file loop "
