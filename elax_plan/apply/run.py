@@ -46,6 +46,7 @@ from elax_plan.apply.checkpoints import (
 from elax_plan.apply.context import ApplyHooks, ApplyOptions, ApplyOutcome, RunContext
 from elax_plan.apply.indexer import compactor_for
 from elax_plan.apply.leases import RunLeases
+from elax_plan.apply.operator import operator_facts
 from elax_plan.apply.outcome import RunFilesAt, closing, interrupted_writes, nothing_written
 from elax_plan.apply.pipeline import FileRun, Pipeline, PipelineStats, file_rows
 from elax_plan.apply.rejects import RejectPolicy
@@ -53,9 +54,8 @@ from elax_plan.apply.rows import RowMapper
 from elax_plan.apply.run_files import RunEvents, RunReport, WalGauge
 from elax_plan.apply.samples import sampler
 from elax_plan.apply.throttle import RouterReading, Throttle
-from elax_plan.apply.trim import TrimResult, trim_wal
+from elax_plan.apply.trim import TrimResult, trim_step
 from elax_plan.apply.verify import CheckResult, VerifyContext, overall, run_checks
-from elax_plan.apply.wal_store import WalStoreWriter
 from elax_plan.apply.write_proofs import Prover, WriteProofs
 from elax_plan.apply.writer import Writer
 from elax_plan.errors import (
@@ -151,6 +151,7 @@ class ApplyRun:
     # --- decide ---------------------------------------------------------------------------
 
     def execute(self, saved: ExecutionPlan | None) -> ApplyOutcome:
+        self.events("plan_started", {})  # the summary's phases start here
         plan = self.decide(saved)
         doc = plan.to_json()
         if not plan.changes:
@@ -246,7 +247,11 @@ class ApplyRun:
         self.checkpoints.save()
         self.events(
             "run_started",
-            {"files": len(self.writing), "resumed_from_run": self.previous.current_run_id},
+            {
+                "files": len(self.writing),
+                "resumed_from_run": self.previous.current_run_id,
+                "previous_run": self.previous.last_run_id,
+            },
         )
         ctx.hooks.on_start(self.doc)
         log.info("apply started", files=len(self.writing), rows=self.plan.totals.rows)
@@ -345,6 +350,7 @@ class ApplyRun:
             self.policy,
             pipeline.ids,
             WalGauge(self.reader, self.ctx.spec.target.namespace),
+            operator_facts(self.ctx.spec.source_path),
         )
         failure: BaseException | None = None
         try:
@@ -524,14 +530,7 @@ class ApplyRun:
         if step is None or not self.ctx.spec.wal_trim.allowed:
             return None  # (a saved plan's step needs the plan file to allow it too)
         try:
-            t = self.ctx.spec.target
-            result = trim_wal(
-                WalStoreWriter(t.store, t.storage_options),
-                self.ctx.spec.target.namespace,
-                mode=step.params["mode"],
-                older_than=float(step.params["older_than_s"]),
-                keep_last=int(step.params["keep_last"]),
-            )
+            result = trim_step(self.ctx.spec.target, step)
         except ElaxError as exc:
             # Verified data, failed trim: the next plan shows the objects that remain
             # eligible and apply trims them.

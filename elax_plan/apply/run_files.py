@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +108,10 @@ class RunReport:
         policy: RejectPolicy,
         ids: IdTracker | None = None,
         wal: WalGauge | None = None,
+        operator: Mapping[str, Any] | None = None,
     ) -> None:
         self.summary_paths = summary_paths
+        self.operator = operator
         self.doc = doc
         self.run_id = run_id
         self.run_files = run_files
@@ -164,6 +166,7 @@ class RunReport:
             state_location=self.run_files.location("summary.json"),
             duplicates=self.duplicates(),
             wal=self.wal.sizes() if self.wal is not None else None,
+            operator=self.operator,
         )
         record = redact_value(record)
         markdown = render_summary(record)

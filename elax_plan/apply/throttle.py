@@ -113,6 +113,7 @@ class Throttle:
                 "wal_highwater": reading.wal_highwater,
                 "indexed_wal": reading.indexed_wal,
                 "lag": reading.lag,
+                "estimated_lag": self.acted_lag,
                 "paused": self.paused,
             },
         )

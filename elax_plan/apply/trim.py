@@ -21,8 +21,9 @@ from typing import Any, Literal
 
 from elax_plan.apply.wal_store import WalStoreWriter, archive_prefix, wal_name
 from elax_plan.errors import TargetError
+from elax_plan.execution_plan import PostStep
 from elax_plan.live.model import eligible_wal_objects
-from elax_plan.spec import display_url
+from elax_plan.spec import TargetSpec, display_url
 
 
 @dataclass
@@ -84,3 +85,14 @@ def trim_wal(
             result.first_sequence = obj.sequence
         result.last_sequence = obj.sequence
     return result
+
+
+def trim_step(target: TargetSpec, step: PostStep) -> TrimResult:
+    """The execution plan's ``wal_trim`` step against ``target.store``, as planned."""
+    return trim_wal(
+        WalStoreWriter(target.store, target.storage_options),
+        target.namespace,
+        mode=step.params["mode"],
+        older_than=float(step.params["older_than_s"]),
+        keep_last=int(step.params["keep_last"]),
+    )

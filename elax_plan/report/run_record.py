@@ -12,7 +12,6 @@ template (strict undefined), so a summary can always be rendered again later
 from __future__ import annotations
 
 import importlib.resources
-import itertools
 import json
 import math
 import re
@@ -25,10 +24,11 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from elax_plan.execution_plan import format_bytes, format_count
+from elax_plan.report import timeline
+from elax_plan.report.plan_render import shown_path
 
-RECORD_VERSION = "1.4"  # 1.1: indexer; 1.2: wal (size and growth); 1.3: delivery mode;
-# 1.4: comparison
-CHART_POINTS = 40
+RECORD_VERSION = "1.5"  # 1.1: indexer; 1.2: wal (size and growth); 1.3: delivery mode;
+# 1.4: comparison; 1.5: operator, phases, throttle figures, charts in even buckets
 SUMMARY_LIMIT = 60_000
 
 Outcome = str  # "succeeded" | "verification_failed" | "failed" | "interrupted"
@@ -38,27 +38,6 @@ WalSizes = tuple[str, WalSize | None, WalSize | None]  # namespace, at the start
 
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
-def _throttle_actions(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    actions: list[dict[str, Any]] = []
-    open_action: dict[str, Any] | None = None
-    for e in events:
-        if e["event"] == "throttle_pause":
-            open_action = {
-                "start": e["ts"],
-                "end": None,
-                # The lag the throttle acted on: the polled lag plus the writes acknowledged
-                # since that poll and in flight (the polled lag alone is often still 0).
-                "lag_before": e.get("estimated_lag", e.get("lag")),
-                "lag_after": None,
-            }
-            actions.append(open_action)
-        elif e["event"] == "throttle_resume" and open_action is not None:
-            open_action["end"] = e["ts"]
-            open_action["lag_after"] = e.get("lag")
-            open_action = None
-    return actions
 
 
 def _indexer(plan_doc: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -127,53 +106,6 @@ def _delivery(plan_doc: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) 
     }
 
 
-def _downsample(
-    points: list[tuple[float, float]], n: int = CHART_POINTS
-) -> list[tuple[float, float]]:
-    if len(points) <= n:
-        return points
-    step = len(points) / n
-    return [points[int(i * step)] for i in range(n - 1)] + [points[-1]]
-
-
-def _distinct_x(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points with x rounded to 0.1 s, keeping the last sample of each rounded x.
-
-    The charts' x-axis is a list of categories; mermaid merges equal ones, which would
-    leave more values than categories (polls every 20 ms land on the same 0.1 s).
-    """
-    out: list[tuple[float, float]] = []
-    for t, v in points:
-        x = round(max(0.0, t), 1)
-        if out and out[-1][0] == x:
-            out[-1] = (x, v)
-        else:
-            out.append((x, v))
-    return out
-
-
-def _charts(events: Sequence[Mapping[str, Any]], start: float) -> dict[str, Any]:
-    lag = [(e["ts"] - start, float(e["lag"])) for e in events if e["event"] == "lag"]
-    # Throughput is the writes' own: samples taken while the verification waits would add
-    # 0 rows/s points, and the end of the writes closes the last interval.
-    end = next((e for e in events if e["event"] in ("writes_finished", "writes_stopped")), None)
-    progress = [
-        (e["ts"] - start, float(e.get("rows_acked", 0)))
-        for e in events
-        if e["event"] == "lag" and "rows_acked" in e and (end is None or e["ts"] <= end["ts"])
-    ]
-    if end is not None and "rows" in end:
-        progress.append((end["ts"] - start, float(end["rows"])))
-    throughput: list[tuple[float, float]] = []
-    for (t0, r0), (t1, r1) in itertools.pairwise(progress):
-        if t1 > t0:
-            throughput.append((t1, max(0.0, (r1 - r0) / (t1 - t0))))
-    return {
-        "lag": [[t, v] for t, v in _downsample(_distinct_x(lag))],
-        "throughput": [[t, round(v)] for t, v in _downsample(_distinct_x(throughput))],
-    }
-
-
 def build_run_record(
     *,
     run_id: str,
@@ -191,8 +123,12 @@ def build_run_record(
     state_location: str | None = None,
     duplicates: Mapping[str, Any] | None = None,
     wal: WalSizes | None = None,
+    operator: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON run record of one apply.
+
+    ``operator``: who ran it and from what (``apply.operator``); the plan file, its digest
+    and the runs before this one are added from the plan and the events.
 
     ``wal``: the namespace and its WAL's ``{"objects", "bytes"}`` at the start and the end
     of the run (each ``None`` when the listing failed).
@@ -202,6 +138,7 @@ def build_run_record(
     few, as written there).
     """
     retries = Counter(str(e.get("cause")) for e in events if e["event"] == "retry")
+    settings = plan_doc.get("settings") or {}
     record = {
         "record_version": RECORD_VERSION,
         "run_id": run_id,
@@ -214,8 +151,10 @@ def build_run_record(
         "finished": _iso(finished),
         "duration_s": round(finished - started, 3),
         "workload": _workload(plan_doc, stats),
+        "operator": _operator(operator, plan_doc, events),
+        "phases": timeline.phases(events, finished),
         "ingest": _ingest(stats, max(0.0, (writes_finished or finished) - started)),
-        "throttle": _throttle(_throttle_actions(events), finished),
+        "throttle": timeline.throttling(events, started, settings),
         "indexer": _indexer(plan_doc, events),
         "delivery": _delivery(plan_doc, events),
         "retries": {"total": sum(retries.values()), "by_cause": dict(sorted(retries.items()))},
@@ -225,12 +164,30 @@ def build_run_record(
         "comparison": _comparison(checks),
         "wal": _wal(wal),
         "wal_trim": dict(trim) if trim is not None else None,
-        "charts": _charts(events, started),
+        "charts": timeline.charts(events, started, settings),
         "state_location": state_location,
     }
     if duplicates is not None:
         record["duplicates"] = dict(duplicates)
     return record
+
+
+def _operator(
+    facts: Mapping[str, Any] | None,
+    plan_doc: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Who ran the run and from what, and the runs before it."""
+    started = next((e for e in events if e["event"] == "run_started"), {})
+    plan = plan_doc["plan"]
+    return {
+        **dict(facts or {}),
+        "plan_file": plan["file"],
+        "plan_base": plan.get("base"),
+        "plan_digest": plan["digest"],
+        "resumed_from": started.get("resumed_from_run"),
+        "previous_run": started.get("previous_run"),
+    }
 
 
 def _wal(wal: WalSizes | None) -> dict[str, Any] | None:
@@ -257,6 +214,7 @@ def _workload(plan_doc: Mapping[str, Any], stats: Mapping[str, Any]) -> dict[str
     """What the plan asked for next to what the pipeline acknowledged."""
     return {
         "files_planned": plan_doc["totals"]["files_to_write"],
+        "rows_planned_estimate": plan_doc["totals"]["rows"],
         "files_written": int(stats.get("files_done", 0)),
         "files_skipped": plan_doc["totals"]["skipped"],
         "rows": int(stats.get("rows_acked", 0)),
@@ -276,30 +234,11 @@ def _ingest(stats: Mapping[str, Any], ingest_s: float) -> dict[str, Any]:
     return {
         "duration_s": round(ingest_s, 3),
         "rows_per_s": round(rows / ingest_s, 1) if ingest_s > 0 else 0.0,
-        "mb_per_s": round(size / 1e6 / ingest_s, 3) if ingest_s > 0 else 0.0,
+        "mib_per_s": round(size / 2**20 / ingest_s, 3) if ingest_s > 0 else 0.0,
         "resends": int(stats.get("resends", 0)),
         "duplicate_sequences": int(stats.get("duplicate_sequences", 0)),
         "splits_413": int(stats.get("splits", 0)),
         "last_acked_wal_sequence": stats.get("max_acked_seq") or None,
-    }
-
-
-def _throttle(actions: list[dict[str, Any]], finished: float) -> dict[str, Any]:
-    """The throttle's pauses; one still open at the end lasts until ``finished``."""
-    return {
-        "pauses": len(actions),
-        "paused_s": round(sum((a["end"] or finished) - a["start"] for a in actions), 3),
-        "actions": [
-            {
-                "start": _iso(a["start"]),
-                "end": _iso(a["end"]),
-                # Pauses are often shorter than the timestamps' one-second resolution.
-                "paused_s": round((a["end"] or finished) - a["start"], 3),
-                "lag_before": a["lag_before"],
-                "lag_after": a["lag_after"],
-            }
-            for a in actions
-        ],
     }
 
 
@@ -389,6 +328,14 @@ def _mermaid_series(points: Sequence[Sequence[float]]) -> dict[str, str]:
     return {"x": ", ".join(xs), "y": ", ".join(ys), "max": f"{math.ceil(top * 1.1)}"}
 
 
+def _seconds(value: float) -> str:
+    """A duration for people: ``0.08 s``, ``14.3 s``, ``1,204 s``."""
+    v = float(value)
+    if v < 10:
+        return f"{v:.2f} s"
+    return f"{v:.1f} s" if v < 100 else f"{v:,.0f} s"
+
+
 def _place(where: Mapping[str, Any]) -> str:
     """``{"file", "line"}`` as ``FILE:LINE``, ``{"file", "row"}`` as ``FILE: row N``."""
     if where.get("line") is not None:
@@ -424,6 +371,11 @@ def _environment() -> SandboxedEnvironment:
     env.filters["count"] = lambda n: format_count(int(n))
     env.filters["bytes"] = lambda n: format_bytes(int(n))
     env.filters["series"] = _mermaid_series
+    env.filters["number"] = _plain_number
+    env.filters["numbers"] = lambda values: ", ".join(_plain_number(float(v)) for v in values)
+    env.filters["top"] = lambda values: math.ceil(max([float(v) for v in values] + [1.0]) * 1.1)
+    env.filters["seconds"] = _seconds
+    env.filters["shown"] = shown_path
     env.filters["json"] = _json
     env.filters["place"] = _place
     env.filters["resume_point"] = _resume_point

@@ -67,7 +67,7 @@ def test_off_reads_nothing_back_and_the_plan_warns(setup: Setup, tmp_path: Path)
     says No changes); with full, the same damage is a file to write again."""
     _, plan, data = setup(extra="ingest:\n  chunk_bytes: 2KiB\nverify:\n  delivery: off\n")
     shown = run_cli("plan", str(plan))
-    assert "delivery:  off: acknowledged writes are not read back" in shown.stdout
+    assert "  delivery:     off: acknowledged writes are not read back" in shown.stdout
     assert "verify.delivery off: acknowledged writes are not read back" in shown.stdout
     done = run_cli("apply", str(plan), "--auto-approve")
     assert done.returncode == 0, done.stdout + done.stderr

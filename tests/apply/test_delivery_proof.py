@@ -93,7 +93,7 @@ def test_killed_while_a_reused_sequence_write_is_in_flight(setup: Setup, tmp_pat
     )
     planned = run_cli("--no-color", "plan", str(plan))
     assert planned.returncode == 0, planned.stderr
-    [line] = [row for row in planned.stdout.splitlines() if a in row]
+    [line] = [row for row in planned.stdout.splitlines() if str(data.files[0]) in row]
     assert line.lstrip().startswith(">"), planned.stdout
     assert "WAL-2 holds other operations than were sent" in planned.stdout
     done = run_cli("apply", str(plan), "--auto-approve")

@@ -57,8 +57,8 @@ def test_a_rewrite_that_keeps_size_and_mtime_is_planned_as_changed(
     rewrite_in_place(data.files[0])
     shown = run_cli("--no-color", "plan", str(plan), "--detailed-exitcode")
     assert shown.returncode == 2, shown.stdout + shown.stderr
-    assert f"~ {data.files[0].as_uri()}" in shown.stdout
-    assert f"= {data.files[1].as_uri()}" in shown.stdout
+    assert f"~ {data.files[0]}" in shown.stdout
+    assert f"= {data.files[1]}" in shown.stdout
     done = run_cli("apply", str(plan), "--auto-approve")
     assert done.returncode == 0, done.stderr
     assert_exact(tmp_path / "store", "docs", dataset_of(data.files))
@@ -82,7 +82,7 @@ def test_content_fingerprints_see_a_change_in_the_middle_of_a_large_file(
     plan.write_text(re.sub(r"(\n  uri: [^\n]+\n)", r"\1  fingerprint: content\n", text, count=1))
     content = run_cli("--no-color", "plan", str(plan), "--detailed-exitcode")
     assert content.returncode == 2, content.stdout + content.stderr
-    assert f"~ {big.as_uri()}" in content.stdout
+    assert f"~ {big}" in content.stdout
     done = run_cli("apply", str(plan), "--auto-approve")
     assert done.returncode == 0, done.stderr
     assert_exact(tmp_path / "store", "docs", dataset_of([big]))

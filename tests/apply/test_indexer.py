@@ -90,7 +90,7 @@ def test_command_mode_indexes_50000_rows_beside_a_server_without_an_indexer(
     )
     shown = run_cli("plan", str(plan))
     assert shown.returncode == 0, shown.stderr
-    assert "indexer:   command: elax-plan runs `" in shown.stdout
+    assert "  indexer:      command: elax-plan runs `" in shown.stdout
     assert "emulator compact --data-root" in shown.stdout and " docs` " in shown.stdout
 
     done = run_cli("apply", str(plan), "--auto-approve", timeout=600)

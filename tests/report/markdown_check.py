@@ -4,24 +4,26 @@ Not a markdown parser: it checks the rules a summary must keep to render on
 GitHub as intended — every table after a blank line, with a delimiter row and
 the header's column count on every row; code fences and ``<details>`` paired;
 and each ``mermaid`` block an ``xychart-beta`` chart in the grammar of
-mermaid's ``xychart.jison`` (title, x-axis categories — plain numbers or quoted labels —,
-y-axis range, one line or bar with as many plain numbers as categories, all within the range).
+mermaid's ``xychart.jison`` (an optional ``%%{init: JSON}%%`` line, title, x-axis
+categories — plain numbers or quoted labels — or a numeric range, y-axis range, then
+lines or bars with as many plain numbers as categories — or, on a numeric axis, as
+each other —, all within the y range).
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 NUMBER = r"[+-]?(?:\d+(?:\.\d+)?|\.\d+)"  # mermaid's NUMBER_WITH_DECIMAL (xychart.jison)
 NUMBERS = rf"\[{NUMBER}(?:, {NUMBER})*\]"
 LABEL = r'"[^"\n]+"'
 LABELS = rf"\[{LABEL}(?:, {LABEL})*\]"
-MERMAID_LINES = (
-    re.compile(r'title "[^"\n]+"'),
-    re.compile(rf'x-axis "[^"\n]+" ({NUMBERS}|{LABELS})'),
-    re.compile(rf'y-axis "[^"\n]+" ({NUMBER}) --> ({NUMBER})'),
-    re.compile(rf"(?:line|bar) ({NUMBERS})"),
-)
+TITLE = re.compile(r'title "[^"\n]+"')
+X_AXIS = re.compile(rf'x-axis "[^"\n]+" (?:({NUMBERS}|{LABELS})|({NUMBER}) --> ({NUMBER}))')
+Y_AXIS = re.compile(rf'y-axis "[^"\n]+" ({NUMBER}) --> ({NUMBER})')
+SERIES = re.compile(rf"(?:line|bar) ({NUMBERS})")
+INIT = re.compile(r"%%\{init: (.*)\}%%")
 
 
 def cells(row: str) -> int:
@@ -30,27 +32,48 @@ def cells(row: str) -> int:
 
 
 def mermaid_problems(block: list[str]) -> list[str]:
-    """What is wrong with one mermaid block's lines, for an xychart-beta line chart."""
+    """What is wrong with one mermaid block's lines, for an xychart-beta chart."""
+    if block and (init := INIT.fullmatch(block[0])):
+        try:
+            json.loads(init[1])
+        except json.JSONDecodeError as exc:
+            return [f"the init directive is not JSON: {exc}"]
+        block = block[1:]
     if not block or block[0] != "xychart-beta":
         return [f"not an xychart-beta block: {block[:1]}"]
     body = [line.strip() for line in block[1:]]
-    if len(body) != len(MERMAID_LINES):
-        return [f"expected title, x-axis, y-axis and line, got {body}"]
-    matches = [pattern.fullmatch(line) for pattern, line in zip(MERMAID_LINES, body, strict=True)]
-    if not all(matches):
-        return [f"malformed: {line!r}" for line, m in zip(body, matches, strict=True) if not m]
-    _, x_axis, y_axis, line = matches
-    assert x_axis is not None and y_axis is not None and line is not None
-    xs = [v if v.startswith('"') else float(v) for v in x_axis[1][1:-1].split(", ")]
-    ys = [float(v) for v in line[1][1:-1].split(", ")]
+    if len(body) < 4:
+        return [f"expected title, x-axis, y-axis and a line or bar, got {body}"]
+    title, x_axis, y_axis = (
+        TITLE.fullmatch(body[0]),
+        X_AXIS.fullmatch(body[1]),
+        Y_AXIS.fullmatch(body[2]),
+    )
+    series = [SERIES.fullmatch(line) for line in body[3:]]
+    if not (title and x_axis and y_axis and all(series)):
+        return [
+            f"malformed: {line!r}"
+            for line in body
+            if not any(p.fullmatch(line) for p in (TITLE, X_AXIS, Y_AXIS, SERIES))
+        ] or [f"malformed chart: {body}"]
+    values = [[float(v) for v in m[1][1:-1].split(", ")] for m in series if m]
     lo, hi = float(y_axis[1]), float(y_axis[2])
     problems = []
-    if len(xs) != len(ys):
-        problems.append(f"{len(xs)} x-axis categories but {len(ys)} values")
-    if len(set(xs)) != len(xs):
-        problems.append("x-axis categories repeat (mermaid would merge them)")
-    if not lo < hi or not all(lo <= y <= hi for y in ys):
-        problems.append(f"values {min(ys)}..{max(ys)} outside the y-axis {lo} --> {hi}")
+    if x_axis[1] is not None:
+        xs = [v if v.startswith('"') else float(v) for v in x_axis[1][1:-1].split(", ")]
+        if len(set(xs)) != len(xs):
+            problems.append("x-axis categories repeat (mermaid would merge them)")
+        counts = {len(ys) for ys in values}
+        if counts != {len(xs)}:
+            problems.append(f"{len(xs)} x-axis categories but {sorted(counts)} values")
+    else:
+        if not float(x_axis[2]) < float(x_axis[3]):
+            problems.append(f"x-axis range {x_axis[2]} --> {x_axis[3]} is empty")
+        if len({len(ys) for ys in values}) != 1:
+            problems.append("the series have different numbers of values")
+    every = [y for ys in values for y in ys]
+    if not lo < hi or not all(lo <= y <= hi for y in every):
+        problems.append(f"values {min(every)}..{max(every)} outside the y-axis {lo} --> {hi}")
     return problems
 
 

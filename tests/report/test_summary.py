@@ -100,7 +100,7 @@ def test_golden_markdown_is_valid_and_readable() -> None:
     """Every table row has the header's columns, fences pair up, both charts are well formed."""
     text = (CASE / "expected.md").read_text()
     assert markdown_problems(text) == []
-    assert text.count("```mermaid\nxychart-beta") == 2
+    assert text.count("```mermaid\n%%{init: ") == 3 and text.count("\nxychart-beta\n") == 3
     assert sections_in_order(text)
     # The outcome comes first, and evidence JSON is shown as written, not HTML-escaped.
     assert text.startswith("# ❌ Data written, verification failed: `backfill`")
@@ -115,7 +115,9 @@ def test_checker_catches_broken_markdown() -> None:
     assert any("cells, the header has" in p for p in markdown_problems(ragged))
     assert "a code fence is never closed" in markdown_problems(good + "\n```json\n{}\n")
     short_line = re.sub(r"line \[([^\]]*), [^,\]]+\]", r"line [\1]", good, count=1)
-    assert any("categories but" in p for p in markdown_problems(short_line))
+    assert any("different numbers of values" in p for p in markdown_problems(short_line))
+    bad_init = good.replace('%%{init: {"xyChart"', "%%{init: {xyChart", 1)
+    assert any("not JSON" in p for p in markdown_problems(bad_init))
     exponent = re.sub(r"line \[\d+", "line [1.2e+06", good, count=1)
     assert any("malformed" in p for p in markdown_problems(exponent))
 
@@ -133,7 +135,7 @@ PLAN_DOC: dict[str, Any] = {
     },
     "summary_line": "Plan: 10,000 files to write, 120,000,000 rows, 4.71 TiB in ~4,820,000 "
     "requests; 0 skipped; 8 checks; 0 destructive steps.",
-    "totals": {"files_to_write": 10_000, "skipped": 0},
+    "totals": {"files_to_write": 10_000, "skipped": 0, "rows": 120_000_000},
 }
 START = 1_764_100_000.0
 
@@ -222,20 +224,24 @@ def big_run_record() -> dict[str, Any]:
     )
 
 
-def test_throughput_covers_the_writes_and_ends_with_them() -> None:
-    """Lag samples taken during the verification add no 0 rows/s points; the last interval
-    ends with the writes (a 0.3 s quickstart run charts its real rate, not a trailing 0)."""
+def test_charts_cover_the_writes_in_even_buckets() -> None:
+    """One time base (seconds since the writes started), even buckets over the writes only:
+    mean rows/s, the highest estimated lag (a pause's peak is never dropped), % paused."""
     events = [
-        {"ts": START + 0.0, "event": "lag", "lag": 0, "rows_acked": 0},
-        {"ts": START + 0.1, "event": "lag", "lag": 1, "rows_acked": 500},
-        {"ts": START + 0.2, "event": "lag", "lag": 2, "rows_acked": 1_000},
+        {"ts": START - 0.5, "event": "plan_started"},
+        {"ts": START + 0.0, "event": "run_started"},
+        {"ts": START + 0.0, "event": "lag", "lag": 0, "estimated_lag": 0, "rows_acked": 0},
+        {"ts": START + 0.1, "event": "lag", "lag": 1, "estimated_lag": 2, "rows_acked": 500},
+        {"ts": START + 0.12, "event": "throttle_pause", "lag": 1, "estimated_lag": 4},
+        {"ts": START + 0.17, "event": "throttle_resume", "lag": 0},
+        {"ts": START + 0.2, "event": "lag", "lag": 0, "estimated_lag": 1, "rows_acked": 1_000},
         {"ts": START + 0.3, "event": "writes_finished", "rows": 2_000},
         {"ts": START + 1.3, "event": "lag", "lag": 0, "rows_acked": 2_000},
         {"ts": START + 2.3, "event": "lag", "lag": 0, "rows_acked": 2_000},
     ]
     record = build_run_record(
         run_id="20261125T190000.000Z-abcdef",
-        plan_doc=PLAN_DOC,
+        plan_doc={**PLAN_DOC, "settings": {"max_wal_lag": 4, "resume_wal_lag": 1}},
         outcome="succeeded",
         started=START,
         writes_finished=START + 0.3,
@@ -247,8 +253,44 @@ def test_throughput_covers_the_writes_and_ends_with_them() -> None:
         rejects={"count": 0, "location": "file:///state/p/runs/r/rejects.ndjson"},
     )
     VALIDATOR.validate(record)
-    assert record["charts"]["throughput"] == [[0.1, 5_000], [0.2, 5_000], [0.3, 10_000]]
-    assert [x for x, _ in record["charts"]["lag"]] == [0.0, 0.1, 0.2, 1.3, 2.3]
+    charts = record["charts"]
+    assert charts["buckets"] == 6 and charts["bucket_s"] == 0.05
+    assert charts["throughput"] == [5_000, 5_000, 5_000, 5_000, 10_000, 10_000]
+    assert charts["lag"] == [0, 0, 4, 0, 1, 1]  # the pause at 0.12 s peaks its bucket
+    assert charts["paused_pct"] == [0, 0, 60, 40, 0, 0]
+    throttle = record["throttle"]
+    assert throttle["write_s"] == 0.3 and throttle["paused_share"] == round(0.05 / 0.3, 4)
+    assert throttle["actions"][0]["start_s"] == 0.12
+    assert [p["phase"] for p in record["phases"]] == ["plan", "write", "delivery proof"]
+    text = render_summary(record)
+    assert "Writes were paused 1 time: 0.05 s of 0.30 s of writing (17 %)" in text
+    assert "| 1 | t+0.12 s → t+0.17 s (0.05 s) | 4 | 0 |" in text
+    assert markdown_problems(text) == []
+
+
+def test_a_run_too_short_for_charts_says_so_in_a_sentence() -> None:
+    events = [
+        {"ts": START, "event": "run_started"},
+        {"ts": START + 0.1, "event": "writes_finished", "rows": 10},
+    ]
+    record = build_run_record(
+        run_id="20261125T190000.000Z-abcdef",
+        plan_doc=PLAN_DOC,
+        outcome="succeeded",
+        started=START,
+        writes_finished=START + 0.1,
+        finished=START + 0.2,
+        stats={"rows_acked": 10, "bytes_acked": 100, "requests": 1, "max_acked_seq": 1},
+        events=events,
+        checks=[],
+        trim=None,
+        rejects={"count": 0, "location": "file:///state/p/runs/r/rejects.ndjson"},
+    )
+    VALIDATOR.validate(record)
+    assert record["charts"]["buckets"] == 2
+    text = render_summary(record)
+    assert "The writes took 0.10 s: too short for charts." in text
+    assert "```mermaid" not in text
 
 
 def test_ten_thousand_file_run_stays_under_60000_characters_and_valid() -> None:
@@ -261,10 +303,10 @@ def test_ten_thousand_file_run_stays_under_60000_characters_and_valid() -> None:
     assert "cut from" not in text
     assert markdown_problems(text) == []
     assert sections_in_order(text)
-    assert "| … | 2,900 more pauses, listed in summary.json | | | | |" in text
-    assert "| 3000 | " in text, "the last pause is shown"
-    # rows/s in the millions: plain digits, which mermaid's number syntax requires
-    assert re.search(r"line \[\d{7}", text)
+    assert "| … | 2,800 more, listed in summary.json | | |" in text
+    assert "| 200 | " in text and "| 201 | " not in text, "the first 200 pauses are shown"
+    # Large numbers in plain digits, which mermaid's number syntax requires.
+    assert re.search(r"line \[\d{5}", text) and "e+" not in text
 
 
 def test_an_oversized_summary_is_cut_into_valid_markdown() -> None:
@@ -302,7 +344,15 @@ def test_every_section_renders_whatever_the_outcome(
             "advice": "indexed_wal never moved: the likely cause is that no indexer is running",
         }
     ][:keep]
-    record["charts"] = {"lag": [], "throughput": []}
+    record["charts"] = {
+        "bucket_s": 0.0,
+        "buckets": 0,
+        "lag": [],
+        "throughput": [],
+        "paused_pct": [],
+        "max_wal_lag": 4,
+        "resume_wal_lag": 1,
+    }
     VALIDATOR.validate(record)
     text = render_summary(record)
     assert markdown_problems(text) == []
@@ -313,7 +363,7 @@ def test_every_section_renders_whatever_the_outcome(
         assert "indexed_wal never moved" in text
     else:
         assert "Verification did not run." in text
-    assert "No samples were taken." in text
+    assert "too short for charts" in text
 
 
 def test_a_pending_check_renders_paused_with_how_to_finish() -> None:
