@@ -11,7 +11,7 @@
 //   node render.mjs --chromium /usr/bin/chromium [--screenshots DIR] < documents.json
 //   documents.json: [{"name": "summary.md", "markdown": "# ..."}, ...]
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -47,10 +47,14 @@ const PAGE = `<!doctype html>
   article.markdown-body { box-sizing: border-box; width: 900px; padding: 24px; }
 </style>
 <script type="module">
-  import mermaid from "/mermaid/dist/mermaid.esm.min.mjs";
-  // GitHub's defaults: mermaid's default theme on a light page, strict security.
-  mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "default" });
-  window.mermaid = mermaid;
+  try {
+    const { default: mermaid } = await import("/mermaid/dist/mermaid.esm.min.mjs");
+    // GitHub's defaults: mermaid's default theme on a light page, strict security.
+    mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "default" });
+    window.mermaid = mermaid;
+  } catch (error) {
+    window.mermaid_failed = String(error);
+  }
 </script>
 </head><body></body></html>`;
 
@@ -133,11 +137,17 @@ try {
   await page.route(`${ORIGIN}/**`, (route) => {
     const path = new URL(route.request().url()).pathname;
     if (path === "/") return route.fulfill({ contentType: "text/html", body: PAGE });
+    const file = new URL(`.${path}`, MODULES).pathname;
+    if (!existsSync(file)) return route.fulfill({ status: 404, body: "" });
     const type = path.endsWith(".css") ? "text/css" : "text/javascript";
-    return route.fulfill({ path: new URL(`.${path}`, MODULES).pathname, contentType: type });
+    return route.fulfill({ path: file, contentType: type });
   });
   await page.goto(`${ORIGIN}/`);
-  await page.waitForFunction(() => window.mermaid);
+  const failed = await page
+    .waitForFunction(() => window.mermaid_failed ?? window.mermaid, null, { timeout: 60_000 })
+    .then((answer) => answer.jsonValue())
+    .then((answer) => (typeof answer === "string" ? answer : null), (error) => error.message);
+  if (failed) throw new Error(`mermaid did not load: ${failed}\n${console_errors.join("\n")}`);
   // Ready before the documents come: the caller may still be making them.
   const documents = JSON.parse(await read_stdin());
   await page.evaluate((html) => {
