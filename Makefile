@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_SCALE ?= full
+# The render check (tests/render/): the npm packages its package-lock.json pins, and Debian's
+# chromium, which draws the summaries' mermaid charts as GitHub does.
+RENDER_STAMP := tests/render/node_modules/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: test lint typecheck unit demo soak bench clean
 
@@ -13,7 +17,16 @@ $(STAMP): pyproject.toml setup.py elax_plan/_f32json.c elax_plan/_json_numbers.c
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+$(RENDER_STAMP): tests/render/package.json tests/render/package-lock.json
+	cd tests/render && npm ci --no-audit --no-fund --loglevel=error
+	touch $(RENDER_STAMP)
+
+# Installed only when missing (CI's machine and a new one); needs root, as every machine here is.
+$(CHROMIUM):
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends chromium fonts-liberation fonts-noto-color-emoji
+
+test: $(STAMP) $(RENDER_STAMP) $(CHROMIUM)
 	$(BIN)/ruff check elax_plan tests
 	$(BIN)/ruff format --check elax_plan tests
 	$(BIN)/mypy
@@ -28,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(RENDER_STAMP) $(CHROMIUM)
 	$(BIN)/pytest
 
 # The quickstart: apply plans/quickstart.yaml against the embedded emulator (data and
@@ -48,4 +61,5 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --scale $(BENCH_SCALE)
 
 clean:
-	rm -rf $(VENV) .elax-demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .elax-demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache \
+		tests/render/node_modules .artifacts

@@ -1,4 +1,5 @@
-"""What elax-plan writes into a checkout stays out of git: the demo's folder and saved plans."""
+"""What elax-plan and its tests write into a checkout stays out of git: the demo's folder,
+saved plans, the render check's npm packages and screenshots."""
 
 from __future__ import annotations
 
@@ -23,8 +24,16 @@ def ignored(path: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    "path", [".elax-demo/state/quickstart/state.json", "plan.elaxplan", "plans/prod.elaxplan"]
+    "path",
+    [
+        ".elax-demo/state/quickstart/state.json",
+        "plan.elaxplan",
+        "plans/prod.elaxplan",
+        "tests/render/node_modules/.installed",
+        ".artifacts/render/summary_golden.md.png",
+    ],
 )
 def test_files_elax_plan_writes_are_ignored(path: str) -> None:
-    """`make demo`'s .elax-demo/ and saved plans (`plan --out X.elaxplan`) are git-ignored."""
+    """`make demo`'s .elax-demo/, saved plans (`plan --out X.elaxplan`), tests/render's
+    node_modules/ and the screenshots in .artifacts/ are git-ignored."""
     assert ignored(path), f"{path} is not in .gitignore"
