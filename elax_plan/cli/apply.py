@@ -16,7 +16,7 @@ import click
 
 from elax_plan.cli._group import GlobalOptions, main
 from elax_plan.cli._output import echo
-from elax_plan.cli._plan_args import load_plan_from_cli, plan_argument, var_option
+from elax_plan.cli._plan_args import load_plan_from_cli, var_option
 from elax_plan.cli.emulator import Duration
 from elax_plan.errors import EXIT_INTERRUPTED, ElaxError, PlanFileError
 from elax_plan.execution_plan import ExecutionPlan, load_document
@@ -214,7 +214,7 @@ class _Console:
 
 
 @main.command("apply")
-@plan_argument
+@click.argument("plan_files", nargs=-1, metavar="[PLAN]...")
 @var_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
 @click.option("--no-progress", is_flag=True, help="Log progress lines instead of a live bar.")
@@ -231,17 +231,35 @@ class _Console:
     help="Wait this long for another apply's lease before giving up: the plan's own, and"
     " the namespace's (one plan at a time writes into a namespace), together.",
 )
+@click.option(
+    "--queue",
+    "queue_dir",
+    type=click.Path(file_okay=False),
+    help="Take the plans in DIR (every *.yaml with `version: 1`) one after another, skipping"
+    " any whose lease another worker holds, until none is left: N workers share DIR safely.",
+)
 @click.pass_obj
 def apply_command(
     options: GlobalOptions,
-    plan_file: str,
+    plan_files: tuple[str, ...],
     var_items: tuple[str, ...],
     auto_approve: bool,
     no_progress: bool,
     summary_out: str | None,
     lock_timeout: float,
+    queue_dir: str | None,
 ) -> int:
-    """Apply a plan: write the source into the namespace, then verify.
+    """Apply plans: write each source into its namespace, then verify.
+
+    PLAN is a plan file, a saved plan, a directory (its *.yaml with `version:
+    1`) or a glob; several are applied one after another — a failed plan does
+    not stop the next, the exit code says the worst (1 error, 3 verification
+    failed), and Ctrl-C stops them all. With --queue DIR, N workers (e.g. the
+    pods of a Kubernetes Job) share the plans in DIR: each takes them one after
+    another and skips, without waiting, a plan whose lease another worker
+    holds; it stops when every plan left is held by another.
+
+    One plan, in detail:
 
     PLAN.yaml is planned afresh and shown; on a terminal you confirm with
     "yes", elsewhere --auto-approve is required. A saved plan (from
@@ -256,6 +274,59 @@ def apply_command(
     abandoned (sent again on resume), the checkpoint is saved and the leases
     released. A second Ctrl-C exits at once and says what state is left.
     """
+    from elax_plan.cli._plan_set import resolve_plan_args
+    from elax_plan.cli.apply_many import apply_many, apply_queue
+
+    def one(plan: Path, *, wait: float = lock_timeout) -> int:
+        return _apply_one(
+            options, str(plan), var_items, auto_approve, no_progress, summary_out, wait
+        )
+
+    if queue_dir is not None:
+        if plan_files or summary_out:
+            raise PlanFileError(
+                "--queue takes its plans from DIR: give no PLAN and no --summary-out with it.",
+                hint="Each plan's summary is kept with its run (and at its summary.path).",
+            )
+        _need_approval(auto_approve)
+        return apply_queue(Path(queue_dir), lambda p: one(p, wait=0.0), quiet=options.quiet)
+    plans = resolve_plan_args(plan_files)
+    if len(plans) == 1:
+        return _apply_one(
+            options,
+            plan_files[0] if len(plan_files) == 1 else str(plans[0]),
+            var_items,
+            auto_approve,
+            no_progress,
+            summary_out,
+            lock_timeout,
+        )
+    if summary_out:
+        raise PlanFileError(
+            "--summary-out names one file: give one plan with it.",
+            hint="Each plan's summary is kept with its run (and at its summary.path).",
+        )
+    return apply_many(plans, one, quiet=options.quiet)
+
+
+def _need_approval(auto_approve: bool) -> None:
+    if not auto_approve:
+        raise ElaxError(
+            "Refusing to apply a queue without --auto-approve: nobody is there to confirm.",
+            hint="Review the plans with `elax-plan plan DIR`, then run with --auto-approve.",
+        )
+
+
+def _apply_one(
+    options: GlobalOptions,
+    plan_file: str,
+    var_items: tuple[str, ...],
+    auto_approve: bool,
+    no_progress: bool,
+    summary_out: str | None,
+    lock_timeout: float,
+) -> int:
+    """One plan, as `elax-plan apply PLAN` runs it: the exit code (errors raise)."""
     from elax_plan.apply.run import ApplyOptions, apply_plan
 
     saved = read_saved_plan(plan_file)
