@@ -76,6 +76,8 @@ class VerifyContext:
     list_wal: Callable[[], Sequence[WalObject]] = lambda: ()
     read_wal: Callable[[int], bytes | None] = lambda _: None
     proven: Mapping[int, str] = field(default_factory=dict)
+    # The namespace's wal_highwater before the run's first write: its writes are all above.
+    wal_floor: int | None = None
     # Waiting on ``stop`` (set by SIGINT/SIGTERM) keeps a long index timeout interruptible.
     stop: threading.Event = field(default_factory=threading.Event)
     clock: Callable[[], float] = time.monotonic

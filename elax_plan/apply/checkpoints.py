@@ -118,12 +118,20 @@ def _run_from(entry: FileEntry, start: ResumePoint) -> FileRun:
 
 
 def run_state(
-    previous: RunState, run_id: str, started: float, writes: bool, lost_upserts: int
+    previous: RunState,
+    run_id: str,
+    started: float,
+    writes: bool,
+    lost_upserts: int,
+    wal_highwater: int,
 ) -> RunState:
-    """The ledger's run entry for a run that starts now, after ``previous``.
+    """The ledger's run entry for a run that starts now, after ``previous``, on a namespace
+    at ``wal_highwater``.
 
     A run that resumes, or writes nothing, verifies (again) what the last run acknowledged;
-    rows the start proof found lost (``lost_upserts``) are written again, not counted twice."""
+    rows the start proof found lost (``lost_upserts``) are written again, not counted twice.
+    It keeps the highwater the resumed run started at: a kill loses the acknowledgements
+    since the last checkpoint, but not where that run's writes began."""
     carried = bool(previous.current_run_id) or not writes
     return RunState(
         current_run_id=run_id,
@@ -134,6 +142,7 @@ def run_state(
         upserts_acked=max(0, previous.upserts_acked - lost_upserts) if carried else 0,
         resends=previous.resends if carried else 0,
         verification=Verification("pending"),
+        wal_highwater_at_start=previous.wal_highwater_at_start if carried else wal_highwater,
     )
 
 

@@ -177,7 +177,7 @@ class ApplyRun:
         """The plan to carry out: the saved one, or a fresh one as shown."""
         ctx = self.ctx
         snapshot = observe(ctx.spec, ctx.backend, retrier=self.retrier)
-        self.proof = snapshot.proof
+        self.proof, self.at_start = snapshot.proof, snapshot.live.namespace
         self.read_urls = snapshot.live.source.read_urls()
         fresh = build_plan(ctx.spec, snapshot.live)
         if saved is not None:
@@ -233,9 +233,9 @@ class ApplyRun:
         self.previous = ledger.run
         self.writing = [s for s in self.plan.files if s.writes]
         lost = self.proof.lost_upserts if self.proof is not None else 0
-        run = run_state(ledger.run, self.run_id, self.started, bool(self.writing), lost)
-        ledger = ledger.with_run(run)
-        ledger = upgraded_fingerprints(self.plan.files, ledger)
+        highwater = self.at_start.wal_highwater
+        run = run_state(ledger.run, self.run_id, self.started, bool(self.writing), lost, highwater)
+        ledger = upgraded_fingerprints(self.plan.files, ledger.with_run(run))
         self.file_runs: list[FileRun] = []
         for step in self.writing:
             entry = entry_for(step, ledger)
@@ -509,6 +509,7 @@ class ApplyRun:
                 if self.at_last_ack is not None
                 else None
             ),
+            wal_floor=run.wal_highwater_at_start,
             retrier=self.retrier,
             stop=self.ctx.stop,
             on_event=self.events,

@@ -441,7 +441,9 @@ def _smoke_samples(
 
 
 def wal_replayable(ctx: VerifyContext, step: PostStep) -> CheckResult:
-    """Every WAL object from this plan's first acknowledged write on is a readable batch.
+    """Every WAL object from this plan's first write on is a readable batch: from its first
+    acknowledged one, or from the highwater its run started at (a kill leaves writes that no
+    ledger names, racing appends may have torn one of them), whichever is lower.
 
     A node rebuilds a namespace by replaying its whole WAL (CONTRACT §4.1), so one torn
     object — racing appends, hazard H1, also between another writer and this plan's — makes
@@ -451,7 +453,7 @@ def wal_replayable(ctx: VerifyContext, step: PostStep) -> CheckResult:
     acked = [seq for seq in ctx.proven] + ([ctx.wal_range[0]] if ctx.wal_range else [])
     if not acked:
         return CheckResult(step.key, step.title, True, "nothing was acknowledged")
-    lo = min(acked)
+    lo = min(acked + ([ctx.wal_floor + 1] if ctx.wal_floor is not None else []))
     objects = [w for w in ctx.list_wal() if w.sequence >= lo]
     unproven = [w for w in objects if ctx.proven.get(w.sequence) != stamp(w)]
     torn = [

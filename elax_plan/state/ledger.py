@@ -173,6 +173,9 @@ class RunState:
     upserts_acked: int = 0
     resends: int = 0
     verification: Verification = field(default_factory=Verification)
+    # The namespace's wal_highwater before the run's first write (kept by a run that resumes
+    # it): all its writes are above it, also those a kill left out of the ledger.
+    wal_highwater_at_start: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +271,7 @@ def _run_to_dict(run: RunState) -> dict[str, Any]:
         "upserts_acked": run.upserts_acked,
         "resends": run.resends,
         "verification": dataclasses.asdict(run.verification),
+        "wal_highwater_at_start": run.wal_highwater_at_start,
     }
 
 
@@ -345,6 +349,7 @@ def _run_from_dict(raw: Mapping[str, Any]) -> RunState:
             summary=_opt_str(verification, "summary"),
             checks=_opt_str(verification, "checks"),
         ),
+        wal_highwater_at_start=_opt_int(raw, "wal_highwater_at_start"),
     )
 
 

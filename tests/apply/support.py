@@ -106,6 +106,12 @@ def wal_documents(
     return docs
 
 
+def wal_count(store_dir: Path, namespace: str = "docs") -> int:
+    """How many WAL objects the namespace has on disk."""
+    wal = store_dir / "namespaces" / namespace / "wal"
+    return len(list(wal.glob("WAL-*.json"))) if wal.exists() else 0
+
+
 def assert_exact(store_dir: Path, namespace: str, expected: Dataset) -> None:
     """The namespace holds exactly the dataset: same ids, float32-equal vectors, same attributes."""
     got = wal_documents(store_dir, namespace)
