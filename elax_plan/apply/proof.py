@@ -6,13 +6,14 @@ from its first lost write (its later acknowledged writes are dropped: they
 are sent again) — and into the run's events and the ``WritesOverwritten``
 error that names the files; and ``store_shows``, the first proof of all: after the
 first acknowledgement ``target.store`` must show it, or it is not the node's data root.
-It reads and writes nothing itself.
+Losses the start proof (the plan's) found are reported as a resend of round 0: the run's
+own file steps write those rows again. It reads and writes nothing itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from elax_plan.apply.checkpoints import acks_before
@@ -65,6 +66,22 @@ def report(proof: DeliveryProof, events: Callable[[str, dict[str, Any]], None]) 
                 "reason": lost.reason,
             },
         )
+
+
+def report_start(
+    proof: DeliveryProof | None,
+    writing: Collection[str],
+    events: Callable[[str, dict[str, Any]], None],
+) -> None:
+    """The start proof's losses (the plan proved the ledger's writes, e.g. those of a run that
+    was killed): ``report``'s events, and a ``resend`` of round 0 for the lost files this run
+    writes (its plan resumes them from their first lost write), so the summary lists each."""
+    if proof is None or proof.ok:
+        return
+    report(proof, events)
+    again = [url for url in proof.lost if url in writing]
+    if again:
+        events("resend", {"round": 0, "files": again})
 
 
 def overwritten_error(files: list[str], rounds: int) -> WritesOverwritten:

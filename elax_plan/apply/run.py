@@ -253,6 +253,7 @@ class ApplyRun:
                 "previous_run": self.previous.last_run_id,
             },
         )
+        proof_of.report_start(self.proof, {s.url for s in self.writing}, self.events)
         ctx.hooks.on_start(self.doc)
         log.info("apply started", files=len(self.writing), rows=self.plan.totals.rows)
 
@@ -504,11 +505,7 @@ class ApplyRun:
             wal_range=(first, last) if first is not None and last is not None else None,
             upserts_acked=run.upserts_acked,
             resends=run.resends,
-            at_last_ack=(
-                (self.at_last_ack.epoch, self.at_last_ack.indexed_wal)
-                if self.at_last_ack is not None
-                else None
-            ),
+            at_last_ack=None if (a := self.at_last_ack) is None else (a.epoch, a.indexed_wal),
             wal_floor=run.wal_highwater_at_start,
             retrier=self.retrier,
             stop=self.ctx.stop,

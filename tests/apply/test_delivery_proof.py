@@ -61,7 +61,8 @@ def test_the_digest_of_what_was_sent_matches_the_wal_batch(setup: Setup, tmp_pat
 def test_killed_while_a_reused_sequence_write_is_in_flight(setup: Setup, tmp_path: Path) -> None:
     """File a is done at WAL-2; apply is killed while the next request is in the server, which
     reuses sequence 2 (wal_highwater went back) and overwrites a's rows. The next plan shows a
-    as `>` with the reason, and the next apply re-sends it: the namespace is exact."""
+    as `>` with the reason, and the next apply re-sends it, its summary listing the lost write
+    and the re-send: the namespace is exact."""
     data = make_dataset(tmp_path / "src", files=2, rows=20, dims=8)
     emu, plan, _ = setup(
         extra="ingest:\n  chunk_bytes: 2KiB\n",
@@ -99,6 +100,10 @@ def test_killed_while_a_reused_sequence_write_is_in_flight(setup: Setup, tmp_pat
     done = run_cli("apply", str(plan), "--auto-approve")
     assert done.returncode == 0, done.stdout + done.stderr
     assert_exact(tmp_path / "store", "docs", data)
+    # The run's summary lists the write its start proof found lost, and its re-send.
+    delivery = last_record(tmp_path / "state")["delivery"]
+    assert [(o["file"], o["wal_sequence"]) for o in delivery["overwritten"]] == [(a, 2)]
+    assert delivery["resent"] == [{"round": 0, "files": [a]}]
     again = run_cli("plan", str(plan))
     assert "No changes" in again.stdout, again.stdout
 
