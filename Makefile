@@ -49,9 +49,11 @@ unit: $(STAMP) $(RENDER_STAMP) $(CHROMIUM)
 demo: $(STAMP)
 	$(BIN)/elax-plan apply plans/quickstart.yaml --auto-approve
 
-# Crash-safety soak: 50 kill -9 trials of apply, each re-run to the exact dataset.
+# Crash-safety soaks, 50 kill -9 trials of apply each, every one re-run to the exact dataset:
+# alone (test_crash), and beside live traffic on a server that races appends, the application
+# writing other documents into the namespace meanwhile (test_crash_live_traffic). ~4 min.
 soak: $(STAMP)
-	ELAX_CRASH_TRIALS=50 $(BIN)/pytest tests/apply/test_crash.py -q
+	ELAX_CRASH_TRIALS=50 $(BIN)/pytest tests/apply/test_crash.py tests/apply/test_crash_live_traffic.py -q
 
 # Issue #7's and #14's benchmarks: prints the table of targets and writes
 # benchmarks/results/latest.json (full: ~5 min on a 2-core machine before #14's concurrency-1

@@ -112,6 +112,17 @@ def wal_count(store_dir: Path, namespace: str = "docs") -> int:
     return len(list(wal.glob("WAL-*.json"))) if wal.exists() else 0
 
 
+def torn_objects(store_dir: Path, namespace: str) -> set[int]:
+    """The sequences of WAL files that do not parse (a node's replay would stop at them)."""
+    torn = set()
+    for f in (store_dir / "namespaces" / namespace / "wal").glob("WAL-*.json"):
+        try:
+            orjson.loads(f.read_bytes())
+        except orjson.JSONDecodeError:
+            torn.add(int(f.stem.split("-")[1]))
+    return torn
+
+
 def assert_exact(store_dir: Path, namespace: str, expected: Dataset) -> None:
     """The namespace holds exactly the dataset: same ids, float32-equal vectors, same attributes."""
     got = wal_documents(store_dir, namespace)

@@ -23,15 +23,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from elax_plan.emulator import EmulatorConfig
-from tests.apply.support import Dataset, assert_exact, make_dataset, run_cli, write_plan
+from tests.apply.support import (
+    Dataset,
+    assert_exact,
+    make_dataset,
+    run_cli,
+    wal_count,
+    write_plan,
+)
 from tests.conftest import RunningEmulator
 
 TRIALS = int(os.environ.get("ELAX_CRASH_TRIALS", "10"))
-
-
-def wal_count(store: Path) -> int:
-    wal = store / "namespaces" / "docs" / "wal"
-    return len(list(wal.glob("WAL-*.json"))) if wal.exists() else 0
 
 
 def test_kill_9_at_random_moments_then_resume(

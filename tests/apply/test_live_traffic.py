@@ -15,24 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
-from tests.apply.support import last_record, make_dataset, run_cli, wal_documents, write_plan
+from tests.apply.support import (
+    last_record,
+    make_dataset,
+    run_cli,
+    torn_objects,
+    wal_documents,
+    write_plan,
+)
 from tests.emulator.processes import EmulatorProcess, stop_all
 
 LIVE_INTERVAL_S = 0.01
 ATTEMPTS = 5
-
-
-def _torn_objects(root: Path, namespace: str) -> set[int]:
-    """The sequences of WAL files that do not parse (a node's replay would stop at them)."""
-    torn = set()
-    for f in (root / "namespaces" / namespace / "wal").glob("WAL-*.json"):
-        try:
-            orjson.loads(f.read_bytes())
-        except orjson.JSONDecodeError:
-            torn.add(int(f.stem.split("-")[1]))
-    return torn
 
 
 def _live_traffic(url: str, stop: threading.Event, sent: list[int]) -> None:
@@ -82,7 +77,7 @@ def _backfill_beside_live_writes(work: Path, seed: int) -> dict[str, Any]:
     # restart, and verification says so (exit 3) naming exactly the torn objects on disk.
     assert done.returncode in (0, 3), done.stdout + done.stderr
     assert sent and sent[0] > 0
-    torn = _torn_objects(root, "docs")
+    torn = torn_objects(root, "docs")
     record = last_record(work / "state")
     failed = [c["key"] for c in record["verification"] if not c["passed"]]
     if done.returncode == 3:
