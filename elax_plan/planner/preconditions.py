@@ -17,6 +17,7 @@ from elax_plan.live.model import (
 )
 from elax_plan.live.state_view import LiveState
 from elax_plan.spec import PlanSpec
+from elax_plan.spec.workload import LoadedWorkload
 from elax_plan.state import NamespaceRecord
 
 # Parts store vectors as float32 plus ids and attribute JSON; this is the estimate's overhead
@@ -41,7 +42,7 @@ def preconditions(
     appends = _appends_check(spec, server, writes)
     if appends is not None:
         checks.append(appends)
-    bm25 = _bm25_check(spec, server)
+    bm25 = _bm25_check(spec, server, live.workload)
     if bm25 is not None:
         checks.append(bm25)
     budget = _store_budget_check(spec, files)
@@ -188,9 +189,16 @@ def _appends_check(spec: PlanSpec, server: Capabilities, writes: bool) -> Check 
     )
 
 
-def _bm25_check(spec: PlanSpec, server: Capabilities) -> Check | None:
-    """BM25 smoke queries need ``rank_by``, which 72e6998 does not have."""
-    bm25 = [q.name for q in spec.verify.smoke_queries if q.kind == "bm25"]
+def _bm25_check(
+    spec: PlanSpec, server: Capabilities, loaded: LoadedWorkload | None
+) -> Check | None:
+    """BM25 queries need ``rank_by``, which 72e6998 does not have: the smoke queries', and
+    those of the workload sample the comparison runs (``verify.compare``)."""
+    v = spec.verify
+    bm25 = [q.name for q in v.smoke_queries if q.kind == "bm25"]
+    if v.compare is not None and loaded is not None:
+        sample = loaded.workload.sample(v.workload_sample, v.workload_seed)
+        bm25 += [q.name for q in sample if q.bm25 is not None]
     if not bm25 or server.rank_by is not False:
         return None
     return Check(
@@ -199,7 +207,7 @@ def _bm25_check(spec: PlanSpec, server: Capabilities) -> Check | None:
         False,
         f"no rank_by: looks like {server.family} ({server.detail})",
         "rank_by accepted",
-        f"elacsym {server.family} has no rank_by, so the BM25 smoke "
+        f"elacsym {server.family} has no rank_by, so the BM25 "
         + ("query " if len(bm25) == 1 else "queries ")
         + ", ".join(f"'{n}'" for n in bm25)
         + " would be 422 there; remove "

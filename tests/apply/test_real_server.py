@@ -108,3 +108,31 @@ def test_plan_warns_when_the_store_cannot_be_a_data_root(tmp_path: Path) -> None
         w.startswith("target.store is memory://…: elacsym keeps router.json and the WAL")
         for w in doc["warnings"]
     ), doc["warnings"]
+
+
+def test_bm25_workload_queries_of_a_comparison_are_refused_on_72e6998(
+    tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
+) -> None:
+    """The comparison's workload sample counts too: its BM25 queries would be 422 there."""
+    make_dataset(tmp_path / "src", rows=50)
+    root = tmp_path / "root"
+    emu = serve_emulator(EmulatorConfig(data_root=str(root), indexer="none", compat="72e6998"))
+    workload = tmp_path / "queries.ndjson"
+    workload.write_text(
+        '{"name": "near", "vector": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}\n'
+        '{"name": "jackets", "bm25": {"field": "title", "text": "jacket"}}\n'
+    )
+    expected = tmp_path / "expected.ndjson"
+    expected.write_text('{"name": "near", "ids": ["1"]}\n{"name": "jackets", "ids": ["2"]}\n')
+    plan = _plan(
+        tmp_path,
+        emu,
+        root,
+        NO_INDEXER + f"verify:\n  workload: {workload}\n"
+        f"  compare:\n    baseline: {{results: {expected}}}\n",
+    )
+    shown = run_cli("plan", str(plan), "--format", "json")
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    doc = orjson.loads(shown.stdout)
+    [check] = [c for c in doc["preconditions"] if c["id"] == "pre:bm25_supported"]
+    assert not check["ok"] and "query 'jackets' would be 422 there" in check["detail"]
