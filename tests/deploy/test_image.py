@@ -87,7 +87,11 @@ def test_dockerignore_keeps_what_the_build_needs_and_drops_the_rest() -> None:
         "elax_plan/schemas/plan.schema.json",
     ]
     assert [p for p in needed if dockerignored(p)] == []
-    dropped = [".git/HEAD", ".venv/bin/python", "elax_plan/_f32json.cpython-311-x86_64-linux-gnu.so"]
+    dropped = [
+        ".git/HEAD",
+        ".venv/bin/python",
+        "elax_plan/_f32json.cpython-311-x86_64-linux-gnu.so",
+    ]
     assert all(dockerignored(p) for p in dropped)
 
 
