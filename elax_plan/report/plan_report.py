@@ -38,7 +38,7 @@ from elax_plan.report.plan_render import (
     render_text,
     shown_path,
 )
-from elax_plan.spec import redact
+from elax_plan.spec import is_credential_env_name, redact
 
 REPORT_FORMAT_VERSION = "1.0"
 GITHUB_COMMENT_LIMIT = 65_536
@@ -55,10 +55,14 @@ _ORDER = {"failed": 0, "changes": 1, "no_changes": 2}
 
 
 def apply_command(plan_file: str, var_items: Sequence[str] = ()) -> str:
-    """``elax-plan apply PLAN`` as the plan was named, with its ``--var`` flags (redacted)."""
+    """``elax-plan apply PLAN`` as the plan was named, with its ``--var`` flags; a value that
+    is a registered secret, or whose name says credential (``*_TOKEN``…), shows as ``***``."""
     words = ["elax-plan", "apply", plan_file]
     for item in var_items:
-        words += ["--var", redact(item)]  # before quoting: `***` must not reach a shell bare
+        name, _, value = item.partition("=")
+        if is_credential_env_name(name):  # named like a credential: a secret wherever used
+            value = "***"
+        words += ["--var", redact(f"{name}={value}")]  # before quoting: no bare `***`
     return redact(shlex.join(words))
 
 

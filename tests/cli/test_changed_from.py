@@ -4,6 +4,7 @@ plans whose file, source files or workload changed are planned, the others named
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -121,3 +122,27 @@ def test_changed_from_errors_name_git_and_the_next_step(
     err = capsys.readouterr().err
     assert message in err, err
     assert "git said: fatal:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("pattern", "changed", "hit"),
+    [
+        ("data/*.ndjson", "data/a.ndjson", True),
+        ("data/*.ndjson", "data/sub/a.ndjson", False),  # * stays within a folder
+        ("data/**/*.ndjson", "data/a.ndjson", True),  # ** may match no folder
+        ("data/**/*.ndjson", "data/x/y/a.ndjson", True),
+        ("data/**/*.ndjson", "other/a.ndjson", False),
+        ("data/part-00[0-4].ndjson", "data/part-003.ndjson", True),
+        ("data/part-00[0-4].ndjson", "data/part-007.ndjson", False),
+        ("queries/q.ndjson", "queries/q.ndjson", True),
+        ("queries/q.ndjson", "queries/q.ndjson.bak", False),
+    ],
+)
+def test_a_changed_file_touches_a_path_or_glob(
+    tmp_path: Path, pattern: str, changed: str, hit: bool
+) -> None:
+    """Globs match as the source reader expands them; plain paths match exactly."""
+    from elax_plan.cli._changed_from import touches
+
+    root = Path(os.path.realpath(tmp_path))
+    assert touches(str(tmp_path / pattern), {root / changed}) is hit

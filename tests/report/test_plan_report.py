@@ -183,6 +183,8 @@ def test_secrets_never_reach_the_report() -> None:
     register_secret("tok-report-0123456789")
     command = apply_command("plans/a b.yaml", ["API_KEY=tok-report-0123456789", "region=eu"])
     assert command == "elax-plan apply 'plans/a b.yaml' --var 'API_KEY=***' --var region=eu"
+    named = apply_command("p.yaml", ["db_password=hunter22", "n=1"])
+    assert named == "elax-plan apply p.yaml --var 'db_password=***' --var n=1"
     failed = plan_entry(
         "plans/a b.yaml", command, name="a", error="GET https://h/?token=tok-report-0123456789"
     )
