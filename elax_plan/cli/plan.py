@@ -99,7 +99,9 @@ def plan_command(
     held, then a closing line such as `3 plans: 2 with changes (…), 1 without;
     1 failed.` A plan that fails is shown with its error and the others are
     still planned. --var applies to every plan. In markdown the report stays
-    under GitHub's comment limit, folding what does not fit and saying so.
+    under GitHub's comment limit, folding what does not fit and saying so; in
+    JSON it is a plan report (schemas/plan-report.schema.json) holding each
+    plan's execution-plan document. One plan file prints exactly one plan.
 
     --changed-from GIT_REF keeps the plans a change since GIT_REF touches (in
     a pull request: the base branch, e.g. origin/main) and names the others
