@@ -64,9 +64,14 @@ def resolve_plan_args(args: Sequence[str]) -> list[Path]:
     return out
 
 
+def is_glob(arg: str) -> bool:
+    """Whether ``arg`` is taken as a glob: it has ``*``, ``?`` or ``[`` and names no file."""
+    return any(c in arg for c in _GLOB_CHARS) and not Path(arg).exists()
+
+
 def _expand(arg: str) -> list[Path]:
     path = Path(arg)
-    if any(c in arg for c in _GLOB_CHARS) and not path.exists():
+    if is_glob(arg):
         matched = sorted(Path(m) for m in glob.glob(arg, recursive=True))
         plans = [
             m for m in matched if m.is_file() and (m.suffix not in _SUFFIXES or is_plan_file(m))

@@ -48,6 +48,7 @@ from elax_plan.spec.schema import plan_schema
 from elax_plan.spec.secrets import (
     Secret,
     display_url,
+    is_credential_env_name,
     redact,
     redact_bytes,
     redact_value,
@@ -81,6 +82,7 @@ __all__ = [
     "display_url",
     "format_duration",
     "format_size",
+    "is_credential_env_name",
     "is_local",
     "is_node_local",
     "is_within",
