@@ -1,10 +1,12 @@
-"""One retry loop for every transient failure: writes, the throttle's polls, verification reads.
+"""One retry loop for every transient failure: writes, the throttle's polls, verification reads,
+GitHub's API.
 
-Owns the backoff (exponential with jitter, honouring ``Retry-After`` up to a
-cap) and the rule of what is retried: exactly the ``ElaxError`` whose
-``retryable`` is true — ``errors.py`` decides, nobody else. Waiting is on the
-run's stop event, so SIGINT ends a backoff at once. It never logs; ``on_retry``
-receives each retry (cause, attempt, delay) for the run's events.
+Owns the backoff (exponential with jitter, honouring ``Retry-After`` up to a cap, and
+optionally a budget for the total wait), reading ``Retry-After`` for every HTTP client
+(the target's, GitHub's), and the rule of what is retried: exactly the ``ElaxError`` whose
+``retryable`` is true — ``errors.py`` decides, nobody else. Waiting is on the run's stop
+event, so SIGINT ends a backoff at once. It never logs; ``on_retry`` receives each retry
+(cause, attempt, delay) for the run's events.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 from elax_plan.errors import ElaxError
@@ -23,13 +27,33 @@ T = TypeVar("T")
 RETRY_AFTER_CAP_S = 300.0
 
 
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """``ingest.retry``: attempts include the first try; delays in seconds."""
+    """``ingest.retry``: attempts include the first try; delays in seconds.
+
+    ``max_wait``: the most the backoffs of one ``Retrier.call`` may add up to (None: no
+    budget, only ``attempts`` bounds it). A retry whose delay would overrun it is not made:
+    the error is re-raised at once instead of waiting.
+    """
 
     attempts: int = 8
     initial: float = 0.5
     max: float = 30.0
+    max_wait: float | None = None
 
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None) -> float:
         """Backoff before retry number ``attempt`` (1-based): exponential with jitter."""
@@ -66,8 +90,10 @@ class Retrier:
 
     def call(self, fn: Callable[[], T], *, what: str = "") -> T:
         """``fn()``; a retryable ``ElaxError`` is retried, the last one re-raised when attempts
-        run out. ``Interrupted`` when the stop event is set before or between tries."""
+        (or the policy's ``max_wait``) run out. ``Interrupted`` when the stop event is set
+        before or between tries."""
         attempt = 0
+        waited = 0.0
         while True:
             attempt += 1
             if self.stop.is_set():
@@ -80,6 +106,10 @@ class Retrier:
                 retry_after = getattr(exc, "retry_after", None)
                 with self._rng_lock:
                     delay = self.policy.delay(attempt, self._rng, retry_after)
+                budget = self.policy.max_wait
+                if budget is not None and waited + delay > budget:
+                    raise
+                waited += delay
                 if self.on_retry is not None:
                     self.on_retry(
                         {

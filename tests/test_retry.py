@@ -88,3 +88,18 @@ def test_a_stop_ends_the_backoff_without_another_try() -> None:
     with pytest.raises(Interrupted):
         retrier.call(fn)
     assert fn.calls == 1
+
+
+def test_a_retry_that_would_overrun_max_wait_is_not_made() -> None:
+    """``max_wait`` bounds the total backoff: a Retry-After past it re-raises at once."""
+    slow = TargetUnavailable("429", cause="http_429", status=429, retry_after=30.0)
+    fn = Flaky(1, slow)
+    with pytest.raises(TargetUnavailable):
+        Retrier(RetryPolicy(attempts=5, initial=0.001, max=0.002, max_wait=1.0)).call(fn)
+    assert fn.calls == 1
+    short = TargetUnavailable("429", cause="http_429", status=429, retry_after=0.01)
+    budget = RetryPolicy(attempts=5, initial=0.001, max=0.002, max_wait=0.025)
+    fn = Flaky(4, short)
+    with pytest.raises(TargetUnavailable):
+        Retrier(budget).call(fn)
+    assert fn.calls == 3, "two waits of 0.01 s fit in 0.025 s, a third does not"

@@ -9,28 +9,14 @@ through here, so they retry the same things the same way.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-
 import httpx
 
 from elax_plan.errors import TargetUnavailable
+from elax_plan.retry import parse_retry_after
+
+__all__ = ["JSON_HEADERS", "parse_retry_after", "post"]
 
 JSON_HEADERS = {"content-type": "application/json"}
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def post(
