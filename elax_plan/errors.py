@@ -25,6 +25,8 @@
     │   ├── LeaseHeld           another run holds the plan's (or namespace's) lease
     │   ├── LeaseLost           our lease was taken over or could not be renewed
     │   └── LeaseCorrupt        a lock file is no lease (`unlock PLAN [--namespace] corrupt`)
+    ├── GitHubError             `comment`: GitHub refused a request or cannot be asked   (exit 1)
+    │   └── GitHubUnavailable   … transiently: connect error, 5xx, rate limit   (retryable)
     ├── SourceError             a source file cannot be listed, opened or read           (exit 1)
     ├── InvalidRowError         a source row is invalid and the policy stops the run     (exit 1)
     ├── NothingWritten          the run read rows and wrote none (every row rejected)    (exit 1)
@@ -311,6 +313,41 @@ class LeaseCorrupt(StateError):
     def __init__(self, summary: str, detail: str, hint: str, reason: str) -> None:
         super().__init__(summary, detail, hint)
         self.reason = reason
+
+
+# --- GitHub (the pull-request comment) -------------------------------------------------------
+
+
+class GitHubError(ElaxError):
+    """The GitHub REST API refused a request of ``elax-plan comment``, or it cannot be made
+    (no token, no repository, a body GitHub would refuse)."""
+
+
+class GitHubUnavailable(GitHubError):
+    """A transient GitHub failure worth retrying: a connect error, a 5xx, a secondary rate
+    limit (403/429 with ``Retry-After``) or a used-up primary one (until ``x-ratelimit-reset``).
+
+    ``retry_after`` is how long GitHub asked us to wait, in seconds, when it said;
+    ``status`` the HTTP status (``None`` for a connection-level failure); ``cause`` a
+    short token for logs (``http_502``, ``secondary_rate_limit``, ``ConnectError``).
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        summary: str,
+        detail: str | None = None,
+        hint: str | None = None,
+        *,
+        cause: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.cause = cause
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(summary, detail, hint)
 
 
 # --- source and rows -------------------------------------------------------------------------
