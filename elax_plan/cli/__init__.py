@@ -9,6 +9,7 @@ bug and prints a short report request (``--debug`` shows the traceback).
 from __future__ import annotations
 
 from elax_plan.cli import apply as _apply  # noqa: F401  (registers the command)
+from elax_plan.cli import comment as _comment  # noqa: F401  (registers the command)
 from elax_plan.cli import emulator as _emulator  # noqa: F401  (registers the command)
 from elax_plan.cli import plan as _plan  # noqa: F401  (registers the command)
 from elax_plan.cli import state_commands as _state  # noqa: F401  (registers the commands)
