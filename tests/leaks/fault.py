@@ -1,4 +1,5 @@
-"""``python -m tests.leaks.fault ARGS``: the real CLI with one test-only bug planted in apply.
+"""``python -m tests.leaks.fault ARGS``: the real CLI with test-only bugs planted in apply and in
+``comment``'s GitHub client.
 
 The first write body apply sends raises a ``RuntimeError`` (an internal error,
 not an ``ElaxError``) whose message holds what real bugs leak: the repr of the
@@ -7,6 +8,10 @@ with ``access_token=<token>``. The token is ``LEAK_FAULT_TOKEN`` from the
 environment, a value no plan field holds, so only the URL-shape rule can hide
 it. The exception is chained from another carrying the api key, and has a note
 with the URL, so every part of a traceback carries a secret.
+
+Likewise the first comment ``comment`` creates or updates raises a ``RuntimeError`` with
+the repr of the request to GitHub and its headers (``Bearer <GITHUB_TOKEN>``), chained
+from one naming the token.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 
 import httpx
 
+from elax_plan import github
 from elax_plan.apply import writer
 from elax_plan.cli import main
 
@@ -35,6 +41,20 @@ def _faulty_send(self: writer.Writer, body: bytes) -> int:
         raise error from cause
 
 
+def _faulty_github_send(
+    self: github._GitHub, method: str, path: str, text: str, what: str
+) -> tuple[int, str]:
+    request = self._client.build_request(method, f"{self.base}{path}", json={"body": text})
+    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+    try:
+        raise ValueError(f"GitHub refused token {token}")
+    except ValueError as cause:
+        raise RuntimeError(
+            f"test fault: {request!r} with headers {dict(request.headers)!r}"
+        ) from cause
+
+
 if __name__ == "__main__":
     writer.Writer.send = _faulty_send  # type: ignore[method-assign]
+    github._GitHub.send = _faulty_github_send  # type: ignore[method-assign]
     main()
