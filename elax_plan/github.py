@@ -343,7 +343,14 @@ def _rate_limit_wait(response: httpx.Response) -> tuple[str, float] | None:
     return None
 
 
+_MOVED = (
+    "The repository was renamed or transferred (GitHub redirects, elax-plan does not follow "
+    "with the token): give its new owner/name with --repo."
+)
 _HINTS = {
+    301: _MOVED,
+    302: _MOVED,
+    307: _MOVED,
     401: "GITHUB_TOKEN was refused: it may have expired, or be for another GitHub than "
     "GITHUB_API_URL.",
     403: PERMISSIONS_HINT,

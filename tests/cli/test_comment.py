@@ -271,3 +271,24 @@ def test_markers() -> None:
             marker_line(bad)
     assert carries_marker(f"text\n  {DEFAULT_MARKER}  \nmore", DEFAULT_MARKER)
     assert not carries_marker(f"> {DEFAULT_MARKER}", DEFAULT_MARKER)
+
+
+def test_a_moved_repository_is_not_followed_with_the_token() -> None:
+    """A 301 (renamed repository) is reported with a hint, never followed."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.path.endswith("/user"):
+            return httpx.Response(200, json={"login": "elax-bot"})
+        moved = "https://elsewhere.example/repositories/1/issues/7/comments"
+        return httpx.Response(
+            301, json={"message": "Moved Permanently"}, headers={"location": moved}
+        )
+
+    target = CommentTarget(REPO, PR, "https://ghe.example/api/v3")
+    with pytest.raises(GitHubError, match=r"HTTP 301 .* give its new owner/name with --repo"):
+        post_or_update_comment(
+            target, "## Plan", token=Secret("t0ken-value"), transport=httpx.MockTransport(handler)
+        )
+    assert seen == ["ghe.example", "ghe.example"]
