@@ -9,9 +9,10 @@ retryable ``GitHubUnavailable`` for ``elax_plan.retry``; its policy bounds both 
 attempts and the total wait. A retry repeats the whole look-up, so a create that
 landed despite a 502 is found and updated, not posted twice.
 
-Which comment is ours: the newest whose body has the marker on a line of its own
-(quoted, ``> <!-- … -->``, it does not count), and — when ``GET /user`` tells who the
-token is — written by that user. A GitHub App's installation token (Actions'
+Which comment is ours: the newest whose body opens with the marker line — anywhere else
+it does not count, because the multi-plan report carries each plan's own marker
+(``<!-- elax-plan:NAME -->``) inside it, and a quote (``> <!-- … -->``) is someone else's —
+and, when ``GET /user`` tells who the token is, written by that user. A GitHub App's installation token (Actions'
 ``GITHUB_TOKEN``) may not call ``GET /user``; then the marker alone decides.
 
 The token is a ``spec.Secret`` (registered for redaction) and leaves the process only in
@@ -116,13 +117,14 @@ def marker_line(text: str) -> str:
 
 
 def carries_marker(body: str, marker: str) -> bool:
-    """Whether ``marker`` is a line of ``body`` by itself (surrounding spaces aside)."""
-    return any(line.strip() == marker for line in body.splitlines())
+    """Whether ``body``'s first line (blank lines and surrounding spaces aside) is ``marker``."""
+    first = next((line.strip() for line in body.splitlines() if line.strip()), "")
+    return first == marker
 
 
 def prepare_body(body: str, marker: str = DEFAULT_MARKER) -> str:
-    """The comment as it is sent: redacted, the marker as its first line unless it carries
-    it already. ``GitHubError`` when it is empty or longer than GitHub accepts (it is
+    """The comment as it is sent: redacted, the marker as its first line unless it opens
+    with it already. ``GitHubError`` when it is empty or longer than GitHub accepts (it is
     refused, never cut: a cut report would hide plans from the review)."""
     text = redact(body)
     if not text.strip():

@@ -97,9 +97,9 @@ def comment_command(
 
     The body (--body-file, or standard input) is redacted, given the hidden
     marker line (default <!-- elax-plan:report -->) as its first line unless it
-    has it, and posted as a comment on pull request --pr. If the pull request
-    already has a comment carrying the marker on a line of its own, the newest
-    such comment is edited instead, so each run updates one comment. When GitHub
+    opens with it, and posted as a comment on pull request --pr. If the pull
+    request already has a comment opening with that marker line, the newest such
+    comment is edited instead, so each run updates one comment. When GitHub
     says whose the token is (GET /user), only that user's comments count; Actions'
     GITHUB_TOKEN cannot ask, and then the marker alone decides.
 

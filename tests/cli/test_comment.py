@@ -269,8 +269,29 @@ def test_markers() -> None:
     for bad in ("", "a -- b", "two\nlines", "<!-- x --> y -->"):
         with pytest.raises(ValueError):
             marker_line(bad)
-    assert carries_marker(f"text\n  {DEFAULT_MARKER}  \nmore", DEFAULT_MARKER)
+    assert carries_marker(f"\n  {DEFAULT_MARKER}  \r\n## Plan", DEFAULT_MARKER)
     assert not carries_marker(f"> {DEFAULT_MARKER}", DEFAULT_MARKER)
+    assert not carries_marker(f"text\n{DEFAULT_MARKER}", DEFAULT_MARKER), "first line only"
+
+
+def test_the_report_marker_is_the_one_comment_looks_for() -> None:
+    """`plan --format markdown` opens with the marker `comment` finds, and fits its limit."""
+    from elax_plan.github import MAX_BODY_CHARS
+    from elax_plan.report.plan_report import GITHUB_COMMENT_LIMIT, REPORT_MARKER
+
+    assert REPORT_MARKER == DEFAULT_MARKER and GITHUB_COMMENT_LIMIT == MAX_BODY_CHARS
+
+
+def test_a_per_plan_marker_finds_only_the_comment_it_opens(env: FakeGitHub, tmp_path: Path) -> None:
+    """The multi-plan report holds each plan's marker inside: a per-plan comment is its own."""
+    report = env.add_comment(PR, f"{DEFAULT_MARKER}\n## 2 plans\n<!-- elax-plan:orders -->\n…")
+    (tmp_path / "r.md").write_text("## orders\n")
+    args = ["comment", "--pr", str(PR), "--marker", "elax-plan:orders"]
+    assert run([*args, "--body-file", str(tmp_path / "r.md")]) == 0
+    assert run([*args, "--body-file", str(tmp_path / "r.md")]) == 0
+    assert report["body"].startswith(DEFAULT_MARKER), "the report comment is left alone"
+    assert env.comments[PR][-1]["body"] == "<!-- elax-plan:orders -->\n## orders\n"
+    assert [m for m, _, _ in env.calls() if m in ("POST", "PATCH")] == ["POST", "PATCH"]
 
 
 def test_a_moved_repository_is_not_followed_with_the_token() -> None:
