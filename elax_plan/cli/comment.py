@@ -18,6 +18,7 @@ import orjson
 
 from elax_plan.cli._group import main
 from elax_plan.cli._output import echo
+from elax_plan.cli._plan_args import var_option
 from elax_plan.cli.emulator import Duration
 from elax_plan.errors import EXIT_OK, GitHubError
 from elax_plan.github import (
@@ -41,6 +42,13 @@ def _marker(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 
 @main.command("comment")
+@click.argument("plan_args", nargs=-1, metavar="[PLAN]...")
+@var_option
+@click.option(
+    "--changed-from",
+    metavar="GIT_REF",
+    help="With PLAN: keep only the plans changed since GIT_REF (as `plan --changed-from`).",
+)
 @click.option(
     "--pr",
     type=click.IntRange(min=1),
@@ -57,10 +65,9 @@ def _marker(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 )
 @click.option(
     "--body-file",
-    default="-",
-    show_default=True,
+    default=None,
     metavar="FILE|-",
-    help="The markdown to post: a file, or - to read standard input.",
+    help="The markdown to post: a file, or - to read standard input (the default without PLAN).",
 )
 @click.option(
     "--marker",
@@ -86,16 +93,22 @@ def _marker(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     help="text: a sentence with the comment's URL; json: action, id, url, repo, pr.",
 )
 def comment_command(
+    plan_args: tuple[str, ...],
+    var_items: tuple[str, ...],
+    changed_from: str | None,
     pr: int,
     repo: str | None,
-    body_file: str,
+    body_file: str | None,
     marker: str,
     max_wait: float,
     output_format: str,
 ) -> int:
     """Post a markdown report to a pull request, or update the comment posted before.
 
-    The body (--body-file, or standard input) is redacted, given the hidden
+    With PLAN (files, directories of plans, globs; --var and --changed-from as
+    for `plan`), the body is the markdown report `elax-plan plan PLAN...
+    --format markdown` prints; otherwise it is read from --body-file or
+    standard input. The body is redacted, given the hidden
     marker line (default <!-- elax-plan:report -->) as its first line unless it
     opens with it, and posted as a comment on pull request --pr. If the pull
     request already has a comment opening with that marker line, the newest such
@@ -116,9 +129,20 @@ def comment_command(
     Prints the comment's URL and whether it was created or updated. Exit codes:
     0 posted, 1 error.
 
-    In CI: `elax-plan plan plans/ --format markdown --changed-from origin/main >
+    In CI: `elax-plan comment --pr $PR plans/ --changed-from origin/main`, or
+    `elax-plan plan plans/ --format markdown --changed-from origin/main >
     report.md && elax-plan comment --pr $PR --body-file report.md`.
     """
+    if changed_from is not None and not plan_args:
+        raise GitHubError(
+            "--changed-from picks among plans: give PLAN arguments with it.",
+            hint="For example: `elax-plan comment --pr N plans/ --changed-from origin/main`.",
+        )
+    if plan_args and body_file is not None:
+        raise GitHubError(
+            "Give either PLAN arguments or --body-file, not both.",
+            hint="With PLAN the report is rendered here; --body-file posts one made before.",
+        )
     token = os.environ.get("GITHUB_TOKEN", "").strip()
     if not token:
         raise GitHubError(
@@ -128,9 +152,13 @@ def comment_command(
         )
     secret = Secret(token)
     target = CommentTarget(_repo(repo), pr, os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL)
-    posted = post_or_update_comment(
-        target, _read_body(body_file), token=secret, marker=marker, max_wait=max_wait
-    )
+    if plan_args:
+        from elax_plan.cli._plan_many import markdown_report
+
+        body, _ = markdown_report(plan_args, var_items, changed_from=changed_from)
+    else:
+        body = _read_body(body_file or "-")
+    posted = post_or_update_comment(target, body, token=secret, marker=marker, max_wait=max_wait)
     if output_format == "json":
         echo(orjson.dumps(posted.to_json()).decode())
     else:

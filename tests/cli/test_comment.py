@@ -313,3 +313,32 @@ def test_a_moved_repository_is_not_followed_with_the_token() -> None:
             target, "## Plan", token=Secret("t0ken-value"), transport=httpx.MockTransport(handler)
         )
     assert seen == ["ghe.example", "ghe.example"]
+
+
+def test_plan_arguments_post_the_plan_report(
+    github: FakeGitHub, token: str, tmp_path: Path
+) -> None:
+    """With PLAN arguments the command renders `plan --format markdown`'s report itself."""
+    repo_root = Path(__file__).resolve().parents[2]
+    (tmp_path / "plans").symlink_to(repo_root / "plans")
+    env = {**os.environ, "GITHUB_TOKEN": token, "GITHUB_API_URL": github.url}
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "elax_plan", "comment", "--pr", str(PR), "--repo", REPO),
+            *("plans/quickstart.yaml", "plans/examples"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    body = github.comments[PR][-1]["body"]
+    assert body.startswith(f"{DEFAULT_MARKER}\n")
+    assert "<!-- elax-plan:quickstart -->" in body
+    assert "```sh\nelax-plan apply plans/quickstart.yaml\n```" in body
+    both = _cli(github, token, "comment", "--pr", "1", "x.yaml", "--body-file", "x.md")
+    assert both.returncode == 1 and "either PLAN arguments or --body-file" in both.stderr
+    _no_token(token, github, done, both)
