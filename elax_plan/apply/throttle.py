@@ -26,6 +26,10 @@ from typing import Any
 from elax_plan.errors import IndexerStalled
 from elax_plan.retry import Interrupted
 
+FIRST_WAIT = 0.05
+"""Seconds before the first re-reading of the router in a pause (then doubling up to
+``poll_interval``); the same backoff serves the wait for the index."""
+
 
 @dataclass(frozen=True, slots=True)
 class RouterReading:
@@ -77,6 +81,7 @@ class Throttle:
         self.pauses = 0
         self.max_seen_lag = 0
         self._in_flight = 0  # writes in flight at the last before_submit
+        self._wait = FIRST_WAIT  # the next wait while paused (see _next_wait)
 
     @property
     def last_reading(self) -> RouterReading | None:
@@ -163,7 +168,7 @@ class Throttle:
                 continue
             if now - self._progress_at >= self.stall_timeout:
                 raise self._stalled()
-            if self.stop.wait(self.poll_interval):
+            if self.stop.wait(self._next_wait()):
                 raise Interrupted()
             self.poll()
 
@@ -193,10 +198,19 @@ class Throttle:
             "checkpoint.",
         )
 
+    def _next_wait(self) -> float:
+        """How long to wait before the next reading while paused: ``FIRST_WAIT`` at first,
+        doubling up to ``poll_interval`` (an indexer that catches up at once is seen at once,
+        a slow one is read at the configured pace)."""
+        wait = min(self.poll_interval, self._wait)
+        self._wait = wait * 2
+        return wait
+
     def _pause(self, in_flight: int) -> None:
         assert self._last is not None
         self.paused = True
         self._compact_again = True
+        self._wait = FIRST_WAIT
         self.pauses += 1
         self._paused_since = self.clock()
         self._progress_at = self._paused_since

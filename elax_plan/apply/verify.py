@@ -35,6 +35,7 @@ from elax_plan.apply.check_context import (
 from elax_plan.apply.compare_check import compare_check
 from elax_plan.apply.http import post
 from elax_plan.apply.recall_gate import recall
+from elax_plan.apply.throttle import FIRST_WAIT
 from elax_plan.errors import ElaxError, TargetUnavailable
 from elax_plan.execution_plan import PostKind, PostStep, plural
 from elax_plan.live.delivery import stamp, wal_ops_digest
@@ -179,7 +180,8 @@ def _note_warm_up(result: CheckResult, warmed: WarmUp) -> None:
 
 
 def wait_for_index(ctx: VerifyContext, step: PostStep) -> CheckResult:
-    """Poll router.json until indexed_wal ≥ the last acknowledged sequence."""
+    """Poll router.json until indexed_wal ≥ the last acknowledged sequence (after
+    ``FIRST_WAIT``, then at doubling waits up to the throttle's poll interval)."""
     title = step.title
     target = ctx.last_acked_seq
     if target is None:
@@ -188,6 +190,7 @@ def wait_for_index(ctx: VerifyContext, step: PostStep) -> CheckResult:
     poll = float(step.params["poll_interval_s"])
     start = ctx.clock()
     first = last = ctx.read_namespace()
+    wait = FIRST_WAIT  # doubling up to poll: a quick indexer is seen at once
     while last.indexed_wal < target:
         if ctx.clock() - start >= timeout:
             moved = last.indexed_wal != first.indexed_wal
@@ -215,7 +218,8 @@ def wait_for_index(ctx: VerifyContext, step: PostStep) -> CheckResult:
                 "to finish the verification.",
                 incomplete=True,
             )
-        if ctx.stop.wait(poll):
+        wait = min(poll, wait)
+        if ctx.stop.wait(wait):
             return CheckResult(
                 step.key,
                 title,
@@ -226,6 +230,7 @@ def wait_for_index(ctx: VerifyContext, step: PostStep) -> CheckResult:
                 "Run `elax-plan apply` again to finish the verification.",
                 incomplete=True,
             )
+        wait *= 2
         last = ctx.read_namespace()
         ctx.on_event(
             "lag",

@@ -154,3 +154,30 @@ def test_mode_none_samples_the_lag_and_never_pauses() -> None:
         throttle.on_ack()
     assert throttle.pauses == 0
     assert next(d["lag"] for k, d in events if k == "lag") == 50
+
+
+def test_a_pause_reads_the_router_soon_then_at_the_configured_pace() -> None:
+    """While paused the router is read again after 50 ms, then at doubling waits up to
+    poll_interval: a quick indexer ends the pause at once, a slow one is read at its pace."""
+    waits: list[float] = []
+
+    class Recording(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waits.append(timeout or 0.0)
+            return False
+
+    clock = Clock()
+    readings = [(20, 10)] * 7 + [(20, 20)]
+    throttle = Throttle(
+        Router(clock, readings),
+        max_wal_lag=4,
+        resume_wal_lag=1,
+        poll_interval=1.0,
+        stall_timeout=100.0,
+        stop=Recording(),
+        on_event=lambda *_: None,
+        clock=clock,
+    )
+    throttle.before_submit(in_flight=0)
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert not throttle.paused

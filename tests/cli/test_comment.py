@@ -321,11 +321,12 @@ def test_plan_arguments_post_the_plan_report(
     """With PLAN arguments the command renders `plan --format markdown`'s report itself."""
     repo_root = Path(__file__).resolve().parents[2]
     (tmp_path / "plans").symlink_to(repo_root / "plans")
+    (tmp_path / "broken.yaml").write_text("version: 1\nname: broken\n")  # no target
     env = {**os.environ, "GITHUB_TOKEN": token, "GITHUB_API_URL": github.url}
     done = subprocess.run(
         [
             *(sys.executable, "-m", "elax_plan", "comment", "--pr", str(PR), "--repo", REPO),
-            *("plans/quickstart.yaml", "plans/examples"),
+            *("plans/quickstart.yaml", "broken.yaml"),
         ],
         capture_output=True,
         text=True,
@@ -339,6 +340,7 @@ def test_plan_arguments_post_the_plan_report(
     assert body.startswith(f"{DEFAULT_MARKER}\n")
     assert "<!-- elax-plan:quickstart -->" in body
     assert "```sh\nelax-plan apply plans/quickstart.yaml\n```" in body
+    assert "broken.yaml" in body  # a plan that failed is named, not dropped
     both = _cli(github, token, "comment", "--pr", "1", "x.yaml", "--body-file", "x.md")
     assert both.returncode == 1 and "either PLAN arguments or --body-file" in both.stderr
     _no_token(token, github, done, both)
