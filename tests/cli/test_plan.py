@@ -48,7 +48,7 @@ def test_three_formats_and_detailed_exit_codes(plan_file: Path) -> None:
     md = run_cli("plan", str(plan_file), "--format", "markdown")
     assert md.returncode == 0
     assert md.stdout.startswith("<!-- elax-plan:backfill -->\n### elax-plan: `backfill`")
-    assert "| `+` |" in md.stdout and len(md.stdout) < 60_000
+    assert "| `+` |" in md.stdout
     js = run_cli("plan", str(plan_file), "--format", "json")
     doc = json.loads(js.stdout)
     jsonschema.validate(doc, SCHEMA)

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -581,10 +580,10 @@ def test_secret_from_env_never_appears_in_output(
         assert "***" in output or output_format == "text"
 
 
-def test_validate_is_fast_and_skips_heavy_imports() -> None:
-    """validate on the quickstart plan takes well under a second and imports no numpy/pyarrow/s3fs."""
+def test_validate_skips_heavy_imports() -> None:
+    """validate on the quickstart plan imports no numpy/pyarrow/s3fs (what keeps it fast;
+    its time is a benchmark's business, not a test's)."""
     command = [sys.executable, "-X", "importtime", "-m", "elax_plan", "validate"]
-    started = time.perf_counter()
     result = subprocess.run(
         [*command, "plans/quickstart.yaml"],
         cwd=REPO,
@@ -593,7 +592,6 @@ def test_validate_is_fast_and_skips_heavy_imports() -> None:
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         check=False,
     )
-    elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {
         line.split("|")[-1].strip()
@@ -602,8 +600,6 @@ def test_validate_is_fast_and_skips_heavy_imports() -> None:
     }
     heavy = {"numpy", "pyarrow", "s3fs", "botocore", "aiobotocore", "starlette", "uvicorn"}
     assert not heavy & imported, sorted(heavy & imported)
-    # Generous for a loaded 2-core CI machine; typically about 0.3 s.
-    assert elapsed < 2.0, elapsed
 
 
 def test_deeply_nested_yaml_is_a_located_error_not_an_internal_one(tmp_path: Path) -> None:

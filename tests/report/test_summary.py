@@ -27,7 +27,9 @@ from tests.report.markdown_check import markdown_problems
 
 CASE = Path(__file__).parents[1] / "cases" / "summary"
 REPO = Path(__file__).parents[2]
-SCHEMA = json.loads((REPO / "schemas" / "run-record.schema.json").read_text())
+SCHEMA = json.loads(
+    resources.files("elax_plan").joinpath("schemas/run-record.schema.json").read_text()
+)
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
 
 
@@ -54,10 +56,9 @@ def test_golden_record_renders_byte_for_byte() -> None:
 
 
 def test_golden_record_matches_the_schema() -> None:
-    """The schema is valid 2020-12, packaged, and the golden record conforms to it."""
+    """The packaged schema (read as the wheel carries it) is valid 2020-12, and the golden
+    record conforms to it."""
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
-    packaged = resources.files("elax_plan").joinpath("schemas/run-record.schema.json")
-    assert json.loads(packaged.read_text()) == SCHEMA
     VALIDATOR.validate(golden_record())
 
 
