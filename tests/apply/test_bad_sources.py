@@ -683,3 +683,79 @@ def test_a_truncated_gzip_source_is_a_located_source_error(
     assert "bytes into the decompressed data): its gzip stream ends before it is complete" in (
         done.stderr
     )
+
+
+# Rows that are not UTF-8, the bad bytes in every part of a row apply's fast path splits (the
+# id, the vector's own text, the rest decoded by orjson, between tokens, after the object):
+# (name, line, the bad bytes as they appear in it).
+NOT_UTF8: list[tuple[str, bytes, bytes]] = [
+    ("id", b'{"id":"x\xff",' + V + b"}", b"\xff"),
+    ("id-after-vector", b"{" + V + b',"id":"g\xfe"}', b"\xfe"),
+    ("latin1-value", b'{"id":"a",' + V + b',"title":"caf\xe9"}', b"\xe9"),
+    ("cut-multibyte-name", b'{"id":"b",' + V + b',"t\xc3":1}', b"\xc3"),
+    ("overlong", b'{"id":"c",' + V + b',"t":"\xc0\xaf"}', b"\xc0"),
+    ("cesu-surrogate", b'{"id":"d",' + V + b',"t":"\xed\xa0\x80"}', b"\xed"),
+    ("nested", b'{"id":"e",' + V + b',"m":{"k":["\xf8"]}}', b"\xf8"),
+    ("inside-vector", b'{"id":"f","vector":[0.5,\xa01.5]}', b"\xa0"),
+    ("between-tokens", b'{"id":"h",' + V + b"\x85}", b"\x85"),
+    ("after-object", b'{"id":"i",' + V + b"}\x80", b"\x80"),
+]
+
+
+def _utf8_reason(line: bytes, bad: bytes) -> str:
+    at = line.index(bad)
+    return f"line is not valid UTF-8 (byte 0x{line[at]:02x} at byte {at + 1})"
+
+
+@pytest.mark.parametrize(("name", "line", "bad"), NOT_UTF8, ids=[c[0] for c in NOT_UTF8])
+def test_a_non_utf8_row_stops_the_run_at_its_file_and_line(
+    tmp_path: Path,
+    serve_emulator: Callable[..., RunningEmulator],
+    name: str,
+    line: bytes,
+    bad: bytes,
+) -> None:
+    """on_invalid_row: fail (the default), through the CLI: the first row that is not UTF-8
+    ends apply with exit 1 and FILE:LINE, the byte and its place; never a traceback."""
+    path = tmp_path / "src" / f"{name}.ndjson"
+    path.parent.mkdir()
+    path.write_bytes(b"\n".join([*good_rows(name), line, *good_rows(name, 2, 2)]) + b"\n")
+    plan = plan_for(tmp_path, serve_emulator, str(path))
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{path.as_uri()}:3: {_utf8_reason(line, bad)}" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr.lower()
+
+
+def test_non_utf8_rows_under_skip_are_rejected_at_their_place(
+    tmp_path: Path, serve_emulator: Callable[..., RunningEmulator]
+) -> None:
+    """on_invalid_row: skip: every row that is not UTF-8 is in rejects.ndjson (itself valid
+    JSON) with its file, line and reason; the good rows around them all land."""
+    folder = tmp_path / "src"
+    folder.mkdir()
+    lines: list[bytes] = []
+    for i, (_, line, _) in enumerate(NOT_UTF8):
+        lines += [*good_rows("ok", 1, i), line]
+    path = folder / "mixed.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    extra = "ingest:\n  on_invalid_row: skip\n  max_invalid_rows: 100\n"
+    plan = plan_for(tmp_path, serve_emulator, str(path), extra)
+    done = run_cli("apply", str(plan), "--auto-approve")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Apply completed with {len(NOT_UTF8):,} rejected rows" in done.stdout, done.stdout
+    rejects = [
+        orjson.loads(x)
+        for x in (run_dirs(tmp_path / "state")[-1] / "rejects.ndjson").read_bytes().splitlines()
+    ]
+    expected = [
+        (path.as_uri(), 2 * (i + 1), _utf8_reason(line, bad))
+        for i, (_, line, bad) in enumerate(NOT_UTF8)
+    ]
+    assert [(r["file"], r["line"], r["reason"]) for r in rejects] == expected
+    assert all(isinstance(r["excerpt"], str) for r in rejects), rejects
+    ledger = orjson.loads((tmp_path / "state" / "backfill" / "state.json").read_bytes())
+    assert ledger["files"][path.as_uri()]["rows"] == len(NOT_UTF8)
+    assert sorted(wal_documents(tmp_path / "store", "docs")) == sorted(
+        f"ok-{i}" for i in range(len(NOT_UTF8))
+    )
