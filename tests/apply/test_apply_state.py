@@ -287,3 +287,84 @@ def test_lock_timeout_gives_up_naming_the_holder(setup: Setup, tmp_path: Path) -
     assert "locked by another run after waiting 2s" in error, error
     assert "user ops on host elsewhere (pid 4242)" in error and held.lock_id in error, error
     assert not (tmp_path / "store" / "namespaces").exists(), "nothing was written"
+
+
+# Small chunks and a lag limit of 1: with no indexer, a first apply pauses after its first
+# writes and holds the plan's lease until the test releases it.
+HOLDING = (
+    "ingest:\n  chunk_bytes: 4KiB\n"
+    "throttle:\n  max_wal_lag: 1\n  resume_wal_lag: 0\n  stall_timeout: 1h\n  poll_interval: 50ms\n"
+)
+
+
+def test_lock_timeout_waits_for_a_running_apply_and_resumes_its_plan(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """A second apply with --lock-timeout, started while a first apply of the same plan holds
+    its lease, waits (naming that process), takes the lease once the first stops on SIGTERM
+    within the timeout, and finishes the plan: exit 0, the namespace exact."""
+    emu, plan, data = setup(indexer="none", extra=HOLDING)
+    lock = tmp_path / "state" / "backfill" / "lock.json"
+    first = start_apply(plan)
+    second: subprocess.Popen[str] | None = None
+    stderr = tmp_path / "second.err"
+    try:
+        wait_for(lock)
+        held = json.loads(lock.read_text())
+        second = waiter = _apply_waiting(plan, "1m", stderr)
+        wait_until(
+            lambda: "Waiting up to 1m" in stderr.read_text() or waiter.poll() is not None,
+            what="the second apply to wait",
+        )
+        said = stderr.read_text()
+        assert second.poll() is None, said
+        assert f"host {held['holder']['host']}, pid {first.pid} (lock id {held['lock_id']}" in said
+        first.send_signal(signal.SIGTERM)
+        _, first_err = first.communicate(timeout=30)
+        assert first.returncode == 130, first_err
+        emu.emulator.indexer.start()  # the second run must not stall on the first's lag
+        code = second.wait(timeout=60)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            if proc is not None:
+                proc.communicate()  # reaped, and its pipes closed
+    err = stderr.read_text()
+    assert code == 0, err
+    assert err.count("Waiting up to") == 1, err
+    assert not lock.exists()
+    assert_exact(tmp_path / "store", "docs", data)
+
+
+def test_a_shorter_lock_timeout_gives_up_on_a_running_apply_naming_it(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """While a first apply holds the plan's lease past the second's --lock-timeout, the second
+    waits that long, then exits 1 naming the first's host, pid and lock id; the first's lease
+    is intact, and the first, let go, ends exact."""
+    emu, plan, data = setup(indexer="none", extra=HOLDING)
+    lock = tmp_path / "state" / "backfill" / "lock.json"
+    first = start_apply(plan)
+    try:
+        wait_for(lock)
+        held = json.loads(lock.read_text())
+        started = time.monotonic()
+        refused = run_cli("apply", str(plan), "--auto-approve", "--lock-timeout", "1s")
+        waited = time.monotonic() - started
+        assert refused.returncode == 1, refused.stderr
+        assert waited >= 1.0, f"gave up after {waited:.2f}s"
+        assert refused.stderr.count("Waiting up to 1s for the lease held by") == 1
+        error = next(line for line in refused.stderr.splitlines() if line.startswith("Error:"))
+        assert "locked by another run after waiting 1s" in error, error
+        assert f"on host {held['holder']['host']} (pid {first.pid})" in error, error
+        assert held["lock_id"] in error and "Traceback" not in refused.stderr, error
+        assert json.loads(lock.read_text())["lock_id"] == held["lock_id"], "the lease is intact"
+        emu.emulator.indexer.start()
+        _, first_err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()  # reaped, and its pipes closed
+    assert first.returncode == 0, first_err
+    assert_exact(tmp_path / "store", "docs", data)
