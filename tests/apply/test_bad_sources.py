@@ -707,7 +707,12 @@ def _utf8_reason(line: bytes, bad: bytes) -> str:
     return f"line is not valid UTF-8 (byte 0x{line[at]:02x} at byte {at + 1})"
 
 
-@pytest.mark.parametrize(("name", "line", "bad"), NOT_UTF8, ids=[c[0] for c in NOT_UTF8])
+# Under fail, one case per decoding path (the id fast path, an attribute, the vector's text);
+# the skip test below runs all ten in one apply.
+STOPPING = [c for c in NOT_UTF8 if c[0] in ("id", "latin1-value", "inside-vector")]
+
+
+@pytest.mark.parametrize(("name", "line", "bad"), STOPPING, ids=[c[0] for c in STOPPING])
 def test_a_non_utf8_row_stops_the_run_at_its_file_and_line(
     tmp_path: Path,
     serve_emulator: Callable[..., RunningEmulator],
