@@ -8,9 +8,6 @@ external``)."""
 from __future__ import annotations
 
 import gzip
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,20 +17,10 @@ import orjson
 import pytest
 
 from elax_plan.emulator import EmulatorConfig
+from tests.apply.support import run_cli
 from tests.conftest import RunningEmulator, S3Server
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def elax(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "elax_plan", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_quickstart_applies_then_has_no_changes(tmp_path: Path) -> None:
@@ -41,11 +28,13 @@ def test_quickstart_applies_then_has_no_changes(tmp_path: Path) -> None:
     (tmp_path / "plans").symlink_to(REPO / "plans")
     # The comment a reviewer sees first: the filtered check names its value, and nothing
     # needs attention, so there is no Warnings section.
-    review = elax(tmp_path, "plan", "plans/quickstart.yaml", "--format", "markdown").stdout
+    review = run_cli(
+        "plan", "plans/quickstart.yaml", "--format", "markdown", cwd=tmp_path, timeout=300
+    ).stdout
     assert 'filter category = "outerwear"' in review
     assert "#### Warnings" not in review and "<!-- elax-plan:quickstart -->" in review
     assert "| estimate | ~" in review and "| throttle | pause above a WAL lag of 8" in review
-    first = elax(tmp_path, "apply", "plans/quickstart.yaml", "--auto-approve")
+    first = run_cli("apply", "plans/quickstart.yaml", "--auto-approve", cwd=tmp_path, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "Plan: 1 file to write" in first.stdout
     assert "Backfill succeeded" in first.stdout
@@ -59,14 +48,18 @@ def test_quickstart_applies_then_has_no_changes(tmp_path: Path) -> None:
     comparison = summary[summary.index("## Comparison") : summary.index("## WAL")]
     assert "mean overlap@k 1.0000 over 12 of 12 queries" in comparison
     assert "| vector_exact | 6 | 1.0000 |" in comparison
-    second = elax(tmp_path, "apply", "plans/quickstart.yaml", "--auto-approve")
+    second = run_cli("apply", "plans/quickstart.yaml", "--auto-approve", cwd=tmp_path, timeout=300)
     assert second.returncode == 0, second.stderr
     assert "No changes" in second.stdout
-    plan = elax(tmp_path, "plan", "plans/quickstart.yaml", "--detailed-exitcode")
+    plan = run_cli(
+        "plan", "plans/quickstart.yaml", "--detailed-exitcode", cwd=tmp_path, timeout=300
+    )
     assert plan.returncode == 0, plan.stdout + plan.stderr
     # The pull-request comment of the finished plan: its marker, the last run (not a
     # warning: it passed), paths as the plan file writes them, a legend, the filter's value.
-    comment = elax(tmp_path, "plan", "plans/quickstart.yaml", "--format", "markdown").stdout
+    comment = run_cli(
+        "plan", "plans/quickstart.yaml", "--format", "markdown", cwd=tmp_path, timeout=300
+    ).stdout
     assert comment.startswith("<!-- elax-plan:quickstart -->\n")
     assert "#### Warnings" not in comment and "verification passed" in comment
     assert "| `=` | `plans/data/quickstart.ndjson` |" in comment and "file://" not in comment
@@ -74,18 +67,6 @@ def test_quickstart_applies_then_has_no_changes(tmp_path: Path) -> None:
 
 
 # --- the examples, against an emulator and the moto S3 server -------------------------------
-
-
-def elax_env(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "elax_plan", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, **env},
-    )
 
 
 def s3_with_buckets(server: S3Server, *buckets: str) -> Any:
@@ -130,7 +111,7 @@ def test_wal_trim_example_runs(
     (tmp_path / "exports" / "catalogue-001.ndjson").write_bytes(b"\n".join(lines) + b"\n")
     plan = REPO / "plans" / "examples" / "wal-trim.yaml"
     env = {"ELACSYM_URL": emu.url}
-    done = elax_env(tmp_path, env, "apply", str(plan), "--auto-approve")
+    done = run_cli("apply", str(plan), "--auto-approve", cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Backfill succeeded" in done.stdout
     assert "WAL trim" in done.stdout
@@ -172,7 +153,7 @@ def test_migration_example_runs_against_s3(
         "AWS_SHARED_CREDENTIALS_FILE": str(creds),
     }
     plan = REPO / "plans" / "examples" / "migration-verified.yaml"
-    done = elax_env(tmp_path, env, "apply", str(plan), "--auto-approve")
+    done = run_cli("apply", str(plan), "--auto-approve", cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Backfill succeeded" in done.stdout
     assert fs.exists("elax-plan-state/migrations/docs-migration-2026/state.json")
@@ -211,7 +192,7 @@ def test_s3_parquet_example_runs(
         "AWS_ENDPOINT_URL": s3_server.endpoint_url,
     }
     plan = REPO / "plans" / "examples" / "s3-parquet.yaml"
-    done = elax_env(tmp_path, env, "apply", str(plan), "--auto-approve")
+    done = run_cli("apply", str(plan), "--auto-approve", cwd=tmp_path, env=env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Backfill succeeded" in done.stdout
     hits = emu.query("products", {"vector": vectors[5].tolist(), "top_k": 1}).json()["hits"]

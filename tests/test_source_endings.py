@@ -13,8 +13,6 @@ import bz2
 import gzip
 import lzma
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -161,18 +159,6 @@ REFUSED = [
 ]
 
 
-def elax(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m elax_plan ARGS`` run in ``cwd`` (the plan's relative paths resolve there)."""
-    return subprocess.run(
-        [sys.executable, "-m", "elax_plan", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def _plan_for(tmp_path: Path, uri: str, source_extra: str = "") -> Path:
     plan = tmp_path / "plan.yaml"
     plan.write_text(MINIMAL_PLAN.replace("  uri: data/*.ndjson\n", f"  uri: {uri}\n{source_extra}"))
@@ -188,7 +174,7 @@ def test_validate_and_plan_refuse_an_ending_apply_cannot_read(
     (tmp_path / "data" / name).write_bytes(gzip.compress(b'{"id": 1}\n'))
     plan = _plan_for(tmp_path, f"data/{name}")
     for command in ("validate", "plan"):
-        done = elax(tmp_path, command, str(plan))
+        done = run_cli(command, str(plan), cwd=tmp_path)
         assert done.returncode == 1, (command, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
         assert f'plan.yaml:9:8: source.uri ("data/{name}") {fragment}' in done.stderr
@@ -200,8 +186,8 @@ def test_plan_refuses_a_listed_file_apply_cannot_read(tmp_path: Path) -> None:
     make_dataset(tmp_path / "data", files=1, rows=3)
     (tmp_path / "data" / "more.jsonl.zip").write_bytes(b"PK\x03\x04")
     plan = _plan_for(tmp_path, "data/*", "  format: ndjson\n")
-    assert elax(tmp_path, "validate", str(plan)).returncode == 0
-    done = elax(tmp_path, "plan", str(plan))
+    assert run_cli("validate", str(plan), cwd=tmp_path).returncode == 0
+    done = run_cli("plan", str(plan), cwd=tmp_path)
     assert done.returncode == 1, done.stdout
     assert "Traceback" not in done.stderr
     zipped = (tmp_path / "data" / "more.jsonl.zip").as_uri()

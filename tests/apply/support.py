@@ -139,11 +139,17 @@ def assert_exact(store_dir: Path, namespace: str, expected: Dataset) -> None:
 
 
 def run_cli(
-    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    *args: str,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m elax_plan ARGS`` in a subprocess, output captured; ``env`` adds variables."""
+    """``python -m elax_plan ARGS`` in a subprocess, output captured, standard input empty;
+    ``env`` adds variables, ``cwd`` is where a plan's relative paths resolve. The one runner
+    of the CLI as a process that the tests share."""
     return subprocess.run(
         [sys.executable, "-m", "elax_plan", *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
