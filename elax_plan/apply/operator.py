@@ -91,16 +91,22 @@ def _git(plan_file: Path) -> dict[str, Any] | None:
     return {"commit": commit, "plan_file_modified": bool(status)}
 
 
+def git(folder: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``git -C folder ARGS``, output captured, no input; raises ``OSError`` (no git) and
+    ``subprocess.TimeoutExpired``: callers decide whether that is an error or no answer."""
+    return subprocess.run(
+        ["git", "-C", str(folder), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
 def _run_git(folder: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(
-            ["git", "-C", str(folder), *args],
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        done = git(folder, *args, timeout=GIT_TIMEOUT_S)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

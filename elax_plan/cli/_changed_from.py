@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from elax_plan.apply.operator import git
 from elax_plan.errors import ElaxError
 from elax_plan.spec import PlanSpec, is_local, local_path
 
@@ -168,14 +169,7 @@ def _merge_base(top: Path, ref: str) -> str:
 
 def _git(folder: Path, *args: str, failed: str, hint: str) -> str:
     try:
-        done = subprocess.run(
-            ["git", "-C", str(folder), *args],
-            capture_output=True,
-            text=True,
-            timeout=GIT_TIMEOUT_S,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        done = git(folder, *args, timeout=GIT_TIMEOUT_S)
     except FileNotFoundError:
         raise ElaxError(
             "--changed-from needs git, and there is no `git` on PATH.",
